@@ -1,0 +1,201 @@
+//! Validated identifiers: [`TownId`], [`AgentId`], [`RigId`].
+//!
+//! Ids end up as path components (`/agents/<agent>`), Docker container names and labels
+//! (`gastown.town=<town>`) and SQLite keys, so they are restricted to a set that is safe in
+//! all of those places: 1 to [`MAX_ID_LEN`] characters of `[a-z0-9_-]`.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// The longest id accepted, in characters (and bytes: ids are ASCII).
+pub const MAX_ID_LEN: usize = 64;
+
+/// Why an id was rejected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum IdRejection {
+    /// The id is the empty string.
+    Empty,
+    /// The id is longer than [`MAX_ID_LEN`].
+    TooLong,
+    /// The id holds a character outside `[a-z0-9_-]` (upper case, `/`, `.`, space, …).
+    BadCharacter,
+}
+
+impl fmt::Display for IdRejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            IdRejection::Empty => "must not be empty",
+            IdRejection::TooLong => "must be at most 64 characters",
+            IdRejection::BadCharacter => "may only hold a-z, 0-9, '_' and '-'",
+        })
+    }
+}
+
+fn validate(kind: &'static str, value: &str) -> Result<()> {
+    let reason = if value.is_empty() {
+        Some(IdRejection::Empty)
+    } else if value.len() > MAX_ID_LEN {
+        Some(IdRejection::TooLong)
+    } else if !value
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+    {
+        Some(IdRejection::BadCharacter)
+    } else {
+        None
+    };
+    match reason {
+        None => Ok(()),
+        Some(reason) => Err(Error::InvalidId {
+            kind,
+            // Cap what we echo back: the value is user input and may be huge.
+            value: value.chars().take(80).collect(),
+            reason,
+        }),
+    }
+}
+
+macro_rules! id_type {
+    ($(#[$doc:meta])* $name:ident, $kind:literal) => {
+        $(#[$doc])*
+        #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[serde(try_from = "String", into = "String")]
+        pub struct $name(String);
+
+        impl $name {
+            /// Validates `value` and wraps it.
+            ///
+            /// # Errors
+            /// [`Error::InvalidId`] when `value` is empty, longer than [`MAX_ID_LEN`], or
+            /// holds a character outside `[a-z0-9_-]`.
+            pub fn new(value: impl Into<String>) -> Result<Self> {
+                let value = value.into();
+                validate($kind, &value)?;
+                Ok(Self(value))
+            }
+
+            /// The id as a string slice.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}({:?})", stringify!($name), self.0)
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = Error;
+            fn from_str(s: &str) -> Result<Self> {
+                Self::new(s)
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = Error;
+            fn try_from(s: String) -> Result<Self> {
+                Self::new(s)
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(id: $name) -> String {
+                id.0
+            }
+        }
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+    };
+}
+
+id_type!(
+    /// A town's id: the unit of tenancy (one mayor, its rigs, agents and beads).
+    TownId,
+    "town"
+);
+id_type!(
+    /// An agent's id, unique within its town (the mayor's is `mayor`).
+    AgentId,
+    "agent"
+);
+id_type!(
+    /// A rig's id: the name of one git repository the town works on.
+    RigId,
+    "rig"
+);
+
+impl AgentId {
+    /// The id every town gives its mayor: `mayor`.
+    pub fn mayor() -> Self {
+        Self("mayor".to_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rejection(value: &str) -> IdRejection {
+        match TownId::new(value) {
+            Err(Error::InvalidId { reason, .. }) => reason,
+            other => panic!("expected a rejection for {value:?}, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn accepts_the_safe_alphabet() {
+        for ok in ["a", "town-1", "my_town", "0", &"x".repeat(64)] {
+            assert_eq!(TownId::new(ok).unwrap().as_str(), ok);
+        }
+    }
+
+    #[test]
+    fn rejects_empty() {
+        assert_eq!(rejection(""), IdRejection::Empty);
+    }
+
+    #[test]
+    fn rejects_too_long() {
+        assert_eq!(rejection(&"x".repeat(65)), IdRejection::TooLong);
+    }
+
+    #[test]
+    fn rejects_each_unsafe_character() {
+        for bad in [
+            "Town", "a/b", "..", "a.b", "a b", "a\0b", "é", "a:b", "a\\b", "-/",
+        ] {
+            assert_eq!(rejection(bad), IdRejection::BadCharacter, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn error_names_kind_and_reason() {
+        let err = RigId::new("Bad/Rig").unwrap_err().to_string();
+        assert!(err.contains("rig"), "{err}");
+        assert!(err.contains("a-z"), "{err}");
+    }
+
+    #[test]
+    fn serde_validates() {
+        let ok: AgentId = serde_json::from_str("\"polecat-1\"").unwrap();
+        assert_eq!(ok.as_str(), "polecat-1");
+        assert!(serde_json::from_str::<AgentId>("\"../etc\"").is_err());
+    }
+}

@@ -1,0 +1,1 @@
+//! TODO: kilo (being written).

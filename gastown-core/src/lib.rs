@@ -1,0 +1,57 @@
+//! Domain types, pure policies and traits of gastown.
+//!
+//! # Layout
+//!
+//! - [`ids`], [`role`], [`status`], [`phase`]: the vocabulary (validated ids, roles, the
+//!   seeds' two status sets, the five startup phases).
+//! - [`config`]: [`TownConfig`] — rigs, the mayor's models, the SDK launcher.
+//! - [`path`], [`command`], [`runtime`]: the [`ContainerRuntime`] trait and what it takes.
+//! - [`layout`], [`env`]: where an agent's files live, and the one env builder that a start
+//!   and a prewarm share.
+//! - [`token`]: container tokens (HS256 JWT).
+//! - [`sdk`]: the HTTP client of the SDK server (`kilo serve`).
+//! - [`kilo`]: finding the kilo binary.
+//! - [`store`]: [`TownStore`], the town's SQLite state; [`snapshot`]: agent `kilo.db`
+//!   snapshots.
+//! - [`report`]: the startup report and the ensure decision.
+//! - `conformance` (feature `conformance`): the checks every runtime must pass.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod command;
+pub mod config;
+#[cfg(any(feature = "conformance", test))]
+pub mod conformance;
+pub mod env;
+pub mod error;
+pub mod ids;
+pub mod kilo;
+pub mod layout;
+pub mod path;
+pub mod phase;
+pub mod report;
+pub mod role;
+pub mod runtime;
+pub mod sdk;
+pub mod secret;
+pub mod snapshot;
+pub mod status;
+pub mod store;
+pub mod token;
+
+pub use command::{CommandSpec, Word};
+pub use config::{ModelRef, RigConfig, SdkLauncher, TownConfig};
+pub use error::{Error, Result};
+pub use ids::{AgentId, RigId, TownId};
+pub use layout::AgentLayout;
+pub use path::ContainerPath;
+pub use phase::StartupPhase;
+pub use report::{EnsureDecision, PhaseTiming, StartupReport};
+pub use role::Role;
+pub use runtime::{
+    ContainerInfo, ContainerOptions, ContainerRuntime, ContainerRuntimeExt, ExecOutput, Mount,
+    OutputLine, ProcessHandle, SpawnedProcess, Stream,
+};
+pub use secret::Secret;
+pub use status::{AgentStatus, ContainerStatus, ProcessStatus};
+pub use store::TownStore;

@@ -1,0 +1,97 @@
+//! The startup report `ensure_mayor` returns, and the decision it records.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::phase::StartupPhase;
+
+/// What `ensure_mayor` decided, with the seeds' outcome names
+/// (recorded as the `mayor.ensure_decision` event).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EnsureDecision {
+    /// The mayor was working or waiting and its SDK server answered a health probe: nothing to do.
+    ShortCircuitWarm,
+    /// The mayor was idle with a live SDK server: nothing to start.
+    ShortCircuitIdle,
+    /// The town believed the mayor ran, but its SDK process or session was gone: start again.
+    SdkDeadRedispatch,
+    /// No live mayor: a fresh start.
+    FreshDispatch,
+}
+
+impl EnsureDecision {
+    /// The seeds' name (`short_circuit_warm`, `short_circuit_idle`, `sdk_dead_redispatch`,
+    /// `fresh_dispatch`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EnsureDecision::ShortCircuitWarm => "short_circuit_warm",
+            EnsureDecision::ShortCircuitIdle => "short_circuit_idle",
+            EnsureDecision::SdkDeadRedispatch => "sdk_dead_redispatch",
+            EnsureDecision::FreshDispatch => "fresh_dispatch",
+        }
+    }
+
+    /// True when the decision starts the agent (runs the phases).
+    pub fn starts_agent(self) -> bool {
+        matches!(
+            self,
+            EnsureDecision::SdkDeadRedispatch | EnsureDecision::FreshDispatch
+        )
+    }
+}
+
+impl fmt::Display for EnsureDecision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How long one phase took, and when it started relative to the start of the request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PhaseTiming {
+    /// Which phase.
+    pub phase: StartupPhase,
+    /// Offset of the phase's start from the request's start, in ms.
+    pub start_offset_ms: u64,
+    /// Duration of the phase, in ms (0 for a phase that found its work already done,
+    /// e.g. the sdk phase of a prewarmed server).
+    pub duration_ms: u64,
+    /// Attempts the phase needed (1 when it succeeded first time).
+    pub attempts: u32,
+}
+
+/// What an agent start (or an `ensure_mayor` that found the mayor live) did and how long it took.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StartupReport {
+    /// The ensure decision that led to this report.
+    pub decision: EnsureDecision,
+    /// True when the SDK server was already running with the same config hash (a prewarm or
+    /// an earlier start was reused).
+    pub prewarmed: bool,
+    /// From the request's start to ready, in ms.
+    pub total_ms: u64,
+    /// The phases that ran, in order (empty for a short circuit).
+    pub phases: Vec<PhaseTiming>,
+}
+
+impl StartupReport {
+    /// A report for a request that found the agent live and ran no phase.
+    pub fn short_circuit(decision: EnsureDecision, total_ms: u64) -> Self {
+        Self {
+            decision,
+            prewarmed: true,
+            total_ms,
+            phases: Vec::new(),
+        }
+    }
+
+    /// The duration of `phase` in ms, if it ran.
+    pub fn phase_ms(&self, phase: StartupPhase) -> Option<u64> {
+        self.phases
+            .iter()
+            .find(|t| t.phase == phase)
+            .map(|t| t.duration_ms)
+    }
+}

@@ -1,0 +1,260 @@
+//! [`ContainerRuntime`]: where a town's processes run.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::sync::mpsc;
+
+use crate::command::CommandSpec;
+use crate::error::{Error, Result};
+use crate::ids::TownId;
+use crate::path::ContainerPath;
+use crate::status::{ContainerStatus, ProcessStatus};
+
+/// How a town's container is started.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ContainerOptions {
+    /// Host directories the town declares (rigs cloned from host paths). Nothing else from
+    /// the host is mounted.
+    pub mounts: Vec<Mount>,
+    /// Memory limit in bytes (backends that enforce limits; `None` = backend default).
+    pub memory_bytes: Option<u64>,
+    /// Process-count limit (backends that enforce limits; `None` = backend default).
+    pub pids_limit: Option<i64>,
+}
+
+impl ContainerOptions {
+    /// Adds a read-only mount of a host directory.
+    pub fn with_read_only_mount(mut self, host: PathBuf, container: ContainerPath) -> Self {
+        self.mounts.push(Mount {
+            host,
+            container,
+            read_only: true,
+        });
+        self
+    }
+}
+
+/// A host directory made visible inside the container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mount {
+    /// The host directory (absolute).
+    pub host: PathBuf,
+    /// Where it appears inside the container.
+    pub container: ContainerPath,
+    /// Mounted read-only.
+    pub read_only: bool,
+}
+
+/// What [`ContainerRuntime::start`] found or made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerInfo {
+    /// The backend's id for the container (a directory name, a Docker container id).
+    pub id: String,
+    /// False when a running container for the town was adopted rather than created.
+    pub created: bool,
+}
+
+/// The outcome of a command run to completion.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ExecOutput {
+    /// The exit code (`-1` when the process was killed by a signal).
+    pub exit_code: i32,
+    /// Everything written to stdout.
+    pub stdout: Vec<u8>,
+    /// Everything written to stderr.
+    pub stderr: Vec<u8>,
+}
+
+impl ExecOutput {
+    /// True for exit code 0.
+    pub fn success(&self) -> bool {
+        self.exit_code == 0
+    }
+
+    /// stdout as (lossy) UTF-8.
+    pub fn stdout_str(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+
+    /// The last `max` bytes of stderr as (lossy) UTF-8, for error messages.
+    pub fn stderr_tail(&self, max: usize) -> String {
+        let start = self.stderr.len().saturating_sub(max);
+        String::from_utf8_lossy(&self.stderr[start..])
+            .trim()
+            .to_owned()
+    }
+}
+
+impl fmt::Debug for ExecOutput {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ExecOutput")
+            .field("exit_code", &self.exit_code)
+            .field("stdout_bytes", &self.stdout.len())
+            .field("stderr_bytes", &self.stderr.len())
+            .finish()
+    }
+}
+
+/// Which stream a line of output came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    /// Standard output.
+    Stdout,
+    /// Standard error.
+    Stderr,
+}
+
+/// One line a long-running process wrote (without its line ending).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutputLine {
+    /// The stream.
+    pub stream: Stream,
+    /// The text (lossy UTF-8).
+    pub line: String,
+}
+
+/// A long-running process started by [`ContainerRuntime::spawn`].
+#[derive(Debug)]
+pub struct SpawnedProcess {
+    /// Controls the process; cheap to clone and share.
+    pub handle: Arc<dyn ProcessHandle>,
+    /// Its stdout and stderr, line by line; closed when the process ends. Lines that arrive
+    /// while nobody reads are buffered (bounded; the oldest are dropped past the bound).
+    pub output: mpsc::Receiver<OutputLine>,
+}
+
+/// Control of one long-running process inside a container.
+#[async_trait]
+pub trait ProcessHandle: Send + Sync + fmt::Debug {
+    /// The process id as seen from the host (`None` where the backend cannot tell).
+    fn pid(&self) -> Option<u32>;
+
+    /// The process's current status, from the real process (not remembered state).
+    async fn status(&self) -> ProcessStatus;
+
+    /// Asks the process to stop (SIGTERM), waits up to `grace`, then kills it (SIGKILL).
+    /// Returns the final status. Killing a process that already ended is not an error.
+    ///
+    /// # Errors
+    /// [`Error::Runtime`] when the backend cannot signal the process.
+    async fn kill(&self, grace: Duration) -> Result<ProcessStatus>;
+}
+
+/// Where a town's processes run: one container per town, identified by the town's id.
+///
+/// Object safe; use it as `Arc<dyn ContainerRuntime>`. Conveniences built on these
+/// methods live in [`ContainerRuntimeExt`].
+///
+/// # Contract
+///
+/// Every backend must, and the conformance suite (`gastown_core::conformance`, feature
+/// `conformance`) checks that it does:
+///
+/// - [`start`](Self::start) is idempotent: a second start for a running town adopts its
+///   container (`created == false`); concurrent starts end with one container.
+/// - Commands get exactly the environment and cwd in their [`CommandSpec`]; nothing from
+///   the host or another process leaks in. Paths in args and env are container paths.
+/// - [`exec`](Self::exec) reports a non-zero exit as `Ok(ExecOutput)`, not as an error;
+///   errors are for commands that could not run at all ([`Error::ProgramNotFound`], …).
+/// - A process bound to [`sdk_bind_host`](Self::sdk_bind_host) on port `P` inside the
+///   container is reachable from the caller at [`endpoint`](Self::endpoint)`(P)`.
+/// - [`put_file`](Self::put_file) creates missing parent directories and replaces the file
+///   whole; [`get_file`](Self::get_file) returns the exact bytes, or
+///   [`Error::FileNotFound`].
+/// - [`stop`](Self::stop) ends every process the container runs (SIGTERM, then SIGKILL
+///   after `grace`) and keeps the container's files; [`remove`](Self::remove) stops and
+///   deletes it. Both succeed on a town with no container.
+/// - Methods other than `start`, `status`, `stop` and `remove` fail with
+///   [`Error::ContainerNotRunning`] when the town's container is absent or stopped.
+///
+/// # Backends
+///
+/// | backend | crate | container is | endpoint |
+/// |---|---|---|---|
+/// | local | `gastown-runtime-local` | a directory + the process groups it spawned | `127.0.0.1` |
+/// | docker | `gastown-runtime-docker` | a Docker container (bollard) | bridge IP |
+#[async_trait]
+pub trait ContainerRuntime: Send + Sync + fmt::Debug + 'static {
+    /// The backend's name as it appears in reports (`local`, `docker`, `simulated`).
+    fn name(&self) -> &'static str;
+
+    /// The hostname an in-container server must bind for [`endpoint`](Self::endpoint) to
+    /// reach it (`127.0.0.1` locally, `0.0.0.0` in Docker).
+    fn sdk_bind_host(&self) -> &str;
+
+    /// Starts the town's container, or adopts it if it already runs.
+    async fn start(&self, town: &TownId, options: &ContainerOptions) -> Result<ContainerInfo>;
+
+    /// The container's status, read from the backend.
+    async fn status(&self, town: &TownId) -> Result<ContainerStatus>;
+
+    /// Runs a command to completion.
+    async fn exec(&self, town: &TownId, command: &CommandSpec) -> Result<ExecOutput>;
+
+    /// Starts a long-running process.
+    async fn spawn(&self, town: &TownId, command: &CommandSpec) -> Result<SpawnedProcess>;
+
+    /// The base URL (`http://host:port`, no trailing slash) at which the caller reaches
+    /// `port` inside the container.
+    async fn endpoint(&self, town: &TownId, port: u16) -> Result<String>;
+
+    /// Writes a file, creating parent directories.
+    async fn put_file(&self, town: &TownId, path: &ContainerPath, contents: &[u8]) -> Result<()>;
+
+    /// Reads a file.
+    async fn get_file(&self, town: &TownId, path: &ContainerPath) -> Result<Vec<u8>>;
+
+    /// Stops every process and the container, keeping its files: SIGTERM, then SIGKILL
+    /// after `grace`.
+    async fn stop(&self, town: &TownId, grace: Duration) -> Result<()>;
+
+    /// Stops and deletes the container and its files.
+    async fn remove(&self, town: &TownId) -> Result<()>;
+}
+
+/// Conveniences on every [`ContainerRuntime`].
+#[async_trait]
+pub trait ContainerRuntimeExt: ContainerRuntime {
+    /// Runs a command and fails unless it exits 0.
+    ///
+    /// # Errors
+    /// [`Error::CommandFailed`] with the exit code and the tail of stderr; whatever
+    /// [`ContainerRuntime::exec`] returns.
+    async fn exec_ok(&self, town: &TownId, command: &CommandSpec) -> Result<ExecOutput> {
+        let out = self.exec(town, command).await?;
+        if out.success() {
+            Ok(out)
+        } else {
+            Err(Error::CommandFailed {
+                program: command.program.clone(),
+                exit_code: out.exit_code,
+                stderr_tail: out.stderr_tail(2000),
+            })
+        }
+    }
+
+    /// Whether a file exists (by reading it).
+    async fn file_exists(&self, town: &TownId, path: &ContainerPath) -> Result<bool> {
+        match self.get_file(town, path).await {
+            Ok(_) => Ok(true),
+            Err(Error::FileNotFound { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Creates a directory and its parents (`mkdir -p`).
+    async fn create_dir_all(&self, town: &TownId, path: &ContainerPath) -> Result<()> {
+        let cmd = CommandSpec::new("mkdir")
+            .arg("-p")
+            .arg(path)
+            .env("PATH", "/usr/local/bin:/usr/bin:/bin");
+        self.exec_ok(town, &cmd).await.map(|_| ())
+    }
+}
+
+impl<T: ContainerRuntime + ?Sized> ContainerRuntimeExt for T {}

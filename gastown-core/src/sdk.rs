@@ -1,0 +1,1 @@
+//! TODO: sdk (being written).

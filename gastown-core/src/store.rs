@@ -1,0 +1,4 @@
+//! TownStore (being written).
+/// Placeholder.
+#[derive(Debug)]
+pub struct TownStore;
