@@ -1,1 +1,25 @@
-//! placeholder
+//! gastown: orchestrates coding-agent towns — one mayor (the chat agent a user talks to)
+//! plus worker agents, each a real SDK server process (`kilo serve`) inside a container.
+//!
+//! This facade re-exports the workspace's crates:
+//!
+//! | module | crate | what |
+//! |---|---|---|
+//! | [`core`] | `gastown-core` | ids, config, the `ContainerRuntime` trait, SDK client, SQLite store, snapshots |
+//! | [`actors`] | `gastown-actors` | `TownHandle` and the actor tree that runs the five startup phases |
+//! | [`local`] | `gastown-runtime-local` | the runtime on host processes (the embedded default) |
+//! | [`docker`] | `gastown-runtime-docker` | the runtime on a Docker Engine (feature `docker`, on by default) |
+//!
+//! Start with `examples/town.rs` (`scripts/run-example.sh`), which cold-starts a mayor,
+//! shuts the town down and resumes the same session from its snapshot.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub use gastown_actors as actors;
+pub use gastown_core as core;
+#[cfg(feature = "docker")]
+pub use gastown_runtime_docker as docker;
+pub use gastown_runtime_local as local;
+
+pub use gastown_actors::{MayorReady, StartOptions, TownHandle, TownOptions};
+pub use gastown_core::{ContainerRuntime, RigConfig, StartupReport, TownConfig, TownId};

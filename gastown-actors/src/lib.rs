@@ -1,1 +1,44 @@
-//! placeholder
+//! The actor tree of gastown: [`TownHandle`] → TownActor → ContainerActor → AgentActor →
+//! phase steps (DESIGN.md §4).
+//!
+//! - **TownActor**: one per town; decides and forwards, never blocks its mailbox.
+//! - **ContainerActor**: starts or adopts the town's container through the
+//!   [`ContainerRuntime`](gastown_core::ContainerRuntime), owns one AgentActor per agent,
+//!   drains them before the container goes away.
+//! - **AgentActor**: one per agent; concurrent starts of the agent coalesce into one; runs
+//!   the five phases `token → hydrate → worktrees → sdk → session` as supervised child
+//!   steps, each with a timeout and a retry budget ([`StartOptions`]); a failure that
+//!   exhausts the budget is a [`StartError`] naming the phase.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::sync::Arc;
+//! use gastown_actors::{TownHandle, TownOptions};
+//! use gastown_core::{TownConfig, TownId};
+//! # let runtime: Arc<dyn gastown_core::ContainerRuntime> = todo!();
+//! let config = TownConfig::new(TownId::new("demo")?);
+//! let town = TownHandle::start(TownOptions::new(config, "/tmp/demo-state", runtime)).await?;
+//! let ready = town.ensure_mayor().await?;
+//! println!("mayor session {} ready in {} ms", ready.session_id, ready.report.total_ms);
+//! town.shutdown().await?;
+//! # Ok(()) }
+//! ```
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod agent;
+mod container;
+mod context;
+mod error;
+mod handle;
+mod options;
+mod phases;
+mod ready;
+mod step;
+mod town;
+
+pub use context::AgentSpec;
+pub use error::{Error, PhaseFailure, Result, StartError};
+pub use handle::{TownHandle, TownOptions};
+pub use options::{RetryPolicy, StartOptions};
+pub use ready::{AgentInfo, MayorReady};

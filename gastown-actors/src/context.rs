@@ -1,0 +1,92 @@
+//! What an agent's start needs (shared, read-only) and what it accumulates.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use gastown_core::env::{build_agent_env, AgentEnv, AgentEnvInput};
+use gastown_core::sdk::SdkClient;
+use gastown_core::snapshot::SnapshotStore;
+use gastown_core::token::TokenSigner;
+use gastown_core::{
+    AgentId, AgentLayout, ContainerRuntime, ProcessHandle, RigConfig, Role, SdkLauncher, Secret,
+    TownId, TownStore,
+};
+
+use crate::options::StartOptions;
+
+/// Which agent to start, with which models.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentSpec {
+    /// The agent.
+    pub id: AgentId,
+    /// Its role.
+    pub role: Role,
+    /// Its model, `provider/model`.
+    pub model: String,
+    /// Its small model, `provider/model`.
+    pub small_model: String,
+}
+
+/// Town-wide parts every agent of a container shares.
+#[derive(Debug, Clone)]
+pub(crate) struct TownParts {
+    pub(crate) town: TownId,
+    pub(crate) runtime: Arc<dyn ContainerRuntime>,
+    pub(crate) store: TownStore,
+    pub(crate) snapshots: Arc<SnapshotStore>,
+    pub(crate) signer: TokenSigner,
+    pub(crate) launcher: SdkLauncher,
+    pub(crate) rigs: Vec<RigConfig>,
+    pub(crate) options: StartOptions,
+}
+
+/// Everything one agent's phases read. Cloned into each phase step.
+#[derive(Debug, Clone)]
+pub(crate) struct AgentContext {
+    pub(crate) parts: Arc<TownParts>,
+    pub(crate) spec: AgentSpec,
+    pub(crate) layout: AgentLayout,
+    /// The SDK server's password: one per agent for the life of its actor, so a prewarm and
+    /// a later start build identical environments.
+    pub(crate) password: Secret,
+    /// Credentials resolved for this agent only.
+    pub(crate) credentials: BTreeMap<String, Secret>,
+}
+
+impl AgentContext {
+    /// The agent's environment for `token` (the one env builder; DESIGN.md §5 rule 3).
+    pub(crate) fn env(&self, token: &Secret) -> AgentEnv {
+        build_agent_env(&AgentEnvInput {
+            town: &self.parts.town,
+            agent: &self.spec.id,
+            role: self.spec.role,
+            launcher: &self.parts.launcher,
+            model: &self.spec.model,
+            small_model: &self.spec.small_model,
+            password: &self.password,
+            token,
+            credentials: &self.credentials,
+        })
+    }
+}
+
+/// A running SDK server of one agent.
+#[derive(Debug, Clone)]
+pub(crate) struct LiveSdk {
+    pub(crate) process: Arc<dyn ProcessHandle>,
+    pub(crate) client: SdkClient,
+    pub(crate) endpoint: String,
+    pub(crate) config_hash: String,
+}
+
+/// What the phases of one start have produced so far. Kept by the AgentActor and cloned
+/// into each phase step, so a retried phase starts from the last good state.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct StartProgress {
+    pub(crate) token: Option<Secret>,
+    pub(crate) env: Option<AgentEnv>,
+    pub(crate) sdk: Option<LiveSdk>,
+    pub(crate) session_id: Option<String>,
+    /// The sdk phase reused a running server with the same config hash.
+    pub(crate) prewarmed: bool,
+}

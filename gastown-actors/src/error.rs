@@ -1,0 +1,103 @@
+//! Errors of the actor layer.
+
+use std::fmt;
+use std::sync::Arc;
+
+use gastown_core::{AgentId, StartupPhase};
+
+/// `Result` with [`Error`] as the default error.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Why one phase attempt failed.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum PhaseFailure {
+    /// The phase returned an error.
+    Failed(gastown_core::Error),
+    /// The phase ran past its timeout (ms).
+    TimedOut {
+        /// The timeout that expired, in ms.
+        after_ms: u64,
+    },
+    /// The phase step panicked (its child actor failed).
+    Panicked(String),
+}
+
+impl PhaseFailure {
+    /// Whether trying again can help. Missing programs, bad config and corrupted snapshots
+    /// fail the same way every time, so they are not retried.
+    pub fn is_retryable(&self) -> bool {
+        use gastown_core::Error as E;
+        match self {
+            PhaseFailure::Failed(
+                E::KiloNotFound { .. }
+                | E::ProgramNotFound { .. }
+                | E::InvalidConfig { .. }
+                | E::InvalidId { .. }
+                | E::InvalidPath { .. }
+                | E::Snapshot { .. }
+                | E::Token { .. },
+            ) => false,
+            PhaseFailure::Failed(_) | PhaseFailure::TimedOut { .. } => true,
+            PhaseFailure::Panicked(_) => true,
+        }
+    }
+}
+
+impl fmt::Display for PhaseFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PhaseFailure::Failed(e) => write!(f, "{e}"),
+            PhaseFailure::TimedOut { after_ms } => write!(f, "timed out after {after_ms} ms"),
+            PhaseFailure::Panicked(m) => write!(f, "phase step panicked: {m}"),
+        }
+    }
+}
+
+/// An agent start that failed: which agent, in which phase, after how many attempts.
+#[derive(Debug, thiserror::Error)]
+#[error("agent {agent} failed to start in the {phase} phase after {attempts} attempt(s): {cause}")]
+pub struct StartError {
+    /// The agent.
+    pub agent: AgentId,
+    /// The phase that failed.
+    pub phase: StartupPhase,
+    /// Attempts made (the retry budget spent).
+    pub attempts: u32,
+    /// The last attempt's failure (its message says how to fix what can be fixed, e.g. a
+    /// missing kilo binary).
+    pub cause: PhaseFailure,
+}
+
+/// Errors returned by a [`TownHandle`](crate::TownHandle).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An agent start failed in a phase. Shared: every caller that joined the start gets it.
+    #[error(transparent)]
+    Start(Arc<StartError>),
+    /// A core operation failed (store, runtime, SDK call, config).
+    #[error(transparent)]
+    Core(#[from] gastown_core::Error),
+    /// The town's container could not be started. Shared: every waiting caller gets it.
+    #[error("container for town {town} could not be started: {source}")]
+    Container {
+        /// The town.
+        town: String,
+        /// Why.
+        #[source]
+        source: Arc<gastown_core::Error>,
+    },
+    /// The mayor is not running (e.g. a message was sent before `ensure_mayor`).
+    #[error("agent {agent} is not running")]
+    NotRunning {
+        /// The agent.
+        agent: AgentId,
+    },
+    /// The town is shutting down or has stopped; the request was not served.
+    #[error("town is shutting down or stopped")]
+    Stopped,
+    /// An actor could not be spawned or reached.
+    #[error("actor error: {0}")]
+    Actor(String),
+}

@@ -1,0 +1,30 @@
+//! `session`: resume the agent's session — the one the town store remembers if the SDK
+//! server still lists it, else the newest — or create one.
+
+use gastown_core::sdk::newest_session;
+use gastown_core::Result;
+
+use crate::context::{AgentContext, StartProgress};
+
+pub(super) async fn run(ctx: &AgentContext, mut progress: StartProgress) -> Result<StartProgress> {
+    let live = progress
+        .sdk
+        .as_ref()
+        .expect("the sdk phase runs before the session phase");
+    let sessions = live.client.list_sessions().await?;
+    let remembered = ctx
+        .parts
+        .store
+        .agent(&ctx.spec.id)?
+        .and_then(|r| r.session_id);
+    let resumed = remembered
+        .and_then(|id| sessions.iter().find(|s| s.id == id))
+        .or_else(|| newest_session(&sessions))
+        .map(|s| s.id.clone());
+    let id = match resumed {
+        Some(id) => id,
+        None => live.client.create_session(ctx.spec.id.as_str()).await?.id,
+    };
+    progress.session_id = Some(id);
+    Ok(progress)
+}

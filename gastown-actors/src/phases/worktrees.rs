@@ -1,0 +1,186 @@
+//! `worktrees`: the agent's workspace (a git repository with one empty commit) and, for the
+//! mayor, a read-only browse worktree of every rig (one bare clone per rig per container,
+//! fetched on later starts), then `AGENTS.md`.
+
+use std::collections::BTreeMap;
+
+use gastown_core::{
+    AgentLayout, CommandSpec, ContainerPath, ContainerRuntimeExt, Result, RigConfig, Role, Word,
+};
+
+use crate::context::{AgentContext, StartProgress};
+
+/// Where a rig that lives in a host directory is mounted (read-only) inside the container.
+pub(crate) fn rig_mount_point(rig: &RigConfig) -> ContainerPath {
+    ContainerPath::new(format!("/mnt/rigs/{}", rig.id)).expect("rig ids are path-safe")
+}
+
+/// The rig's clone source as seen from inside the container: the mount point for a rig in a
+/// host directory, the URL otherwise.
+fn rig_source(rig: &RigConfig) -> Word {
+    if rig.url.starts_with('/') {
+        Word::Path(rig_mount_point(rig))
+    } else {
+        Word::Text(rig.url.clone())
+    }
+}
+
+fn git(ctx: &AgentContext, cwd: &ContainerPath) -> CommandSpec {
+    let env: BTreeMap<String, Word> = [
+        ("PATH", Word::from(gastown_core::env::AGENT_PATH)),
+        ("HOME", Word::from(ctx.layout.home())),
+        ("GIT_CONFIG_NOSYSTEM", "1".into()),
+        ("GIT_TERMINAL_PROMPT", "0".into()),
+        ("GIT_AUTHOR_NAME", "gastown".into()),
+        ("GIT_AUTHOR_EMAIL", "gastown@localhost".into()),
+        ("GIT_COMMITTER_NAME", "gastown".into()),
+        ("GIT_COMMITTER_EMAIL", "gastown@localhost".into()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    // Mounted rigs belong to another uid inside a container; git refuses them without this.
+    CommandSpec::new("git")
+        .args(["-c", "safe.directory=*"])
+        .envs(env)
+        .cwd(cwd.clone())
+}
+
+pub(super) async fn run(ctx: &AgentContext, progress: StartProgress) -> Result<StartProgress> {
+    let started = tokio::time::Instant::now();
+    ensure_workspace(ctx).await?;
+    tracing::debug!(
+        town = %ctx.parts.town, agent = %ctx.spec.id,
+        workspace_created_ms = started.elapsed().as_millis() as u64, "workspace_created_ms"
+    );
+    if ctx.spec.role == Role::Mayor {
+        let browse_started = tokio::time::Instant::now();
+        let outcomes = setup_browse_worktrees(ctx).await;
+        tracing::debug!(
+            town = %ctx.parts.town, agent = %ctx.spec.id,
+            browse_worktree_setup_ms = browse_started.elapsed().as_millis() as u64,
+            "browse_worktree_setup_ms"
+        );
+        write_agents_md(ctx, &outcomes).await?;
+    }
+    Ok(progress)
+}
+
+async fn ensure_workspace(ctx: &AgentContext) -> Result<()> {
+    let rt = &ctx.parts.runtime;
+    let town = &ctx.parts.town;
+    let ws = ctx.layout.workspace();
+    if rt.file_exists(town, &ws.join(".git/HEAD")?).await? {
+        return Ok(());
+    }
+    rt.create_dir_all(town, &ws).await?;
+    rt.create_dir_all(town, &ctx.layout.home()).await?;
+    rt.exec_ok(town, &git(ctx, &ws).args(["init", "-q"])).await?;
+    rt.exec_ok(
+        town,
+        &git(ctx, &ws).args(["commit", "-q", "--allow-empty", "-m", "gastown workspace"]),
+    )
+    .await?;
+    Ok(())
+}
+
+/// What happened to one rig's browse worktree.
+#[derive(Debug, Clone)]
+pub(crate) struct BrowseOutcome {
+    pub(crate) rig: RigConfig,
+    pub(crate) path: ContainerPath,
+    /// `None` when ready; the error otherwise.
+    pub(crate) error: Option<String>,
+}
+
+async fn setup_browse_worktrees(ctx: &AgentContext) -> Vec<BrowseOutcome> {
+    let mut outcomes = Vec::new();
+    for rig in &ctx.parts.rigs {
+        let path = ctx.layout.browse_worktree(&rig.id);
+        // A broken rig must not keep the mayor from starting: it is reported in AGENTS.md.
+        let error = browse_worktree(ctx, rig, &path).await.err().map(|e| {
+            tracing::warn!(town = %ctx.parts.town, rig = %rig.id, error = %e, "browse worktree");
+            e.to_string()
+        });
+        outcomes.push(BrowseOutcome {
+            rig: rig.clone(),
+            path,
+            error,
+        });
+    }
+    outcomes
+}
+
+async fn browse_worktree(ctx: &AgentContext, rig: &RigConfig, path: &ContainerPath) -> Result<()> {
+    let rt = &ctx.parts.runtime;
+    let town = &ctx.parts.town;
+    let clone = AgentLayout::rig_clone(&rig.id);
+    if rt.file_exists(town, &clone.join("HEAD")?).await? {
+        rt.exec_ok(
+            town,
+            &git(ctx, &clone).args(["fetch", "-q", "origin", "+refs/heads/*:refs/heads/*"]),
+        )
+        .await?;
+    } else {
+        let rigs = clone.parent().expect("clone has a parent");
+        rt.create_dir_all(town, &rigs).await?;
+        rt.exec_ok(
+            town,
+            &git(ctx, &rigs)
+                .args(["clone", "-q", "--bare"])
+                .arg(rig_source(rig))
+                .arg(&clone),
+        )
+        .await?;
+    }
+    if rt.file_exists(town, &path.join(".git")?).await? {
+        rt.exec_ok(
+            town,
+            &git(ctx, path).args(["checkout", "-q", "--detach", rig.default_branch.as_str()]),
+        )
+        .await?;
+    } else {
+        rt.exec_ok(
+            town,
+            &git(ctx, &clone)
+                .args(["worktree", "add", "-q", "--detach"])
+                .arg(path)
+                .arg(rig.default_branch.as_str()),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Writes the mayor's `AGENTS.md`: where each rig's browse worktree is and whether it is
+/// ready.
+async fn write_agents_md(ctx: &AgentContext, outcomes: &[BrowseOutcome]) -> Result<()> {
+    let started = tokio::time::Instant::now();
+    let mut md = String::from("# Town\n\nYou are the mayor of this town.\n\n## Rigs\n\n");
+    if outcomes.is_empty() {
+        md.push_str("No rigs are configured.\n");
+    }
+    for o in outcomes {
+        match &o.error {
+            None => md.push_str(&format!(
+                "- `{}` (branch `{}`): read-only checkout at `{}`\n",
+                o.rig.id, o.rig.default_branch, o.path
+            )),
+            Some(e) => md.push_str(&format!(
+                "- `{}`: checkout unavailable ({})\n",
+                o.rig.id,
+                e.lines().next().unwrap_or("error")
+            )),
+        }
+    }
+    let path = ctx.layout.workspace().join("AGENTS.md")?;
+    ctx.parts
+        .runtime
+        .put_file(&ctx.parts.town, &path, md.as_bytes())
+        .await?;
+    tracing::debug!(
+        town = %ctx.parts.town, agent = %ctx.spec.id,
+        write_agents_md_ms = started.elapsed().as_millis() as u64, "write_agents_md_ms"
+    );
+    Ok(())
+}

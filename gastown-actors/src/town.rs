@@ -1,0 +1,193 @@
+//! [`TownActor`]: one per town. Owns the town's state and decides; never blocks its
+//! mailbox on slow I/O — requests are forwarded with their reply ports to the
+//! ContainerActor, and shutdown runs in a spawned task.
+
+use std::sync::Arc;
+
+use gastown_core::{AgentId, ContainerOptions};
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+use tokio::time::Instant;
+
+use crate::container::{ContainerActor, ContainerArgs, ContainerMsg};
+use crate::context::{AgentSpec, TownParts};
+use crate::error::{Error, Result};
+use crate::ready::{AgentInfo, MayorReady};
+
+/// Messages of the [`TownActor`].
+#[derive(Debug)]
+pub(crate) enum TownMsg {
+    /// Make the mayor ready.
+    EnsureMayor(RpcReplyPort<Result<MayorReady>>),
+    /// Record a message in the mayor's session without an LLM turn; replies with its id.
+    SendMayorMessage {
+        /// The text.
+        text: String,
+        /// Where the message id goes.
+        reply: RpcReplyPort<Result<String>>,
+    },
+    /// What runs for the mayor.
+    MayorInfo(RpcReplyPort<Option<AgentInfo>>),
+    /// Drain every agent (snapshot), remove the container, stop the actor tree.
+    Shutdown(RpcReplyPort<Result<()>>),
+}
+
+/// Arguments of a [`TownActor`].
+#[derive(Debug)]
+pub(crate) struct TownArgs {
+    pub(crate) parts: Arc<TownParts>,
+    pub(crate) mayor: AgentSpec,
+    pub(crate) container_options: ContainerOptions,
+}
+
+/// The TownActor's state.
+#[derive(Debug)]
+pub(crate) struct TownState {
+    parts: Arc<TownParts>,
+    mayor: AgentSpec,
+    container_options: ContainerOptions,
+    container: Option<ActorRef<ContainerMsg>>,
+    shutting_down: bool,
+}
+
+/// One town's actor.
+#[derive(Debug)]
+pub(crate) struct TownActor;
+
+impl Actor for TownActor {
+    type Msg = TownMsg;
+    type State = TownState;
+    type Arguments = TownArgs;
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        args: TownArgs,
+    ) -> std::result::Result<Self::State, ActorProcessingErr> {
+        Ok(TownState {
+            parts: args.parts,
+            mayor: args.mayor,
+            container_options: args.container_options,
+            container: None,
+            shutting_down: false,
+        })
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        msg: Self::Msg,
+        state: &mut Self::State,
+    ) -> std::result::Result<(), ActorProcessingErr> {
+        match msg {
+            TownMsg::EnsureMayor(reply) => {
+                let requested = Instant::now();
+                if state.shutting_down {
+                    let _ = reply.send(Err(Error::Stopped));
+                    return Ok(());
+                }
+                match state.container(&myself).await {
+                    Ok(c) => {
+                        let _ = c.cast(ContainerMsg::EnsureAgent {
+                            spec: state.mayor.clone(),
+                            reply,
+                            requested,
+                        });
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                    }
+                }
+            }
+            TownMsg::SendMayorMessage { text, reply } => match &state.container {
+                Some(c) if !state.shutting_down => {
+                    let _ = c.cast(ContainerMsg::SendNoReply {
+                        agent: AgentId::mayor(),
+                        text,
+                        reply,
+                    });
+                }
+                _ => {
+                    let _ = reply.send(Err(Error::NotRunning {
+                        agent: AgentId::mayor(),
+                    }));
+                }
+            },
+            TownMsg::MayorInfo(reply) => match &state.container {
+                Some(c) => {
+                    let _ = c.cast(ContainerMsg::AgentInfo {
+                        agent: AgentId::mayor(),
+                        reply,
+                    });
+                }
+                None => {
+                    let _ = reply.send(None);
+                }
+            },
+            TownMsg::Shutdown(reply) => {
+                state.shutting_down = true;
+                let container = state.container.take();
+                let me = myself.clone();
+                tokio::spawn(async move {
+                    let result = match &container {
+                        Some(c) => match c.call(ContainerMsg::Drain, None).await {
+                            Ok(ractor::rpc::CallResult::Success(r)) => r,
+                            _ => Err(Error::Actor("container actor gone during drain".into())),
+                        },
+                        None => Ok(()),
+                    };
+                    if let Some(c) = container {
+                        let _ = c.stop_and_wait(None, None).await;
+                    }
+                    me.stop(None);
+                    let _ = reply.send(result);
+                });
+            }
+        }
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        evt: SupervisionEvent,
+        state: &mut Self::State,
+    ) -> std::result::Result<(), ActorProcessingErr> {
+        // A failed ContainerActor is forgotten; the next request spawns a new one, which
+        // adopts the running container (idempotent start).
+        if let SupervisionEvent::ActorFailed(cell, err) = &evt {
+            tracing::error!(town = %state.parts.town, error = %err, "container actor failed");
+            if state.container.as_ref().map(|c| c.get_id()) == Some(cell.get_id()) {
+                state.container = None;
+            }
+        }
+        Ok(())
+    }
+
+    async fn post_stop(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        _state: &mut Self::State,
+    ) -> std::result::Result<(), ActorProcessingErr> {
+        for child in myself.get_children() {
+            child.stop(None);
+        }
+        Ok(())
+    }
+}
+
+impl TownState {
+    async fn container(&mut self, myself: &ActorRef<TownMsg>) -> Result<ActorRef<ContainerMsg>> {
+        if let Some(c) = &self.container {
+            return Ok(c.clone());
+        }
+        let args = ContainerArgs {
+            parts: self.parts.clone(),
+            options: self.container_options.clone(),
+        };
+        let (c, _) = Actor::spawn_linked(None, ContainerActor, args, myself.get_cell())
+            .await
+            .map_err(|e| Error::Actor(format!("spawning container actor: {e}")))?;
+        self.container = Some(c.clone());
+        Ok(c)
+    }
+}
