@@ -5,10 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use gastown_core::{
-    AgentStatus, EnsureDecision, PhaseTiming, Role, StartupPhase,
-    StartupReport,
-};
+use gastown_core::{AgentStatus, EnsureDecision, PhaseTiming, Role, StartupPhase, StartupReport};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use tokio::time::Instant;
 
@@ -238,7 +235,9 @@ impl AgentState {
                     None => {
                         let believed_running = matches!(
                             self.stored_status(),
-                            Some(AgentStatus::Working | AgentStatus::Waiting | AgentStatus::Stalled)
+                            Some(
+                                AgentStatus::Working | AgentStatus::Waiting | AgentStatus::Stalled
+                            )
                         );
                         let decision = if believed_running {
                             EnsureDecision::SdkDeadRedispatch
@@ -560,11 +559,10 @@ async fn drain(ctx: &AgentContext, live: Option<LiveSdk>) -> Result<()> {
     };
     let snapshots = ctx.parts.snapshots.clone();
     let agent = ctx.spec.id.clone();
-    let info = tokio::task::spawn_blocking(move || {
-        snapshots.take_from_bytes(&agent, &db, wal.as_deref())
-    })
-    .await
-    .map_err(|e| Error::Actor(format!("snapshot task: {e}")))??;
+    let info =
+        tokio::task::spawn_blocking(move || snapshots.take_from_bytes(&agent, &db, wal.as_deref()))
+            .await
+            .map_err(|e| Error::Actor(format!("snapshot task: {e}")))??;
     tracing::info!(
         town = %town, agent = %ctx.spec.id, bytes = info.bytes, "kilo.db snapshot taken"
     );

@@ -186,7 +186,8 @@ impl Actor for ContainerActor {
         // Do not stop with a child (ractor's default): forget the failed agent actor; the
         // next request for that agent spawns a new one, which probes and restarts it.
         match &evt {
-            SupervisionEvent::ActorFailed(cell, _) | SupervisionEvent::ActorTerminated(cell, _, _) => {
+            SupervisionEvent::ActorFailed(cell, _)
+            | SupervisionEvent::ActorTerminated(cell, _, _) => {
                 state.agents.retain(|_, a| a.get_id() != cell.get_id());
             }
             _ => {}

@@ -51,9 +51,11 @@ impl Actor for PhaseStep {
             return Ok(());
         };
         let started = Instant::now();
-        let outcome =
-            tokio::time::timeout(args.timeout, run_phase(args.phase, &args.ctx, args.progress))
-                .await;
+        let outcome = tokio::time::timeout(
+            args.timeout,
+            run_phase(args.phase, &args.ctx, args.progress),
+        )
+        .await;
         let elapsed = started.elapsed();
         let result = match outcome {
             Ok(Ok(progress)) => Ok(progress),

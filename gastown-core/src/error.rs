@@ -141,6 +141,13 @@ pub enum Error {
         source: rusqlite::Error,
     },
 
+    /// The town store has no row for this agent (a setter was called on an unknown agent).
+    #[error("agent {agent} is not in the town store")]
+    UnknownAgent {
+        /// The agent.
+        agent: crate::ids::AgentId,
+    },
+
     /// A snapshot could not be taken, verified or restored. The previous snapshot is intact.
     #[error("snapshot {path}: {message}")]
     Snapshot {

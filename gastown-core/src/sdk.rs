@@ -1,1 +1,21 @@
-//! TODO: sdk (being written).
+//! The HTTP client of an agent's SDK server (`kilo serve`, or `opencode serve`, which speaks
+//! the same API; DESIGN.md §7).
+//!
+//! - [`SdkClient`]: health, session list/create, and `noReply` messages, with basic auth and
+//!   a per-call timeout on every call.
+//! - [`parse_listening_line`]: the server's "ready" line, which carries the port it chose.
+//! - [`newest_session`]: the session a mayor resumes.
+//! - [`validate_session_id`]: the check a session id passes before it goes into a URL.
+//!
+//! Every failure is [`Error::Sdk`](crate::Error::Sdk); no message carries the password.
+
+mod client;
+mod failure;
+mod listen;
+mod session_id;
+mod types;
+
+pub use client::{SdkClient, SdkClientOptions, DEFAULT_TIMEOUT};
+pub use listen::parse_listening_line;
+pub use session_id::{validate_session_id, MAX_SESSION_ID_LEN};
+pub use types::{newest_session, Health, SessionInfo};

@@ -3,8 +3,8 @@
 //! timeout and reports back to its AgentActor.
 
 mod hydrate;
-mod session;
 mod sdk;
+mod session;
 mod token;
 mod worktrees;
 

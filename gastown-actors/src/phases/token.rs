@@ -10,12 +10,10 @@ use crate::context::{AgentContext, StartProgress};
 
 pub(super) async fn run(ctx: &AgentContext, mut progress: StartProgress) -> Result<StartProgress> {
     let started = tokio::time::Instant::now();
-    let token = ctx.parts.signer.mint(
-        &ctx.parts.town,
-        &ctx.spec.id,
-        SystemTime::now(),
-        TOKEN_TTL,
-    )?;
+    let token =
+        ctx.parts
+            .signer
+            .mint(&ctx.parts.town, &ctx.spec.id, SystemTime::now(), TOKEN_TTL)?;
     progress.env = Some(ctx.env(&token));
     progress.token = Some(token);
     tracing::debug!(

@@ -35,19 +35,33 @@ fn git(ctx: &AgentContext, cwd: &ContainerPath) -> CommandSpec {
         ("GIT_AUTHOR_EMAIL", "gastown@localhost".into()),
         ("GIT_COMMITTER_NAME", "gastown".into()),
         ("GIT_COMMITTER_EMAIL", "gastown@localhost".into()),
+        // Fixed dates make the workspace's root commit the same in every container: the SDK
+        // server keys its project (and so the sessions it lists) by that commit.
+        ("GIT_AUTHOR_DATE", "2000-01-01T00:00:00Z".into()),
+        ("GIT_COMMITTER_DATE", "2000-01-01T00:00:00Z".into()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
     .collect();
-    // Mounted rigs belong to another uid inside a container; git refuses them without this.
-    CommandSpec::new("git")
-        .args(["-c", "safe.directory=*"])
-        .envs(env)
-        .cwd(cwd.clone())
+    CommandSpec::new("git").envs(env).cwd(cwd.clone())
 }
+
+/// The agent's global git config. Mounted rigs belong to another uid inside a container and
+/// git refuses them as "dubious"; the `git-upload-pack` of a local clone honours
+/// `safe.directory` only from global or system config, not from `-c` or the environment.
+const GITCONFIG: &str =
+    "[safe]\n\tdirectory = *\n[user]\n\tname = gastown\n\temail = gastown@localhost\n";
 
 pub(super) async fn run(ctx: &AgentContext, progress: StartProgress) -> Result<StartProgress> {
     let started = tokio::time::Instant::now();
+    ctx.parts
+        .runtime
+        .put_file(
+            &ctx.parts.town,
+            &ctx.layout.home().join(".gitconfig")?,
+            GITCONFIG.as_bytes(),
+        )
+        .await?;
     ensure_workspace(ctx).await?;
     tracing::debug!(
         town = %ctx.parts.town, agent = %ctx.spec.id,
@@ -75,7 +89,8 @@ async fn ensure_workspace(ctx: &AgentContext) -> Result<()> {
     }
     rt.create_dir_all(town, &ws).await?;
     rt.create_dir_all(town, &ctx.layout.home()).await?;
-    rt.exec_ok(town, &git(ctx, &ws).args(["init", "-q"])).await?;
+    rt.exec_ok(town, &git(ctx, &ws).args(["init", "-q"]))
+        .await?;
     rt.exec_ok(
         town,
         &git(ctx, &ws).args(["commit", "-q", "--allow-empty", "-m", "gastown workspace"]),

@@ -1,0 +1,147 @@
+//! Shared fixtures of the actor tests: a real LocalRuntime with the real kilo, wrapped in a
+//! recording decorator (a test double that counts and remembers spawns, then delegates
+//! every call to the real runtime).
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use gastown_actors::{TownHandle, TownOptions};
+use gastown_core::{
+    CommandSpec, ContainerInfo, ContainerOptions, ContainerPath, ContainerRuntime, ContainerStatus,
+    ExecOutput, RigConfig, RigId, SpawnedProcess, TownConfig, TownId,
+};
+use gastown_runtime_local::LocalRuntime;
+use parking_lot::Mutex;
+
+/// The real kilo, or `None` (skip) when it is not installed and not required.
+pub fn kilo() -> Option<PathBuf> {
+    gastown_core::kilo::test_binary()
+}
+
+/// Counts and records the processes spawned through a real runtime.
+#[derive(Debug)]
+pub struct RecordingRuntime {
+    inner: Arc<dyn ContainerRuntime>,
+    spawned: Mutex<Vec<(String, Option<u32>)>>,
+}
+
+impl RecordingRuntime {
+    pub fn new(inner: Arc<dyn ContainerRuntime>) -> Arc<Self> {
+        Arc::new(Self {
+            inner,
+            spawned: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// How many processes of `program` were spawned.
+    pub fn spawns_of(&self, program: &str) -> usize {
+        self.spawned
+            .lock()
+            .iter()
+            .filter(|(p, _)| p == program)
+            .count()
+    }
+}
+
+#[async_trait]
+impl ContainerRuntime for RecordingRuntime {
+    fn name(&self) -> &'static str {
+        self.inner.name()
+    }
+    fn sdk_bind_host(&self) -> &str {
+        self.inner.sdk_bind_host()
+    }
+    async fn start(
+        &self,
+        town: &TownId,
+        options: &ContainerOptions,
+    ) -> gastown_core::Result<ContainerInfo> {
+        self.inner.start(town, options).await
+    }
+    async fn status(&self, town: &TownId) -> gastown_core::Result<ContainerStatus> {
+        self.inner.status(town).await
+    }
+    async fn exec(&self, town: &TownId, cmd: &CommandSpec) -> gastown_core::Result<ExecOutput> {
+        self.inner.exec(town, cmd).await
+    }
+    async fn spawn(
+        &self,
+        town: &TownId,
+        cmd: &CommandSpec,
+    ) -> gastown_core::Result<SpawnedProcess> {
+        let p = self.inner.spawn(town, cmd).await?;
+        self.spawned
+            .lock()
+            .push((cmd.program.clone(), p.handle.pid()));
+        Ok(p)
+    }
+    async fn endpoint(&self, town: &TownId, port: u16) -> gastown_core::Result<String> {
+        self.inner.endpoint(town, port).await
+    }
+    async fn put_file(
+        &self,
+        town: &TownId,
+        path: &ContainerPath,
+        contents: &[u8],
+    ) -> gastown_core::Result<()> {
+        self.inner.put_file(town, path, contents).await
+    }
+    async fn get_file(&self, town: &TownId, path: &ContainerPath) -> gastown_core::Result<Vec<u8>> {
+        self.inner.get_file(town, path).await
+    }
+    async fn stop(&self, town: &TownId, grace: Duration) -> gastown_core::Result<()> {
+        self.inner.stop(town, grace).await
+    }
+    async fn remove(&self, town: &TownId) -> gastown_core::Result<()> {
+        self.inner.remove(town).await
+    }
+}
+
+/// A LocalRuntime under `root` whose `kilo` is `kilo`.
+pub fn local_runtime(root: &Path, kilo: &Path) -> Arc<LocalRuntime> {
+    Arc::new(
+        LocalRuntime::builder(root.to_path_buf())
+            .with_program("kilo", kilo.to_path_buf())
+            .build(),
+    )
+}
+
+/// A git repository with one commit on `main`, to use as a rig.
+pub fn git_rig(dir: &Path, id: &str) -> RigConfig {
+    let repo = dir.join(id);
+    std::fs::create_dir_all(&repo).unwrap();
+    let git = |args: &[&str]| {
+        let out = std::process::Command::new("git")
+            .arg("-C")
+            .arg(&repo)
+            .args(["-c", "user.name=t", "-c", "user.email=t@t"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "git {args:?}: {out:?}");
+    };
+    git(&["init", "-q", "-b", "main"]);
+    std::fs::write(repo.join("README.md"), "# rig\n").unwrap();
+    git(&["add", "."]);
+    git(&["commit", "-q", "-m", "first"]);
+    RigConfig::new(RigId::new(id).unwrap(), repo.to_string_lossy().into_owned())
+}
+
+/// Starts a town with `config` on `runtime`, state in `state_dir`.
+pub async fn start_town(
+    config: TownConfig,
+    state_dir: &Path,
+    runtime: Arc<dyn ContainerRuntime>,
+) -> TownHandle {
+    TownHandle::start(TownOptions::new(config, state_dir, runtime))
+        .await
+        .expect("town starts")
+}
+
+pub fn town_config(id: &str) -> TownConfig {
+    TownConfig::new(TownId::new(id).unwrap())
+}

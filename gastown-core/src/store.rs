@@ -1,4 +1,0 @@
-//! TownStore (being written).
-/// Placeholder.
-#[derive(Debug)]
-pub struct TownStore;

@@ -1,0 +1,215 @@
+//! Agent rows: what the town remembers about each agent between restarts.
+
+use rusqlite::{named_params, Connection, OptionalExtension, ToSql};
+
+use super::{parse_column, store_err, TownStore};
+use crate::error::{Error, Result};
+use crate::ids::AgentId;
+use crate::role::Role;
+use crate::status::AgentStatus;
+
+/// One agent as the town store keeps it. Times are ms since the Unix epoch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentRecord {
+    /// The agent.
+    pub id: AgentId,
+    /// What it does.
+    pub role: Role,
+    /// Its worker-side status.
+    pub status: AgentStatus,
+    /// The bead it is bound to, if any.
+    pub hook: Option<String>,
+    /// Its current SDK session id, if one was opened.
+    pub session_id: Option<String>,
+    /// The hash of the configuration its SDK server was started with.
+    pub config_hash: Option<String>,
+    /// When it last did something (ms since the Unix epoch).
+    pub last_activity_ms: Option<i64>,
+    /// When it last reported a heartbeat (ms since the Unix epoch).
+    pub heartbeat_ms: Option<i64>,
+}
+
+impl AgentRecord {
+    /// A new agent: [`AgentStatus::Idle`], every optional field `None`.
+    pub fn new(id: AgentId, role: Role) -> Self {
+        Self {
+            id,
+            role,
+            status: AgentStatus::Idle,
+            hook: None,
+            session_id: None,
+            config_hash: None,
+            last_activity_ms: None,
+            heartbeat_ms: None,
+        }
+    }
+}
+
+const SELECT: &str = "SELECT id, role, status, hook, session_id, config_hash, \
+                      last_activity_ms, heartbeat_ms FROM agents";
+
+fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<AgentRecord> {
+    let key: String = row.get(0)?;
+    Ok(AgentRecord {
+        id: parse_column(row, 0, "agents", &key, "agent id", |s| AgentId::new(s).ok())?,
+        role: parse_column(row, 1, "agents", &key, "role", Role::parse)?,
+        status: parse_column(row, 2, "agents", &key, "agent status", AgentStatus::parse)?,
+        hook: row.get(3)?,
+        session_id: row.get(4)?,
+        config_hash: row.get(5)?,
+        last_activity_ms: row.get(6)?,
+        heartbeat_ms: row.get(7)?,
+    })
+}
+
+impl TownStore {
+    /// Inserts `record`, or replaces every field of the agent's existing row.
+    ///
+    /// # Errors
+    /// [`Error::Store`] when the write fails.
+    pub fn upsert_agent(&self, record: &AgentRecord) -> Result<()> {
+        self.with_conn(|conn| {
+            conn.execute(
+                "INSERT INTO agents (id, role, status, hook, session_id, config_hash, \
+                                     last_activity_ms, heartbeat_ms) \
+                 VALUES (:id, :role, :status, :hook, :session_id, :config_hash, \
+                         :last_activity_ms, :heartbeat_ms) \
+                 ON CONFLICT (id) DO UPDATE SET \
+                     role = excluded.role, status = excluded.status, hook = excluded.hook, \
+                     session_id = excluded.session_id, config_hash = excluded.config_hash, \
+                     last_activity_ms = excluded.last_activity_ms, \
+                     heartbeat_ms = excluded.heartbeat_ms",
+                named_params! {
+                    ":id": record.id.as_str(),
+                    ":role": record.role.as_str(),
+                    ":status": record.status.as_str(),
+                    ":hook": record.hook,
+                    ":session_id": record.session_id,
+                    ":config_hash": record.config_hash,
+                    ":last_activity_ms": record.last_activity_ms,
+                    ":heartbeat_ms": record.heartbeat_ms,
+                },
+            )
+            .map_err(store_err(format!("upsert agent {}", record.id)))?;
+            Ok(())
+        })
+    }
+
+    /// The agent's row, or `None` when the store has none.
+    ///
+    /// # Errors
+    /// [`Error::Store`] when the read fails or the row holds a value that does not parse
+    /// (a hand-edited role or status); the message names the row.
+    pub fn agent(&self, id: &AgentId) -> Result<Option<AgentRecord>> {
+        self.with_conn(|conn| {
+            conn.query_row(&format!("{SELECT} WHERE id = ?1"), [id.as_str()], from_row)
+                .optional()
+                .map_err(store_err(format!("read agent {id}")))
+        })
+    }
+
+    /// Every agent, ordered by id.
+    ///
+    /// # Errors
+    /// [`Error::Store`] when the read fails or a row holds a value that does not parse;
+    /// the message names the row.
+    pub fn agents(&self) -> Result<Vec<AgentRecord>> {
+        self.with_conn(|conn| {
+            let read = || -> rusqlite::Result<Vec<AgentRecord>> {
+                let mut stmt = conn.prepare(&format!("{SELECT} ORDER BY id"))?;
+                let rows = stmt.query_map([], from_row)?;
+                rows.collect()
+            };
+            read().map_err(store_err("list agents"))
+        })
+    }
+
+    /// Sets the agent's status.
+    ///
+    /// # Errors
+    /// [`Error::UnknownAgent`] when the store has no row for `id` (nothing is written);
+    /// [`Error::Store`] when the write fails.
+    pub fn set_agent_status(&self, id: &AgentId, status: AgentStatus) -> Result<()> {
+        self.update_agent(id, "status", &status.as_str())
+    }
+
+    /// Sets (or clears, with `None`) the agent's hooked bead.
+    ///
+    /// # Errors
+    /// [`Error::UnknownAgent`] when the store has no row for `id`; [`Error::Store`] when
+    /// the write fails.
+    pub fn set_hook(&self, id: &AgentId, hook: Option<&str>) -> Result<()> {
+        self.update_agent(id, "hook", &hook)
+    }
+
+    /// Sets (or clears, with `None`) the agent's SDK session id.
+    ///
+    /// # Errors
+    /// [`Error::UnknownAgent`] when the store has no row for `id`; [`Error::Store`] when
+    /// the write fails.
+    pub fn set_session_id(&self, id: &AgentId, session_id: Option<&str>) -> Result<()> {
+        self.update_agent(id, "session_id", &session_id)
+    }
+
+    /// Sets (or clears, with `None`) the hash of the agent's SDK server configuration.
+    ///
+    /// # Errors
+    /// [`Error::UnknownAgent`] when the store has no row for `id`; [`Error::Store`] when
+    /// the write fails.
+    pub fn set_config_hash(&self, id: &AgentId, config_hash: Option<&str>) -> Result<()> {
+        self.update_agent(id, "config_hash", &config_hash)
+    }
+
+    /// Records a heartbeat of the agent at `at_ms` (ms since the Unix epoch).
+    ///
+    /// # Errors
+    /// [`Error::UnknownAgent`] when the store has no row for `id`; [`Error::Store`] when
+    /// the write fails.
+    pub fn touch_heartbeat(&self, id: &AgentId, at_ms: i64) -> Result<()> {
+        self.update_agent(id, "heartbeat_ms", &at_ms)
+    }
+
+    /// Records activity of the agent at `at_ms` (ms since the Unix epoch).
+    ///
+    /// # Errors
+    /// [`Error::UnknownAgent`] when the store has no row for `id`; [`Error::Store`] when
+    /// the write fails.
+    pub fn touch_activity(&self, id: &AgentId, at_ms: i64) -> Result<()> {
+        self.update_agent(id, "last_activity_ms", &at_ms)
+    }
+
+    /// Deletes the agent, its registry row and every event queued about it, in one
+    /// transaction. Deleting an agent the store does not know is not an error.
+    ///
+    /// # Errors
+    /// [`Error::Store`] when the write fails (nothing is deleted then).
+    pub fn delete_agent(&self, id: &AgentId) -> Result<()> {
+        self.with_conn(|conn| {
+            let delete = |conn: &mut Connection| -> rusqlite::Result<()> {
+                let tx = conn.transaction()?;
+                tx.execute("DELETE FROM events WHERE agent_id = ?1", [id.as_str()])?;
+                tx.execute("DELETE FROM registry WHERE agent_id = ?1", [id.as_str()])?;
+                tx.execute("DELETE FROM agents WHERE id = ?1", [id.as_str()])?;
+                tx.commit()
+            };
+            delete(conn).map_err(store_err(format!("delete agent {id}")))
+        })
+    }
+
+    /// Sets one column of an existing agent row; `column` is one of this module's
+    /// literals, never input.
+    fn update_agent(&self, id: &AgentId, column: &'static str, value: &dyn ToSql) -> Result<()> {
+        self.with_conn(|conn| {
+            let changed = conn
+                .execute(
+                    &format!("UPDATE agents SET {column} = ?1 WHERE id = ?2"),
+                    rusqlite::params![value, id.as_str()],
+                )
+                .map_err(store_err(format!("set {column} of agent {id}")))?;
+            if changed == 0 {
+                return Err(Error::UnknownAgent { agent: id.clone() });
+            }
+            Ok(())
+        })
+    }
+}

@@ -1,0 +1,360 @@
+//! A town's container: create or adopt it, read its state, stop it, remove it, and find
+//! the orphans an earlier crash left behind.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use bollard::models::{
+    ContainerCreateBody, ContainerInspectResponse, ContainerStateStatusEnum, HostConfig, Mount,
+    MountType,
+};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
+};
+use gastown_core::{ContainerInfo, ContainerOptions, ContainerStatus, Error, Result, TownId};
+
+use crate::errors::{is_not_found, runtime, runtime_msg, status_of};
+use crate::runtime::DockerRuntime;
+
+/// Label on every container the runtime creates (it creates no volumes).
+pub const LABEL_MANAGED: &str = "gastown.managed";
+/// Label naming the container's town.
+pub const LABEL_TOWN: &str = "gastown.town";
+/// Label holding the runtime's name prefix, so hygiene only touches its own deployment.
+pub const LABEL_PREFIX: &str = "gastown.prefix";
+
+/// The `PATH` of the container itself (what the exec wrapper resolves programs against when
+/// a command sets none): `gastown_core::env::AGENT_PATH`.
+const CONTAINER_PATH_VAR: &str = "PATH=/usr/local/bin:/usr/bin:/bin";
+
+/// The container's main process, under the engine's init (`docker-init`, which reaps
+/// zombies). It idles; on SIGTERM (`docker stop`) it passes SIGTERM to every other process
+/// and exits once they are gone — the engine's SIGKILL after the grace period covers the
+/// rest.
+const KEEPALIVE: &str = r#"trap 'kill -TERM -1 2>/dev/null
+while :; do o=0
+  for d in /proc/[0-9]*; do p=${d#/proc/}
+    if [ "$p" = 1 ] || [ "$p" = $$ ]; then continue; fi
+    read -r l 2>/dev/null < "$d/stat" || continue
+    case $l in *") Z "*) ;; *) o=1 ;; esac
+  done
+  [ $o = 0 ] && exit 0
+  sleep 0.1
+done' TERM
+while :; do sleep 3600 & wait; done"#;
+
+/// What starting a container did.
+enum Started {
+    /// This call started it.
+    Now,
+    /// It was running already (a racing start got there first).
+    Already,
+    /// It no longer exists (a racing remove).
+    Vanished,
+}
+
+/// The user every process of a town runs as (`uid:gid`), execs included.
+pub(crate) const AGENT_USER: &str = "1000:1000";
+
+/// The built image's first step, as root with only CHOWN/SETUID/SETGID: give `/` to the
+/// agents' user, then become it (`gastown` in the image's `/etc/passwd`) and run `$0`, the
+/// keepalive script.
+const ROOT_SETUP: &str = r#"chown 1000:1000 / ; exec su -s /bin/sh gastown -c "$0""#;
+
+/// How many times `start` re-reads the engine's state after losing a race (another runtime
+/// created, started or removed the container between two of our calls).
+const START_ATTEMPTS: usize = 8;
+
+impl DockerRuntime {
+    /// The container name of `town`: `<prefix>-<town>`.
+    pub fn container_name(&self, town: &TownId) -> String {
+        format!("{}-{}", self.options.name_prefix, town)
+    }
+
+    /// Inspects the town's container; `None` when there is none.
+    pub(crate) async fn inspect(&self, town: &TownId) -> Result<Option<ContainerInspectResponse>> {
+        let name = self.container_name(town);
+        match self.docker.inspect_container(&name, None).await {
+            Ok(c) => Ok(Some(c)),
+            Err(e) if is_not_found(&e) => Ok(None),
+            Err(e) => Err(runtime(format!("inspecting container {name}"), e)),
+        }
+    }
+
+    /// The inspected container when it runs, else [`Error::ContainerNotRunning`].
+    pub(crate) async fn running(&self, town: &TownId) -> Result<ContainerInspectResponse> {
+        match self.inspect(town).await? {
+            Some(c) if is_running(&c) => Ok(c),
+            _ => Err(Error::ContainerNotRunning { town: town.clone() }),
+        }
+    }
+
+    pub(crate) async fn start_container(
+        &self,
+        town: &TownId,
+        options: &ContainerOptions,
+    ) -> Result<ContainerInfo> {
+        let name = self.container_name(town);
+        let body = self.create_body(town, options)?;
+        for attempt in 0..START_ATTEMPTS {
+            if attempt > 0 {
+                // Lost a race: let the other start (or a removal in progress) settle.
+                tokio::time::sleep(Duration::from_millis(50 * attempt as u64)).await;
+            }
+            let id = match self.inspect(town).await? {
+                None => {
+                    let create = CreateContainerOptionsBuilder::default().name(&name).build();
+                    match self
+                        .docker
+                        .create_container(Some(create), body.clone())
+                        .await
+                    {
+                        Ok(created) => created.id,
+                        // Someone else created it first: take it up on the next round.
+                        Err(e) if status_of(&e) == Some(409) => continue,
+                        Err(e) if status_of(&e) == Some(400) => {
+                            return Err(Error::InvalidConfig {
+                                message: format!("the engine refused container {name}: {e}"),
+                            })
+                        }
+                        Err(e) => return Err(runtime(format!("creating container {name}"), e)),
+                    }
+                }
+                Some(c) => {
+                    let id = c.id.clone().unwrap_or_else(|| name.clone());
+                    if !is_managed(&c) {
+                        return Err(runtime_msg(format!(
+                            "a container named {name} exists but gastown does not manage it \
+                             (no {LABEL_MANAGED}=true label); remove or rename it"
+                        )));
+                    }
+                    if is_running(&c) {
+                        self.remember(town);
+                        return Ok(ContainerInfo { id, created: false });
+                    }
+                    let state = c.state.as_ref().and_then(|s| s.status);
+                    let same_image = c.config.as_ref().and_then(|cfg| cfg.image.as_deref())
+                        == Some(self.image.as_str());
+                    match state {
+                        // Transient: another start or remove is at work.
+                        Some(ContainerStateStatusEnum::REMOVING)
+                        | Some(ContainerStateStatusEnum::RESTARTING) => continue,
+                        // Never started (a racing start's, or a crash's), or stopped: start
+                        // it again — a stopped container keeps its files (the trait contract).
+                        Some(ContainerStateStatusEnum::CREATED)
+                        | Some(ContainerStateStatusEnum::EXITED)
+                            if same_image =>
+                        {
+                            id
+                        }
+                        // Dead, paused, or built from another image: a fresh container
+                        // replaces it (agent state comes back from snapshots). Removed by
+                        // id, so a racing start's new container is never hit.
+                        _ => {
+                            tracing::info!(%town, container = %name, ?state, same_image, "replacing container");
+                            self.remove_by_id(&id).await?;
+                            continue;
+                        }
+                    }
+                }
+            };
+            match self.start_by_id(&id).await {
+                Ok(Started::Now) => {
+                    self.verify_up(&id).await?;
+                    self.remember(town);
+                    tracing::info!(%town, container = %name, "container started");
+                    return Ok(ContainerInfo { id, created: true });
+                }
+                Ok(Started::Already) => {
+                    self.remember(town);
+                    return Ok(ContainerInfo { id, created: false });
+                }
+                Ok(Started::Vanished) => continue,
+                Err(e) => {
+                    // A stopped container that no longer starts (a mount source gone):
+                    // replace it; a fresh one that does not start is an error.
+                    tracing::warn!(%town, container = %name, error = %e, "start failed; replacing the container");
+                    self.remove_by_id(&id).await?;
+                    if attempt + 1 == START_ATTEMPTS {
+                        return Err(e);
+                    }
+                }
+            }
+        }
+        Err(runtime_msg(format!(
+            "container {name} kept changing under concurrent starts; gave up after {START_ATTEMPTS} attempts"
+        )))
+    }
+
+    /// Starts a container by id.
+    async fn start_by_id(&self, id: &str) -> Result<Started> {
+        match self.docker.start_container(id, None).await {
+            Ok(()) => Ok(Started::Now),
+            Err(e) if status_of(&e) == Some(304) => Ok(Started::Already),
+            Err(e) if is_not_found(&e) => Ok(Started::Vanished),
+            Err(e) => Err(runtime(format!("starting container {id}"), e)),
+        }
+    }
+
+    /// Fails when a container we just started is not running (its main process died).
+    async fn verify_up(&self, id: &str) -> Result<()> {
+        match self.docker.inspect_container(id, None).await {
+            Ok(c) if is_running(&c) => Ok(()),
+            Ok(c) => Err(runtime_msg(format!(
+                "container {id} exited right after it started (exit code {:?}, error {:?})",
+                c.state.as_ref().and_then(|s| s.exit_code),
+                c.state
+                    .as_ref()
+                    .and_then(|s| s.error.clone())
+                    .unwrap_or_default()
+            ))),
+            Err(e) => Err(runtime(format!("inspecting container {id}"), e)),
+        }
+    }
+
+    pub(crate) async fn remove_by_id(&self, id: &str) -> Result<()> {
+        let opts = RemoveContainerOptionsBuilder::default()
+            .force(true)
+            .v(true)
+            .build();
+        match self.docker.remove_container(id, Some(opts)).await {
+            Ok(()) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            // 409: removal already in progress (a racing remove).
+            Err(e) if status_of(&e) == Some(409) => Ok(()),
+            Err(e) => Err(runtime(format!("removing container {id}"), e)),
+        }
+    }
+
+    fn create_body(
+        &self,
+        town: &TownId,
+        options: &ContainerOptions,
+    ) -> Result<ContainerCreateBody> {
+        let mut mounts = Vec::with_capacity(options.mounts.len());
+        for m in &options.mounts {
+            if !m.host.is_absolute() || !m.host.exists() {
+                return Err(Error::InvalidConfig {
+                    message: format!(
+                        "mount source {} must be an existing absolute host path",
+                        m.host.display()
+                    ),
+                });
+            }
+            mounts.push(Mount {
+                target: Some(m.container.as_str().to_owned()),
+                source: Some(m.host.to_string_lossy().into_owned()),
+                typ: Some(MountType::BIND),
+                read_only: Some(m.read_only),
+                ..Default::default()
+            });
+        }
+        let memory = options.memory_bytes.unwrap_or(self.options.memory_bytes);
+        let memory = i64::try_from(memory).map_err(|_| Error::InvalidConfig {
+            message: format!("memory limit {memory} bytes is too large"),
+        })?;
+        let labels = HashMap::from([
+            (LABEL_MANAGED.to_owned(), "true".to_owned()),
+            (LABEL_TOWN.to_owned(), town.to_string()),
+            (LABEL_PREFIX.to_owned(), self.options.name_prefix.clone()),
+        ]);
+        // The built image starts as root only to hand `/` to the agents' user (the engine
+        // creates the container's root directory root-owned, and processes must be able to
+        // write anywhere a town's layout puts files), then `su`s to it for good. A user's
+        // image starts as the agents' user directly.
+        let (user, entrypoint, caps) = if self.root_setup {
+            (
+                "0:0".to_owned(),
+                vec![
+                    "/bin/sh".to_owned(),
+                    "-c".to_owned(),
+                    ROOT_SETUP.to_owned(),
+                    KEEPALIVE.to_owned(),
+                ],
+                vec!["CHOWN".to_owned(), "SETUID".to_owned(), "SETGID".to_owned()],
+            )
+        } else {
+            (
+                AGENT_USER.to_owned(),
+                vec![
+                    "/bin/sh".to_owned(),
+                    "-c".to_owned(),
+                    KEEPALIVE.to_owned(),
+                    "gastown-keepalive".to_owned(),
+                ],
+                Vec::new(),
+            )
+        };
+        Ok(ContainerCreateBody {
+            image: Some(self.image.clone()),
+            hostname: Some(town.to_string()),
+            user: Some(user),
+            env: Some(vec![CONTAINER_PATH_VAR.to_owned()]),
+            entrypoint: Some(entrypoint),
+            cmd: Some(Vec::new()),
+            working_dir: Some("/".to_owned()),
+            labels: Some(labels),
+            host_config: Some(HostConfig {
+                init: Some(true),
+                memory: Some(memory),
+                memory_swap: Some(memory),
+                pids_limit: Some(options.pids_limit.unwrap_or(self.options.pids_limit)),
+                // Bounding set: only what the root setup step needs; every process after it
+                // runs as uid 1000 with no capability and cannot gain one
+                // (no-new-privileges).
+                cap_drop: Some(vec!["ALL".to_owned()]),
+                cap_add: Some(caps),
+                security_opt: Some(vec!["no-new-privileges:true".to_owned()]),
+                privileged: Some(false),
+                mounts: Some(mounts),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+    }
+
+    pub(crate) async fn container_status(&self, town: &TownId) -> Result<ContainerStatus> {
+        Ok(match self.inspect(town).await? {
+            None => ContainerStatus::Absent,
+            Some(c) if is_running(&c) => ContainerStatus::Running,
+            Some(_) => ContainerStatus::Exited,
+        })
+    }
+
+    pub(crate) async fn stop_container(&self, town: &TownId, grace: Duration) -> Result<()> {
+        let name = self.container_name(town);
+        // The engine counts whole seconds; round up so the grace is never cut short.
+        let secs = grace.as_secs() + u64::from(grace.subsec_nanos() > 0);
+        let secs = i32::try_from(secs).unwrap_or(i32::MAX);
+        let opts = StopContainerOptionsBuilder::default().t(secs).build();
+        match self.docker.stop_container(&name, Some(opts)).await {
+            Ok(()) => Ok(()),
+            Err(e) if status_of(&e) == Some(304) || is_not_found(&e) => Ok(()),
+            Err(e) => Err(runtime(format!("stopping container {name}"), e)),
+        }
+    }
+
+    pub(crate) async fn remove_container(&self, town: &TownId) -> Result<()> {
+        let name = self.container_name(town);
+        self.remove_by_id(&name).await?;
+        self.managed.lock().remove(town);
+        Ok(())
+    }
+
+    pub(crate) fn remember(&self, town: &TownId) {
+        self.managed.lock().insert(town.clone());
+    }
+}
+
+fn is_running(c: &ContainerInspectResponse) -> bool {
+    c.state.as_ref().and_then(|s| s.running).unwrap_or(false)
+        && !c.state.as_ref().and_then(|s| s.paused).unwrap_or(false)
+}
+
+fn is_managed(c: &ContainerInspectResponse) -> bool {
+    c.config
+        .as_ref()
+        .and_then(|cfg| cfg.labels.as_ref())
+        .and_then(|l| l.get(LABEL_MANAGED))
+        .is_some_and(|v| v == "true")
+}

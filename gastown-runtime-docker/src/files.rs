@@ -1,0 +1,188 @@
+//! Files in and out of a town's container (engine archive endpoints, tar), and its endpoint.
+
+use bollard::query_parameters::{
+    DownloadFromContainerOptionsBuilder, UploadToContainerOptionsBuilder,
+};
+use futures::TryStreamExt;
+use gastown_core::{CommandSpec, ContainerPath, Error, Result, TownId};
+
+use crate::archive::{first_file, single_file, Extracted};
+use crate::errors::{is_not_found, runtime, runtime_msg, status_of};
+use crate::runtime::DockerRuntime;
+
+/// How many symlinks `get_file` follows before giving up (as a loop guard).
+const MAX_SYMLINKS: usize = 8;
+
+impl DockerRuntime {
+    pub(crate) async fn put(
+        &self,
+        town: &TownId,
+        path: &ContainerPath,
+        contents: &[u8],
+    ) -> Result<()> {
+        let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+            return Err(Error::InvalidPath {
+                path: path.to_string(),
+                reason: "must name a file, not the root",
+            });
+        };
+        self.running(town).await?;
+        let tar = single_file(name, contents).map_err(|e| Error::io("building a tar", e))?;
+        match self.upload(town, &parent, tar.clone()).await? {
+            true => Ok(()),
+            false => {
+                // The parent is missing: create it as the agents' user, then retry once.
+                let mkdir = CommandSpec::new("mkdir")
+                    .arg("-p")
+                    .arg(&parent)
+                    .env("PATH", "/usr/local/bin:/usr/bin:/bin");
+                let out = self.exec_command(town, &mkdir).await?;
+                if !out.success() {
+                    return Err(Error::CommandFailed {
+                        program: "mkdir".to_owned(),
+                        exit_code: out.exit_code,
+                        stderr_tail: out.stderr_tail(2000),
+                    });
+                }
+                if self.upload(town, &parent, tar).await? {
+                    Ok(())
+                } else {
+                    Err(runtime_msg(format!(
+                        "{parent} vanished while writing {path}"
+                    )))
+                }
+            }
+        }
+    }
+
+    /// Uploads into `dir`; `Ok(false)` when `dir` does not exist.
+    async fn upload(&self, town: &TownId, dir: &ContainerPath, tar: Vec<u8>) -> Result<bool> {
+        let name = self.container_name(town);
+        let opts = UploadToContainerOptionsBuilder::default()
+            .path(dir.as_str())
+            .build();
+        match self
+            .docker
+            .upload_to_container(&name, Some(opts), bollard::body_full(tar.into()))
+            .await
+        {
+            Ok(()) => Ok(true),
+            Err(e) if is_not_found(&e) => {
+                // Either the directory or the container is missing.
+                self.running(town).await?;
+                Ok(false)
+            }
+            Err(e) if status_of(&e) == Some(409) => {
+                Err(Error::ContainerNotRunning { town: town.clone() })
+            }
+            Err(e) => Err(runtime(format!("writing into {dir} in {name}"), e)),
+        }
+    }
+
+    pub(crate) async fn get(&self, town: &TownId, path: &ContainerPath) -> Result<Vec<u8>> {
+        self.running(town).await?;
+        let name = self.container_name(town);
+        let mut current = path.clone();
+        for _ in 0..MAX_SYMLINKS {
+            let opts = DownloadFromContainerOptionsBuilder::default()
+                .path(current.as_str())
+                .build();
+            let bytes: Vec<u8> = match self
+                .docker
+                .download_from_container(&name, Some(opts))
+                .try_fold(Vec::new(), |mut acc, chunk| async move {
+                    acc.extend_from_slice(&chunk);
+                    Ok(acc)
+                })
+                .await
+            {
+                Ok(b) => b,
+                Err(e) if is_not_found(&e) => {
+                    self.running(town).await?;
+                    return Err(Error::FileNotFound {
+                        path: path.to_string(),
+                    });
+                }
+                Err(e) => return Err(runtime(format!("reading {path} in {name}"), e)),
+            };
+            match first_file(&bytes)
+                .map_err(|e| Error::io(format!("reading the archive of {path}"), e))?
+            {
+                Extracted::File(contents) => return Ok(contents),
+                Extracted::Symlink(target) => {
+                    current = resolve_link(&current, &target)?;
+                }
+                Extracted::NotAFile => {
+                    return Err(runtime_msg(format!(
+                        "{path} in {name} is not a regular file"
+                    )))
+                }
+            }
+        }
+        Err(runtime_msg(format!(
+            "{path} in {name}: too many levels of symbolic links"
+        )))
+    }
+
+    pub(crate) async fn endpoint_url(&self, town: &TownId, port: u16) -> Result<String> {
+        let c = self.running(town).await?;
+        let networks = c
+            .network_settings
+            .and_then(|n| n.networks)
+            .unwrap_or_default();
+        // The default bridge first; otherwise any network with an address.
+        let ip = networks
+            .get("bridge")
+            .and_then(|n| n.ip_address.clone())
+            .filter(|ip| !ip.is_empty())
+            .or_else(|| {
+                networks
+                    .values()
+                    .filter_map(|n| n.ip_address.clone())
+                    .find(|ip| !ip.is_empty())
+            })
+            .ok_or_else(|| {
+                runtime_msg(format!(
+                    "container {} has no network address",
+                    self.container_name(town)
+                ))
+            })?;
+        Ok(format!("http://{ip}:{port}"))
+    }
+}
+
+/// The path a symlink at `link` pointing at `target` names.
+fn resolve_link(link: &ContainerPath, target: &str) -> Result<ContainerPath> {
+    let base = if target.starts_with('/') {
+        Vec::new()
+    } else {
+        link.parent()
+            .map(|p| p.components().map(str::to_owned).collect())
+            .unwrap_or_default()
+    };
+    let mut parts: Vec<String> = base;
+    for c in target.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            c => parts.push(c.to_owned()),
+        }
+    }
+    ContainerPath::new(format!("/{}", parts.join("/")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn links_resolve_relative_and_absolute() {
+        let link = ContainerPath::new("/a/b/link").unwrap();
+        assert_eq!(resolve_link(&link, "file").unwrap().as_str(), "/a/b/file");
+        assert_eq!(resolve_link(&link, "../c/f").unwrap().as_str(), "/a/c/f");
+        assert_eq!(resolve_link(&link, "/etc/x").unwrap().as_str(), "/etc/x");
+        assert_eq!(resolve_link(&link, "../../../../x").unwrap().as_str(), "/x");
+    }
+}

@@ -1,0 +1,324 @@
+//! Long-running processes: an attached engine exec whose output is streamed line by line,
+//! and [`DockerProcess`], its handle (status from the engine, signals by in-container pid).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bollard::container::LogOutput;
+use bollard::exec::{StartExecOptions, StartExecResults};
+use bollard::models::ExecConfig;
+use bollard::Docker;
+use futures::StreamExt;
+use gastown_core::{
+    CommandSpec, Error, ProcessHandle, ProcessStatus, Result, SpawnedProcess, Stream, TownId,
+};
+use parking_lot::Mutex;
+use tokio::sync::oneshot;
+
+use crate::errors::{is_not_found, runtime, runtime_msg, status_of};
+use crate::exec::{exit_code, no_cwd, not_found, run_attached};
+use crate::lines::{self, LineSink, LineSplitter};
+use crate::runtime::DockerRuntime;
+use crate::wrapper::{Mode, NOT_FOUND_MARKER, NO_CWD_MARKER, PID_MARKER};
+
+/// How often [`DockerProcess::kill`] re-reads the status while waiting, in ms.
+const KILL_POLL_MS: u64 = 50;
+/// How long to wait for a process to die after SIGKILL before reporting failure, in ms.
+const AFTER_SIGKILL_WAIT_MS: u64 = 10_000;
+
+/// What the wrapper said before handing over to the program.
+#[derive(Debug)]
+enum Start {
+    Pid(u32),
+    NotFound,
+    NoCwd,
+    /// The output ended without a marker; the lines seen, for the error.
+    Ended(Vec<String>),
+}
+
+impl DockerRuntime {
+    pub(crate) async fn spawn_command(
+        &self,
+        town: &TownId,
+        spec: &CommandSpec,
+    ) -> Result<SpawnedProcess> {
+        let container = self.container_name(town);
+        let id = self.create_wrapped_exec(town, Mode::Spawn, spec).await?;
+        let start = StartExecOptions {
+            detach: false,
+            tty: false,
+            output_capacity: None,
+        };
+        let attached = match self.docker.start_exec(&id, Some(start)).await {
+            Ok(StartExecResults::Attached { output, input }) => (output, input),
+            Ok(StartExecResults::Detached) => {
+                return Err(runtime_msg("the engine detached an attached exec"))
+            }
+            Err(e) if is_not_found(&e) || status_of(&e) == Some(409) => {
+                return Err(Error::ContainerNotRunning { town: town.clone() })
+            }
+            Err(e) => return Err(runtime(format!("starting an exec in {container}"), e)),
+        };
+        let (sink, rx) = lines::channel();
+        let (start_tx, start_rx) = oneshot::channel();
+        tokio::spawn(pump(attached.0, attached.1, sink, start_tx));
+
+        let pid = match start_rx.await {
+            Ok(Start::Pid(pid)) => pid,
+            Ok(Start::NotFound) => return Err(not_found(spec, &container)),
+            Ok(Start::NoCwd) => return Err(no_cwd(spec)),
+            other => {
+                let seen = match other {
+                    Ok(Start::Ended(seen)) => seen,
+                    _ => Vec::new(),
+                };
+                let code = exit_code(&self.docker, &id).await.ok();
+                if matches!(
+                    self.running(town).await,
+                    Err(Error::ContainerNotRunning { .. })
+                ) {
+                    return Err(Error::ContainerNotRunning { town: town.clone() });
+                }
+                return Err(runtime_msg(format!(
+                    "{} ended before it started (exit code {code:?}): {}",
+                    spec.program,
+                    seen.join(" | ")
+                )));
+            }
+        };
+        let host_pid = self
+            .docker
+            .inspect_exec(&id)
+            .await
+            .ok()
+            .and_then(|r| r.pid)
+            .and_then(|p| u32::try_from(p).ok())
+            .filter(|p| *p > 0);
+        tracing::debug!(%town, program = %spec.program, pid, ?host_pid, "spawned");
+        let handle = DockerProcess {
+            docker: self.docker.clone(),
+            container,
+            exec_id: id,
+            pid,
+            host_pid,
+            signalled: Mutex::new(None),
+        };
+        Ok(SpawnedProcess {
+            handle: Arc::new(handle),
+            output: rx,
+        })
+    }
+}
+
+/// Reads the exec's output until it ends: the wrapper's first stderr line is the start
+/// marker (answered on `start`, not forwarded); everything else goes to `sink` as lines.
+/// Always drains, so a process never blocks on a full pipe when nobody reads.
+async fn pump(
+    mut output: std::pin::Pin<
+        Box<
+            dyn futures::Stream<Item = std::result::Result<LogOutput, bollard::errors::Error>>
+                + Send,
+        >,
+    >,
+    input: std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>>,
+    sink: LineSink,
+    start: oneshot::Sender<Start>,
+) {
+    // Held so the attach connection stays whole for the exec's lifetime.
+    let _input = input;
+    let mut start = Some(start);
+    let mut before_marker: Vec<String> = Vec::new();
+    let mut out = LineSplitter::new(Stream::Stdout);
+    let mut err = LineSplitter::new(Stream::Stderr);
+    let mut handle = |lines: Vec<gastown_core::OutputLine>,
+                      start: &mut Option<oneshot::Sender<Start>>| {
+        for line in lines {
+            if start.is_some() && line.stream == Stream::Stderr {
+                let marker = if let Some(pid) = line.line.strip_prefix(PID_MARKER) {
+                    pid.trim().parse().ok().map(Start::Pid)
+                } else if line.line.starts_with(NOT_FOUND_MARKER) {
+                    Some(Start::NotFound)
+                } else if line.line.starts_with(NO_CWD_MARKER) {
+                    Some(Start::NoCwd)
+                } else {
+                    None
+                };
+                if let Some(m) = marker {
+                    if let Some(tx) = start.take() {
+                        let _ = tx.send(m);
+                    }
+                    continue;
+                }
+            }
+            if start.is_some() && before_marker.len() < 20 {
+                before_marker.push(line.line.clone());
+            }
+            sink.send(line);
+        }
+    };
+    while let Some(chunk) = output.next().await {
+        match chunk {
+            Ok(LogOutput::StdOut { message }) | Ok(LogOutput::Console { message }) => {
+                handle(out.push(&message), &mut start)
+            }
+            Ok(LogOutput::StdErr { message }) => handle(err.push(&message), &mut start),
+            Ok(LogOutput::StdIn { .. }) => {}
+            Err(e) => {
+                tracing::debug!(error = %e, "exec output stream ended with an error");
+                break;
+            }
+        }
+    }
+    let rest: Vec<_> = [out.finish(), err.finish()].into_iter().flatten().collect();
+    handle(rest, &mut start);
+    if let Some(tx) = start.take() {
+        let _ = tx.send(Start::Ended(before_marker));
+    }
+    sink.close();
+}
+
+/// A process started by [`DockerRuntime`]'s `spawn`: an engine exec.
+#[derive(Debug)]
+pub struct DockerProcess {
+    docker: Docker,
+    container: String,
+    exec_id: String,
+    /// The pid inside the container (what `kill` there takes); the process leads its own
+    /// process group, so signals go to the group.
+    pid: u32,
+    host_pid: Option<u32>,
+    /// The last signal number sent, to tell "killed by us" from a plain exit code.
+    signalled: Mutex<Option<i32>>,
+}
+
+impl DockerProcess {
+    /// The engine's exec id.
+    pub fn exec_id(&self) -> &str {
+        &self.exec_id
+    }
+
+    /// The pid inside the container.
+    pub fn container_pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// The engine reports a process killed by signal `n` as exit code `128 + n`; when the
+    /// signal was ours, that is "killed" (`None`), as `ProcessStatus::Exited` documents.
+    fn exited(&self, code: Option<i64>) -> ProcessStatus {
+        let code = code.and_then(|c| i32::try_from(c).ok());
+        match (code, *self.signalled.lock()) {
+            (Some(c), Some(sig)) if c == 128 + sig => ProcessStatus::Exited(None),
+            (c, _) => ProcessStatus::Exited(c),
+        }
+    }
+
+    async fn container_runs(&self) -> bool {
+        match self.docker.inspect_container(&self.container, None).await {
+            Ok(c) => c.state.and_then(|s| s.running).unwrap_or(false),
+            Err(e) if is_not_found(&e) => false,
+            // Unknown: do not claim the process died.
+            Err(_) => true,
+        }
+    }
+
+    /// Sends `signal` (`TERM`, `KILL`) to the process group, or the process alone when it
+    /// no longer leads one. Not an error when the process or container is gone.
+    async fn signal(&self, signal: &str, number: i32) -> Result<()> {
+        *self.signalled.lock() = Some(number);
+        let config = ExecConfig {
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            user: Some(crate::container::AGENT_USER.to_owned()),
+            cmd: Some(vec![
+                "/bin/sh".to_owned(),
+                "-c".to_owned(),
+                r#"kill -"$1" -"$2" 2>/dev/null || kill -"$1" "$2" 2>/dev/null || true"#.to_owned(),
+                "gastown-kill".to_owned(),
+                signal.to_owned(),
+                self.pid.to_string(),
+            ]),
+            ..Default::default()
+        };
+        let id = match self.docker.create_exec(&self.container, config).await {
+            Ok(r) => r.id,
+            Err(e) if is_not_found(&e) || status_of(&e) == Some(409) => return Ok(()),
+            Err(e) => {
+                return Err(runtime(
+                    format!("signalling pid {} in {}", self.pid, self.container),
+                    e,
+                ))
+            }
+        };
+        match run_attached(&self.docker, &id).await {
+            Ok(_) => Ok(()),
+            Err(e) if is_not_found(&e) || status_of(&e) == Some(409) => Ok(()),
+            Err(e) => Err(runtime(
+                format!("signalling pid {} in {}", self.pid, self.container),
+                e,
+            )),
+        }
+    }
+
+    async fn wait_dead(&self, within: Duration) -> ProcessStatus {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let st = self.status().await;
+            let now = tokio::time::Instant::now();
+            if !st.is_alive() || now >= deadline {
+                return st;
+            }
+            tokio::time::sleep((deadline - now).min(Duration::from_millis(KILL_POLL_MS))).await;
+        }
+    }
+}
+
+#[async_trait]
+impl ProcessHandle for DockerProcess {
+    fn pid(&self) -> Option<u32> {
+        self.host_pid
+    }
+
+    async fn status(&self) -> ProcessStatus {
+        match self.docker.inspect_exec(&self.exec_id).await {
+            Ok(r) if r.running == Some(true) => {
+                // The engine can keep an exec "running" after its container stopped.
+                if self.container_runs().await {
+                    ProcessStatus::Running
+                } else {
+                    ProcessStatus::Exited(None)
+                }
+            }
+            Ok(r) => self.exited(r.exit_code),
+            // The exec's record went with its container: the process is gone.
+            Err(e) if is_not_found(&e) => ProcessStatus::Exited(None),
+            Err(e) => {
+                tracing::warn!(error = %e, exec = %self.exec_id, "cannot read process status");
+                ProcessStatus::Failed
+            }
+        }
+    }
+
+    async fn kill(&self, grace: Duration) -> Result<ProcessStatus> {
+        let st = self.status().await;
+        if !st.is_alive() {
+            return Ok(st);
+        }
+        self.signal("TERM", 15).await?;
+        let st = self.wait_dead(grace).await;
+        if !st.is_alive() {
+            return Ok(st);
+        }
+        self.signal("KILL", 9).await?;
+        let st = self
+            .wait_dead(Duration::from_millis(AFTER_SIGKILL_WAIT_MS))
+            .await;
+        if st.is_alive() {
+            return Err(runtime_msg(format!(
+                "pid {} in {} is still alive after SIGKILL",
+                self.pid, self.container
+            )));
+        }
+        Ok(st)
+    }
+}

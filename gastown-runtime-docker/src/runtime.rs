@@ -1,0 +1,253 @@
+//! [`DockerRuntime`]: connecting to the engine, and the [`ContainerRuntime`] impl.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bollard::{Docker, API_DEFAULT_VERSION};
+use gastown_core::{
+    CommandSpec, ContainerInfo, ContainerOptions, ContainerPath, ContainerRuntime, ContainerStatus,
+    Error, ExecOutput, Result, SpawnedProcess, TownId,
+};
+use parking_lot::Mutex;
+
+use crate::errors::is_not_found;
+use crate::image::{ensure_built, IMAGE_LABEL, IMAGE_LABEL_VALUE};
+use crate::options::{AgentImage, DockerOptions};
+
+/// Timeout of one engine request (not of a streamed exec or build), in seconds.
+const REQUEST_TIMEOUT_S: u64 = 120;
+
+/// gastown's [`ContainerRuntime`] on a Docker Engine: one container per town, named
+/// `<prefix>-<town>`, labelled `gastown.managed=true` and `gastown.town=<town>`, running
+/// as uid 1000 with every capability dropped, `no-new-privileges`, memory and pids limits,
+/// and no host mount but the town's declared ones. Commands run as engine execs;
+/// endpoints are the container's bridge IP; files move as tar archives.
+///
+/// Cheap to share behind an `Arc`; all state but the set of towns it manages lives in the
+/// engine, so several instances (even in several processes) can drive the same towns.
+pub struct DockerRuntime {
+    pub(crate) docker: Docker,
+    pub(crate) socket: PathBuf,
+    pub(crate) options: DockerOptions,
+    /// The image containers run (a tag or the user's name).
+    pub(crate) image: String,
+    /// Names the image's `ENV` sets: unset in every command whose spec does not set them.
+    pub(crate) image_env_names: Vec<String>,
+    /// True for gastown's built image, whose containers start with a root setup step.
+    pub(crate) root_setup: bool,
+    /// Towns this instance started or adopted (not orphans).
+    pub(crate) managed: Mutex<BTreeSet<TownId>>,
+}
+
+impl fmt::Debug for DockerRuntime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DockerRuntime")
+            .field("socket", &self.socket)
+            .field("image", &self.image)
+            .field("name_prefix", &self.options.name_prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+fn unavailable(socket: &Path, err: impl fmt::Display) -> Error {
+    Error::EngineUnavailable {
+        socket: socket.display().to_string(),
+        message: err.to_string(),
+    }
+}
+
+fn valid_prefix(prefix: &str) -> bool {
+    // Docker container names: [a-zA-Z0-9][a-zA-Z0-9_.-]*; the town id follows a '-'.
+    let mut chars = prefix.chars();
+    prefix.len() <= 64
+        && chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+}
+
+impl DockerRuntime {
+    /// Connects to the engine at `options.socket`, checks it answers (and settles on an API
+    /// version both sides speak), and makes sure the image exists — building gastown's
+    /// agent image when `options.image` is [`AgentImage::Build`] and no image with the same
+    /// inputs is there yet (a few seconds; reused afterwards).
+    ///
+    /// # Errors
+    /// - [`Error::EngineUnavailable`] naming the socket when nothing answers there;
+    /// - [`Error::KiloNotFound`] when `AgentImage::Build { kilo_bin: None }` and kilo is
+    ///   not installed;
+    /// - [`Error::ImageBuild`] with the tail of the build log when the image cannot be
+    ///   built (a missing kilo binary at an explicit path, no busybox-static, no git, a
+    ///   failed engine build);
+    /// - [`Error::InvalidConfig`] for a bad name prefix or an [`AgentImage::Named`] image
+    ///   the engine does not have (nothing is pulled).
+    pub async fn connect(options: DockerOptions) -> Result<DockerRuntime> {
+        if !valid_prefix(&options.name_prefix) {
+            return Err(Error::InvalidConfig {
+                message: format!(
+                    "container name prefix {:?} must be 1-64 characters of [a-zA-Z0-9_.-], starting alphanumeric",
+                    options.name_prefix
+                ),
+            });
+        }
+        let socket = options.socket.clone();
+        let socket_str = socket
+            .to_str()
+            .ok_or_else(|| unavailable(&socket, "the socket path is not valid UTF-8"))?;
+        let docker = Docker::connect_with_unix(socket_str, REQUEST_TIMEOUT_S, API_DEFAULT_VERSION)
+            .map_err(|e| unavailable(&socket, e))?;
+        docker.ping().await.map_err(|e| unavailable(&socket, e))?;
+        // Older engines (Debian's 20.10 speaks API 1.41) refuse newer API versions.
+        let docker = docker
+            .negotiate_version()
+            .await
+            .map_err(|e| unavailable(&socket, e))?;
+
+        let image = match &options.image {
+            AgentImage::Build { kilo_bin } => {
+                let kilo = match kilo_bin {
+                    Some(p) => p.clone(),
+                    None => gastown_core::kilo::locate(None)?,
+                };
+                ensure_built(&docker, &kilo).await?.tag
+            }
+            AgentImage::Named(name) => name.clone(),
+        };
+        let inspected = match docker.inspect_image(&image).await {
+            Ok(i) => i,
+            Err(e) if is_not_found(&e) => {
+                return Err(Error::InvalidConfig {
+                    message: format!(
+                        "image {image} is not in the engine at {} (nothing is pulled; build or load it first)",
+                        socket.display()
+                    ),
+                })
+            }
+            Err(e) => return Err(unavailable(&socket, e)),
+        };
+        let config = inspected.config.unwrap_or_default();
+        // Images gastown built (this run or another, even when named) carry its label and
+        // get the root setup step; a user's own image does not.
+        let root_setup = config
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(IMAGE_LABEL))
+            .is_some_and(|v| v == IMAGE_LABEL_VALUE);
+        let image_env_names = config
+            .env
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|kv| kv.split_once('=').map(|(k, _)| k.to_owned()))
+            .collect();
+        Ok(DockerRuntime {
+            docker,
+            socket,
+            options,
+            image,
+            image_env_names,
+            root_setup,
+            managed: Mutex::new(BTreeSet::new()),
+        })
+    }
+
+    /// The image town containers run.
+    pub fn image(&self) -> &str {
+        &self.image
+    }
+
+    /// The engine socket.
+    pub fn socket(&self) -> &Path {
+        &self.socket
+    }
+
+    /// The options this runtime was connected with.
+    pub fn options(&self) -> &DockerOptions {
+        &self.options
+    }
+
+    /// The engine client (for callers and tests that need an engine call this runtime
+    /// does not offer).
+    pub fn docker(&self) -> &Docker {
+        &self.docker
+    }
+}
+
+#[async_trait]
+impl ContainerRuntime for DockerRuntime {
+    fn name(&self) -> &'static str {
+        crate::errors::RUNTIME
+    }
+
+    fn sdk_bind_host(&self) -> &str {
+        "0.0.0.0"
+    }
+
+    async fn start(&self, town: &TownId, options: &ContainerOptions) -> Result<ContainerInfo> {
+        self.start_container(town, options).await
+    }
+
+    async fn status(&self, town: &TownId) -> Result<ContainerStatus> {
+        self.container_status(town).await
+    }
+
+    async fn exec(&self, town: &TownId, command: &CommandSpec) -> Result<ExecOutput> {
+        self.exec_command(town, command).await
+    }
+
+    async fn spawn(&self, town: &TownId, command: &CommandSpec) -> Result<SpawnedProcess> {
+        self.spawn_command(town, command).await
+    }
+
+    async fn endpoint(&self, town: &TownId, port: u16) -> Result<String> {
+        self.endpoint_url(town, port).await
+    }
+
+    async fn put_file(&self, town: &TownId, path: &ContainerPath, contents: &[u8]) -> Result<()> {
+        self.put(town, path, contents).await
+    }
+
+    async fn get_file(&self, town: &TownId, path: &ContainerPath) -> Result<Vec<u8>> {
+        self.get(town, path).await
+    }
+
+    async fn stop(&self, town: &TownId, grace: Duration) -> Result<()> {
+        self.stop_container(town, grace).await
+    }
+
+    async fn remove(&self, town: &TownId) -> Result<()> {
+        self.remove_container(town).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixes_are_validated() {
+        for ok in ["gastown", "gt-test.1", "a"] {
+            assert!(valid_prefix(ok), "{ok}");
+        }
+        for bad in ["", "-x", "a/b", "a b", &"x".repeat(65)] {
+            assert!(!valid_prefix(bad), "{bad}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_missing_socket_is_engine_unavailable_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("no-docker.sock");
+        let err = DockerRuntime::connect(DockerOptions::default().with_socket(&socket))
+            .await
+            .unwrap_err();
+        match &err {
+            Error::EngineUnavailable { socket: s, .. } => {
+                assert_eq!(s, &socket.display().to_string())
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        assert!(err.to_string().contains("no-docker.sock"));
+        assert!(!socket.exists(), "nothing was created at the socket path");
+    }
+}

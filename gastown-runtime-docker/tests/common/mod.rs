@@ -1,0 +1,177 @@
+//! Shared set-up of the Docker tests: the engine gate, one agent image per test binary,
+//! unique container names, and cleanup that runs even when a test panics.
+#![allow(dead_code, unreachable_pub)]
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use bollard::query_parameters::{ListContainersOptionsBuilder, RemoveContainerOptionsBuilder};
+use bollard::{Docker, API_DEFAULT_VERSION};
+use gastown_core::TownId;
+use gastown_runtime_docker::options::DEFAULT_SOCKET;
+use gastown_runtime_docker::{AgentImage, DockerOptions, DockerRuntime, LABEL_PREFIX, LABEL_TOWN};
+
+/// Set to `1` to turn a missing or unreachable engine into a failure (CI).
+pub const REQUIRE_DOCKER_ENV: &str = "GASTOWN_REQUIRE_DOCKER";
+
+fn required() -> bool {
+    std::env::var_os(REQUIRE_DOCKER_ENV).is_some_and(|v| v == "1")
+}
+
+/// `Some(client)` when an engine answers at the default socket. Otherwise prints
+/// `skipping: no Docker Engine` and returns `None` — or panics when
+/// `GASTOWN_REQUIRE_DOCKER=1`.
+pub async fn engine() -> Option<Docker> {
+    let answer = match Docker::connect_with_unix(DEFAULT_SOCKET, 30, API_DEFAULT_VERSION) {
+        Ok(d) => match d.ping().await {
+            Ok(_) => match d.negotiate_version().await {
+                Ok(d) => Ok(d),
+                Err(e) => Err(e.to_string()),
+            },
+            Err(e) => Err(e.to_string()),
+        },
+        Err(e) => Err(e.to_string()),
+    };
+    match answer {
+        Ok(d) => Some(d),
+        Err(e) if required() => panic!(
+            "{REQUIRE_DOCKER_ENV}=1 but no Docker Engine answers at {DEFAULT_SOCKET}: {e} \
+             (run scripts/ensure-docker.sh)"
+        ),
+        Err(e) => {
+            eprintln!("skipping: no Docker Engine at {DEFAULT_SOCKET} ({e})");
+            None
+        }
+    }
+}
+
+/// The agent image, built once per test binary from the real kilo (in a thread of its
+/// own, so every test's runtime can wait for it). `None` (after printing why) when kilo is
+/// not installed — `gastown_core::kilo::test_binary` panics instead under
+/// `GASTOWN_REQUIRE_KILO=1`.
+pub fn agent_image() -> Option<String> {
+    static IMAGE: OnceLock<Result<String, String>> = OnceLock::new();
+    let kilo = gastown_core::kilo::test_binary()?;
+    let built = IMAGE.get_or_init(|| {
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
+            rt.block_on(async {
+                let options = DockerOptions::default().with_image(AgentImage::Build {
+                    kilo_bin: Some(kilo),
+                });
+                DockerRuntime::connect(options)
+                    .await
+                    .map(|r| r.image().to_owned())
+                    .map_err(|e| e.to_string())
+            })
+        })
+        .join()
+        .unwrap_or_else(|_| Err("the image build thread panicked".to_owned()))
+    });
+    match built {
+        Ok(tag) => Some(tag.clone()),
+        Err(e) => panic!("building the agent image failed: {e}"),
+    }
+}
+
+/// A name prefix unique to this test process (and `tag`), so parallel runs never meet.
+pub fn prefix(tag: &str) -> String {
+    format!("gt{tag}{}", std::process::id())
+}
+
+/// A runtime on the shared agent image with `prefix`, or `None` when the engine or kilo
+/// is missing (see [`engine`], [`agent_image`]).
+pub async fn runtime(prefix: &str) -> Option<DockerRuntime> {
+    engine().await?;
+    let image = agent_image()?;
+    let options = DockerOptions::default()
+        .with_image(AgentImage::Named(image))
+        .with_name_prefix(prefix);
+    Some(
+        DockerRuntime::connect(options)
+            .await
+            .expect("connect to the engine"),
+    )
+}
+
+pub fn town(name: &str) -> TownId {
+    TownId::new(name).expect("test town id")
+}
+
+/// Force-removes, on drop, every container carrying `prefix` (and `town`, when given) —
+/// also when the test panicked.
+pub struct Cleanup {
+    prefix: String,
+    town: Option<String>,
+}
+
+impl Cleanup {
+    pub fn prefix(prefix: &str) -> Self {
+        Self {
+            prefix: prefix.to_owned(),
+            town: None,
+        }
+    }
+
+    pub fn town(prefix: &str, town: &TownId) -> Self {
+        Self {
+            prefix: prefix.to_owned(),
+            town: Some(town.to_string()),
+        }
+    }
+}
+
+/// Containers labelled with `prefix` (and `town`).
+pub async fn labelled(docker: &Docker, prefix: &str, town: Option<&str>) -> Vec<String> {
+    let mut labels = vec![format!("{LABEL_PREFIX}={prefix}")];
+    if let Some(t) = town {
+        labels.push(format!("{LABEL_TOWN}={t}"));
+    }
+    let filters = HashMap::from([("label", labels)]);
+    let opts = ListContainersOptionsBuilder::default()
+        .all(true)
+        .filters(&filters)
+        .build();
+    docker
+        .list_containers(Some(opts))
+        .await
+        .expect("list containers")
+        .into_iter()
+        .filter_map(|c| c.id)
+        .collect()
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let prefix = self.prefix.clone();
+        let town = self.town.clone();
+        let _ = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async {
+                let Ok(d) = Docker::connect_with_unix(DEFAULT_SOCKET, 30, API_DEFAULT_VERSION)
+                else {
+                    return;
+                };
+                let Ok(d) = d.negotiate_version().await else {
+                    return;
+                };
+                for id in labelled(&d, &prefix, town.as_deref()).await {
+                    let opts = RemoveContainerOptionsBuilder::default()
+                        .force(true)
+                        .v(true)
+                        .build();
+                    let _ = d.remove_container(&id, Some(opts)).await;
+                }
+            });
+        })
+        .join();
+    }
+}

@@ -1,0 +1,368 @@
+//! [`LocalRuntime`]: the [`ContainerRuntime`] on host processes.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use gastown_core::{
+    CommandSpec, ContainerInfo, ContainerOptions, ContainerPath, ContainerRuntime, ContainerStatus,
+    Error, ExecOutput, ProcessStatus, Result, SpawnedProcess, TownId,
+};
+use parking_lot::Mutex;
+use tokio::io::AsyncReadExt;
+use tokio::process::Command;
+
+use crate::paths::{host_path, word_value};
+use crate::process::{KillOnDrop, LocalProcess, Started};
+use crate::programs::Programs;
+use crate::{mounts, output};
+
+/// The grace [`ContainerRuntime::remove`] gives processes between SIGTERM and SIGKILL: 2 s
+/// (the trait's `remove` takes none; removal is for towns being thrown away).
+pub const REMOVE_GRACE: Duration = Duration::from_secs(2);
+
+/// Files written with [`ContainerRuntime::put_file`] get mode `0644`, as a plain `write`
+/// under the usual umask would give (the temp file they start as is `0600`).
+const PUT_FILE_MODE: u32 = 0o644;
+
+/// The local backend: a town's container is the directory `<root>/<town>/` plus the process
+/// groups spawned for it (see the crate docs).
+///
+/// Whether a town runs is kept in memory: a directory left by an earlier run of the program
+/// is `Exited` until started again. Dropping the runtime kills every process group it
+/// started (SIGKILL, best effort).
+#[derive(Debug)]
+pub struct LocalRuntime {
+    root: PathBuf,
+    programs: Programs,
+    towns: Mutex<HashMap<TownId, TownState>>,
+}
+
+#[derive(Debug, Default)]
+struct TownState {
+    running: bool,
+    /// Processes started for the town and not yet seen exited (pruned on each start).
+    processes: Vec<Arc<LocalProcess>>,
+}
+
+/// Builds a [`LocalRuntime`]: the root directory and the program map.
+#[derive(Debug, Clone)]
+pub struct LocalRuntimeBuilder {
+    root: PathBuf,
+    programs: BTreeMap<String, PathBuf>,
+}
+
+impl LocalRuntimeBuilder {
+    /// Maps the bare program name `name` (e.g. `kilo`) to the host binary `host_path`. Mapped
+    /// names win over the host's `PATH`. A name holding `/` is never looked up here.
+    pub fn with_program(mut self, name: impl Into<String>, host_path: impl Into<PathBuf>) -> Self {
+        self.programs.insert(name.into(), host_path.into());
+        self
+    }
+
+    /// The runtime. Reads this process's `PATH` now, once, for resolving bare names that
+    /// are not mapped; a relative root is made absolute against the current directory.
+    pub fn build(self) -> LocalRuntime {
+        let root = std::path::absolute(&self.root).unwrap_or(self.root);
+        LocalRuntime {
+            root,
+            programs: Programs::new(self.programs),
+            towns: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl LocalRuntime {
+    /// A runtime keeping towns under `root`, with no program map (bare names come from the
+    /// host's `PATH`). Nothing is created until a town starts.
+    pub fn new(root: PathBuf) -> Self {
+        Self::builder(root).build()
+    }
+
+    /// A builder for a runtime keeping towns under `root`.
+    pub fn builder(root: PathBuf) -> LocalRuntimeBuilder {
+        LocalRuntimeBuilder {
+            root,
+            programs: BTreeMap::new(),
+        }
+    }
+
+    /// The directory holding every town's directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The town's container directory, `<root>/<town>` (the container's `/`).
+    pub fn town_dir(&self, town: &TownId) -> PathBuf {
+        self.root.join(town.as_str())
+    }
+
+    /// Where the container path `path` of `town` is on the host:
+    /// `/agents/mayor/data` → `<root>/<town>/agents/mayor/data`.
+    pub fn host_path(&self, town: &TownId, path: &ContainerPath) -> PathBuf {
+        host_path(&self.town_dir(town), path)
+    }
+
+    fn is_running(&self, town: &TownId) -> bool {
+        self.towns.lock().get(town).is_some_and(|s| s.running)
+    }
+
+    fn ensure_running(&self, town: &TownId) -> Result<()> {
+        if self.is_running(town) {
+            Ok(())
+        } else {
+            Err(Error::ContainerNotRunning { town: town.clone() })
+        }
+    }
+
+    /// A tokio `Command` for `spec`: resolved program, mapped args/env/cwd, empty env base.
+    fn command(&self, town: &TownId, spec: &CommandSpec) -> Result<Command> {
+        let program = self.programs.resolve(&spec.program)?;
+        let dir = self.town_dir(town);
+        let cwd = match &spec.cwd {
+            Some(c) => host_path(&dir, c),
+            None => dir.clone(),
+        };
+        let shown_cwd = spec.cwd.clone().unwrap_or_else(ContainerPath::root);
+        let ctx = || format!("working directory {shown_cwd} of {}", spec.program);
+        match std::fs::metadata(&cwd) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => {
+                let e = std::io::Error::from(std::io::ErrorKind::NotADirectory);
+                return Err(Error::io(ctx(), e));
+            }
+            Err(e) => return Err(Error::io(ctx(), e)),
+        }
+        let mut cmd = Command::new(&program);
+        // argv[0] is the name asked for, as in a container: busybox applets mapped to the
+        // busybox binary dispatch on it.
+        cmd.arg0(&spec.program)
+            .env_clear()
+            .args(spec.args.iter().map(|w| word_value(&dir, w)))
+            .envs(spec.env.iter().map(|(k, w)| (k, word_value(&dir, w))))
+            .current_dir(cwd);
+        Ok(cmd)
+    }
+
+    /// Starts `spec` and registers it with the running town, atomically with the check that
+    /// the town runs (a concurrent `stop` either sees it or prevents it).
+    fn start_process(&self, town: &TownId, spec: &CommandSpec) -> Result<Started> {
+        self.ensure_running(town)?;
+        let cmd = self.command(town, spec)?;
+        let mut towns = self.towns.lock();
+        let state = towns
+            .get_mut(town)
+            .filter(|s| s.running)
+            .ok_or_else(|| Error::ContainerNotRunning { town: town.clone() })?;
+        let started = LocalProcess::start(&spec.program, cmd).map_err(|e| match e.kind() {
+            // The program was resolved, so this is its interpreter (`#!`) or loader.
+            std::io::ErrorKind::NotFound => Error::ProgramNotFound {
+                program: spec.program.clone(),
+                hint: "; the file exists but could not be executed (missing interpreter?)"
+                    .to_owned(),
+            },
+            _ => Error::io(format!("starting {}", spec.program), e),
+        })?;
+        state.processes.retain(|p| p.current().is_alive());
+        state.processes.push(started.process.clone());
+        Ok(started)
+    }
+
+    /// Takes the town's processes and marks it not running.
+    fn take_processes(&self, town: &TownId) -> Vec<Arc<LocalProcess>> {
+        let mut towns = self.towns.lock();
+        match towns.get_mut(town) {
+            Some(state) => {
+                state.running = false;
+                std::mem::take(&mut state.processes)
+            }
+            None => Vec::new(),
+        }
+    }
+}
+
+/// SIGTERM, `grace`, SIGKILL for every process at once; the first error (if any) after all
+/// were tried.
+async fn terminate_all(processes: &[Arc<LocalProcess>], grace: Duration) -> Result<()> {
+    let results = futures::future::join_all(processes.iter().map(|p| p.terminate(grace))).await;
+    results
+        .into_iter()
+        .find_map(Result::err)
+        .map_or(Ok(()), Err)
+}
+
+#[async_trait]
+impl ContainerRuntime for LocalRuntime {
+    fn name(&self) -> &'static str {
+        "local"
+    }
+
+    fn sdk_bind_host(&self) -> &str {
+        "127.0.0.1"
+    }
+
+    async fn start(&self, town: &TownId, options: &ContainerOptions) -> Result<ContainerInfo> {
+        let dir = self.town_dir(town);
+        mounts::validate(&dir, &options.mounts)?;
+        tokio::fs::create_dir_all(&dir)
+            .await
+            .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+        mounts::apply(&dir, &options.mounts)?;
+        let created = {
+            let mut towns = self.towns.lock();
+            let state = towns.entry(town.clone()).or_default();
+            !std::mem::replace(&mut state.running, true)
+        };
+        tracing::debug!(town = %town, created, "local container started");
+        Ok(ContainerInfo {
+            id: dir.display().to_string(),
+            created,
+        })
+    }
+
+    async fn status(&self, town: &TownId) -> Result<ContainerStatus> {
+        let dir = self.town_dir(town);
+        match tokio::fs::metadata(&dir).await {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => return Ok(ContainerStatus::Absent),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(ContainerStatus::Absent)
+            }
+            Err(e) => return Err(Error::io(format!("reading {}", dir.display()), e)),
+        }
+        Ok(if self.is_running(town) {
+            ContainerStatus::Running
+        } else {
+            ContainerStatus::Exited
+        })
+    }
+
+    async fn exec(&self, town: &TownId, command: &CommandSpec) -> Result<ExecOutput> {
+        let Started {
+            process,
+            mut stdout,
+            mut stderr,
+        } = self.start_process(town, command)?;
+        let guard = KillOnDrop::new(&process);
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let (read_out, read_err, status) = tokio::join!(
+            stdout.read_to_end(&mut out),
+            stderr.read_to_end(&mut err),
+            process.wait()
+        );
+        guard.disarm();
+        let ctx = || format!("reading the output of {}", command.program);
+        read_out.map_err(|e| Error::io(ctx(), e))?;
+        read_err.map_err(|e| Error::io(ctx(), e))?;
+        let exit_code = match status {
+            ProcessStatus::Exited(code) => code.unwrap_or(-1),
+            other => {
+                return Err(Error::Runtime {
+                    runtime: "local",
+                    message: format!("{} ended as {other:?}", command.program),
+                })
+            }
+        };
+        Ok(ExecOutput {
+            exit_code,
+            stdout: out,
+            stderr: err,
+        })
+    }
+
+    async fn spawn(&self, town: &TownId, command: &CommandSpec) -> Result<SpawnedProcess> {
+        let Started {
+            process,
+            stdout,
+            stderr,
+        } = self.start_process(town, command)?;
+        Ok(SpawnedProcess {
+            handle: process,
+            output: output::pump(stdout, stderr),
+        })
+    }
+
+    async fn endpoint(&self, town: &TownId, port: u16) -> Result<String> {
+        self.ensure_running(town)?;
+        Ok(format!("http://127.0.0.1:{port}"))
+    }
+
+    async fn put_file(&self, town: &TownId, path: &ContainerPath, contents: &[u8]) -> Result<()> {
+        self.ensure_running(town)?;
+        let Some(parent) = path.parent() else {
+            return Err(Error::InvalidPath {
+                path: path.to_string(),
+                reason: "is the container's root directory, not a file",
+            });
+        };
+        let (target, dir) = (self.host_path(town, path), self.host_path(town, &parent));
+        let (contents, shown) = (contents.to_vec(), path.to_string());
+        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            std::fs::create_dir_all(&dir)?;
+            // Temp file in the same directory, then rename: readers see the old file or the
+            // new one, never a half-written one.
+            let mut tmp = tempfile::NamedTempFile::new_in(&dir)?;
+            tmp.write_all(&contents)?;
+            tmp.as_file()
+                .set_permissions(std::fs::Permissions::from_mode(PUT_FILE_MODE))?;
+            tmp.persist(&target).map_err(|e| e.error)?;
+            Ok(())
+        })
+        .await
+        .map_err(|e| Error::Runtime {
+            runtime: "local",
+            message: format!("writing {shown}: {e}"),
+        })?
+        .map_err(|e| Error::io(format!("writing {path}"), e))
+    }
+
+    async fn get_file(&self, town: &TownId, path: &ContainerPath) -> Result<Vec<u8>> {
+        self.ensure_running(town)?;
+        match tokio::fs::read(self.host_path(town, path)).await {
+            Ok(bytes) => Ok(bytes),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+                ) =>
+            {
+                Err(Error::FileNotFound {
+                    path: path.to_string(),
+                })
+            }
+            Err(e) => Err(Error::io(format!("reading {path}"), e)),
+        }
+    }
+
+    async fn stop(&self, town: &TownId, grace: Duration) -> Result<()> {
+        let processes = self.take_processes(town);
+        tracing::debug!(town = %town, processes = processes.len(), "stopping local container");
+        terminate_all(&processes, grace).await
+    }
+
+    async fn remove(&self, town: &TownId) -> Result<()> {
+        self.stop(town, REMOVE_GRACE).await?;
+        let dir = self.town_dir(town);
+        match tokio::fs::remove_dir_all(&dir).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io(format!("removing {}", dir.display()), e)),
+        }
+        self.towns.lock().remove(town);
+        Ok(())
+    }
+}
+
+impl Drop for LocalRuntime {
+    fn drop(&mut self) {
+        for state in self.towns.get_mut().values() {
+            for p in state.processes.iter().filter(|p| p.current().is_alive()) {
+                p.kill_now();
+            }
+        }
+    }
+}
