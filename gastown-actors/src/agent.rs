@@ -5,13 +5,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use gastown_core::policy::{decide_ensure, EnsureObservation, ServerObservation};
 use gastown_core::{AgentStatus, EnsureDecision, PhaseTiming, Role, StartupPhase, StartupReport};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+use tokio::sync::oneshot;
 use tokio::time::Instant;
 
-use crate::context::{AgentContext, LiveSdk, StartProgress};
+use crate::context::{AgentContext, AgentSpec, LiveSdk, StartProgress};
 use crate::error::{Error, PhaseFailure, Result, StartError};
-use crate::phases::stop_sdk;
+use crate::phases::{refresh_browse_worktrees, stop_sdk, BrowseOutcome};
+use crate::ready::BrowseState;
 use crate::ready::{AgentInfo, MayorReady};
 use crate::step::{PhaseStep, PhaseStepArgs};
 
@@ -36,8 +39,20 @@ pub(crate) struct PhaseDone {
 /// Messages of the [`AgentActor`].
 #[derive(Debug)]
 pub(crate) enum AgentMsg {
-    /// Make the agent ready (start it, or confirm it is alive).
-    Ensure(Waiter),
+    /// Make the agent ready (start it, or confirm it is alive) with this spec. A spec that
+    /// differs from the running one (e.g. a new model) restarts the SDK server with it.
+    Ensure(Box<AgentSpec>, Waiter),
+    /// Start the agent without anyone waiting (boot hydration: resume or prewarm). `done`
+    /// fires with `true` once the agent is ready (or already was), `false` on failure.
+    Prewarm {
+        done: oneshot::Sender<bool>,
+        /// The agent was in the registry (a resume) rather than a prewarm.
+        registered: bool,
+        /// Boot hydration's registry read, in ms, for the startup report.
+        registry_fetch_ms: u64,
+    },
+    /// The background browse worktree setup finished.
+    BrowseDone(Vec<BrowseOutcome>),
     /// Record a message in the agent's session without an LLM turn; replies with the
     /// message id.
     SendNoReply {
@@ -51,7 +66,10 @@ pub(crate) enum AgentMsg {
     /// Backoff over: run the current phase again.
     RetryPhase { run_id: u64 },
     /// The liveness probe of a running server finished.
-    ProbeDone { probe_id: u64, alive: bool },
+    ProbeDone {
+        probe_id: u64,
+        server: ServerObservation,
+    },
     /// The container was replaced underneath: every process in it is gone.
     ContainerLost,
     /// Stop the SDK server and snapshot its `kilo.db`; replies when the snapshot is safe.
@@ -69,6 +87,8 @@ struct Run {
     attempt: u32,
     restarts: Vec<Instant>,
     timings: Vec<PhaseTiming>,
+    /// Started by boot hydration rather than by a caller.
+    prewarm: bool,
 }
 
 #[derive(Debug)]
@@ -87,6 +107,16 @@ pub(crate) struct AgentState {
     session_id: Option<String>,
     mode: Mode,
     waiters: Vec<Waiter>,
+    /// Boot hydration waiting for this agent's critical work.
+    boot_waiters: Vec<oneshot::Sender<bool>>,
+    /// The spec changed since the running server started: the next ensure restarts it.
+    spec_changed: bool,
+    /// Boot hydration's facts for the next report: (resumed from registry, registry ms).
+    boot_timings: Option<(bool, u64)>,
+    /// The mayor's browse worktrees: `None` before the first setup started.
+    browse: Option<BrowseState>,
+    /// A background browse setup is running.
+    browse_running: bool,
     seq: u64,
 }
 
@@ -110,6 +140,11 @@ impl Actor for AgentActor {
             session_id: None,
             mode: Mode::Idle,
             waiters: Vec::new(),
+            boot_waiters: Vec::new(),
+            spec_changed: false,
+            boot_timings: None,
+            browse: None,
+            browse_running: false,
             seq: 0,
         })
     }
@@ -121,7 +156,36 @@ impl Actor for AgentActor {
         state: &mut Self::State,
     ) -> std::result::Result<(), ActorProcessingErr> {
         match msg {
-            AgentMsg::Ensure(waiter) => state.on_ensure(&myself, waiter).await,
+            AgentMsg::Ensure(spec, waiter) => {
+                if *spec != state.ctx.spec {
+                    state.ctx.spec = *spec;
+                    state.spec_changed = true;
+                }
+                state.on_ensure(&myself, waiter).await
+            }
+            AgentMsg::Prewarm {
+                done,
+                registered,
+                registry_fetch_ms,
+            } => {
+                state.boot_timings = Some((registered, registry_fetch_ms));
+                state.on_prewarm(&myself, done).await
+            }
+            AgentMsg::BrowseDone(outcomes) => {
+                state.browse_running = false;
+                let failed: Vec<_> = outcomes
+                    .iter()
+                    .filter_map(|o| match &o.state {
+                        BrowseState::Failed(e) => Some(format!("{}: {e}", o.rig.id)),
+                        _ => None,
+                    })
+                    .collect();
+                state.browse = Some(if failed.is_empty() {
+                    BrowseState::Ready
+                } else {
+                    BrowseState::Failed(failed.join("; "))
+                });
+            }
             AgentMsg::SendNoReply { text, reply } => state.on_send(text, reply),
             AgentMsg::Info(reply) => {
                 let _ = reply.send(state.info());
@@ -132,8 +196,8 @@ impl Actor for AgentActor {
                     state.spawn_step(&myself).await;
                 }
             }
-            AgentMsg::ProbeDone { probe_id, alive } => {
-                state.on_probe_done(&myself, probe_id, alive).await
+            AgentMsg::ProbeDone { probe_id, server } => {
+                state.on_probe_done(&myself, probe_id, server).await
             }
             AgentMsg::ContainerLost => {
                 // The processes died with the container; the handle would only lie.
@@ -179,6 +243,9 @@ impl Actor for AgentActor {
         for w in state.waiters.drain(..) {
             let _ = w.reply.send(Err(Error::Stopped));
         }
+        for b in state.boot_waiters.drain(..) {
+            let _ = b.send(false);
+        }
         // An actor stopped without a drain must not leave its server running.
         if let Some(live) = state.live.take() {
             stop_sdk(&live, state.ctx.parts.options.stop_grace).await;
@@ -200,6 +267,7 @@ impl AgentState {
             pid: self.live.as_ref().and_then(|l| l.process.pid()),
             session_id: self.session_id.clone(),
             config_hash: self.live.as_ref().map(|l| l.config_hash.clone()),
+            browse: self.browse.clone(),
         }
     }
 
@@ -221,6 +289,13 @@ impl AgentState {
             Mode::Starting(_) | Mode::Probing { .. } => self.waiters.push(waiter),
             Mode::Idle => {
                 self.waiters.push(waiter);
+                if self.spec_changed && self.live.is_some() {
+                    // New configuration: a fresh dispatch that replaces the server (the sdk
+                    // phase compares config hashes) and pushes the model onto the session.
+                    self.begin_run(myself, EnsureDecision::FreshDispatch, false)
+                        .await;
+                    return;
+                }
                 match self.live.clone() {
                     Some(live) => {
                         let probe_id = self.next_id();
@@ -228,40 +303,60 @@ impl AgentState {
                         let timeout = self.ctx.parts.options.probe_timeout;
                         let me = myself.clone();
                         tokio::spawn(async move {
-                            let alive = probe(&live, timeout).await;
-                            let _ = me.cast(AgentMsg::ProbeDone { probe_id, alive });
+                            let server = probe(&live, timeout).await;
+                            let _ = me.cast(AgentMsg::ProbeDone { probe_id, server });
                         });
                     }
                     None => {
-                        let believed_running = matches!(
-                            self.stored_status(),
-                            Some(
-                                AgentStatus::Working | AgentStatus::Waiting | AgentStatus::Stalled
-                            )
-                        );
-                        let decision = if believed_running {
-                            EnsureDecision::SdkDeadRedispatch
-                        } else {
-                            EnsureDecision::FreshDispatch
-                        };
-                        self.begin_run(myself, decision).await;
+                        let decision = self.decide(None);
+                        self.begin_run(myself, decision, false).await;
                     }
                 }
             }
         }
     }
 
-    async fn on_probe_done(&mut self, myself: &ActorRef<AgentMsg>, probe_id: u64, alive: bool) {
+    async fn on_prewarm(&mut self, myself: &ActorRef<AgentMsg>, done: oneshot::Sender<bool>) {
+        match self.mode {
+            Mode::Draining => {
+                let _ = done.send(false);
+            }
+            Mode::Starting(_) | Mode::Probing { .. } => self.boot_waiters.push(done),
+            Mode::Idle if self.live.is_some() => {
+                let _ = done.send(true);
+            }
+            Mode::Idle => {
+                self.boot_waiters.push(done);
+                let decision = self.decide(None);
+                self.begin_run(myself, decision, true).await;
+            }
+        }
+    }
+
+    /// The seeds' ensure decision tree, on what the store remembers and what the probe saw.
+    fn decide(&self, server: Option<ServerObservation>) -> EnsureDecision {
+        decide_ensure(&EnsureObservation {
+            stored_status: self.stored_status(),
+            server,
+        })
+    }
+
+    async fn on_probe_done(
+        &mut self,
+        myself: &ActorRef<AgentMsg>,
+        probe_id: u64,
+        server: ServerObservation,
+    ) {
         if !matches!(self.mode, Mode::Probing { probe_id: p } if p == probe_id) {
             return;
         }
-        if alive {
-            let decision = match self.stored_status() {
-                Some(AgentStatus::Idle) => EnsureDecision::ShortCircuitIdle,
-                _ => EnsureDecision::ShortCircuitWarm,
-            };
+        let decision = self.decide(Some(server));
+        if !decision.starts_agent() {
             record_decision(&self.ctx, decision);
             self.mode = Mode::Idle;
+            for b in self.boot_waiters.drain(..) {
+                let _ = b.send(true);
+            }
             let endpoint = self.live.as_ref().map(|l| l.endpoint.clone());
             for w in self.waiters.drain(..) {
                 let ready = match (&endpoint, &self.session_id) {
@@ -285,13 +380,20 @@ impl AgentState {
                 let grace = self.ctx.parts.options.stop_grace;
                 tokio::spawn(async move { stop_sdk(&live, grace).await });
             }
-            self.begin_run(myself, EnsureDecision::SdkDeadRedispatch)
-                .await;
+            self.begin_run(myself, decision, false).await;
         }
     }
 
-    async fn begin_run(&mut self, myself: &ActorRef<AgentMsg>, decision: EnsureDecision) {
-        record_decision(&self.ctx, decision);
+    async fn begin_run(
+        &mut self,
+        myself: &ActorRef<AgentMsg>,
+        decision: EnsureDecision,
+        prewarm: bool,
+    ) {
+        if !prewarm {
+            record_decision(&self.ctx, decision);
+        }
+        let push_model = std::mem::take(&mut self.spec_changed) && self.live.is_some();
         let id = self.next_id();
         let started = self
             .waiters
@@ -307,12 +409,14 @@ impl AgentState {
                 // The cache: a running server with an equal config hash is reused by the
                 // sdk phase, a different one replaced.
                 sdk: self.live.take(),
+                push_model,
                 ..StartProgress::default()
             },
             phase_index: 0,
             attempt: 1,
             restarts: Vec::new(),
             timings: Vec::new(),
+            prewarm,
         }));
         self.set_status(AgentStatus::Working);
         self.spawn_step(myself).await;
@@ -391,7 +495,7 @@ impl AgentState {
                 run.attempt = 1;
                 run.restarts.clear();
                 if run.phase_index == StartupPhase::ALL.len() {
-                    self.finish_run();
+                    self.finish_run(myself);
                 } else {
                     self.spawn_step(myself).await;
                 }
@@ -420,7 +524,7 @@ impl AgentState {
         }
     }
 
-    fn finish_run(&mut self) {
+    fn finish_run(&mut self, myself: &ActorRef<AgentMsg>) {
         let Mode::Starting(run) = std::mem::replace(&mut self.mode, Mode::Idle) else {
             return;
         };
@@ -445,13 +549,40 @@ impl AgentState {
             tracing::warn!(agent = %id, error = %e, "recording the started agent");
         }
         let total_ms = run.started.elapsed().as_millis() as u64;
+        let mut timings = run.progress.timings;
+        if let Some((registered, registry_ms)) = self.boot_timings.take() {
+            timings.insert("registry_fetch_ms".into(), registry_ms);
+            let name = if registered {
+                "mayor_resume_ms"
+            } else {
+                "mayor_prewarm_ms"
+            };
+            timings.insert(name.into(), total_ms);
+        }
+        for t in &run.timings {
+            // The seeds' names for the phases they timed.
+            let name = match t.phase {
+                StartupPhase::Hydrate => "db_hydrated",
+                StartupPhase::Sdk => "sdk_ready",
+                StartupPhase::Session => "session_created",
+                StartupPhase::Token | StartupPhase::Worktrees => continue,
+            };
+            timings.insert(name.to_owned(), t.duration_ms);
+        }
         let report = StartupReport {
             decision: run.decision,
             prewarmed: run.progress.prewarmed,
             total_ms,
             phases: run.timings,
+            timings,
         };
-        if self.ctx.spec.role == Role::Mayor {
+        let is_mayor = self.ctx.spec.role == Role::Mayor;
+        if is_mayor && run.prewarm {
+            tracing::info!(
+                town = %self.ctx.parts.town, agent = %id, role = "mayor", total_ms,
+                "mayor.prewarm_complete"
+            );
+        } else if is_mayor {
             tracing::info!(
                 town = %self.ctx.parts.town, agent = %id, role = "mayor",
                 decision = %report.decision, total_ms, prewarmed = report.prewarmed,
@@ -462,12 +593,38 @@ impl AgentState {
         let endpoint = live.endpoint.clone();
         self.live = Some(live);
         for w in self.waiters.drain(..) {
+            let mut report = report.clone();
+            report.total_ms = w.requested.elapsed().as_millis() as u64;
+            // A caller that joined a boot prewarm already under way got a server it did not
+            // have to start; one whose request booted the container paid for all of it.
+            report.prewarmed |= run.prewarm && w.requested > run.started;
             let _ = w.reply.send(Ok(MayorReady {
                 endpoint: endpoint.clone(),
                 session_id: session_id.clone(),
-                report: report.clone(),
+                report,
             }));
         }
+        for b in self.boot_waiters.drain(..) {
+            let _ = b.send(true);
+        }
+        if is_mayor {
+            self.start_browse_refresh(myself);
+        }
+    }
+
+    /// Sets up or refreshes the mayor's browse worktrees in the background.
+    fn start_browse_refresh(&mut self, myself: &ActorRef<AgentMsg>) {
+        if self.browse_running || self.ctx.parts.rigs.is_empty() {
+            return;
+        }
+        self.browse_running = true;
+        self.browse = Some(BrowseState::Warming);
+        let ctx = self.ctx.clone();
+        let me = myself.clone();
+        tokio::spawn(async move {
+            let outcomes = refresh_browse_worktrees(&ctx).await;
+            let _ = me.cast(AgentMsg::BrowseDone(outcomes));
+        });
     }
 
     async fn fail_run(&mut self, phase: StartupPhase, attempts: u32, failure: PhaseFailure) {
@@ -490,6 +647,9 @@ impl AgentState {
         });
         for w in self.waiters.drain(..) {
             let _ = w.reply.send(Err(Error::Start(err.clone())));
+        }
+        for b in self.boot_waiters.drain(..) {
+            let _ = b.send(false);
         }
     }
 
@@ -524,6 +684,9 @@ impl AgentState {
     fn on_drain(&mut self, reply: RpcReplyPort<Result<()>>) {
         for w in self.waiters.drain(..) {
             let _ = w.reply.send(Err(Error::Stopped));
+        }
+        for b in self.boot_waiters.drain(..) {
+            let _ = b.send(false);
         }
         self.mode = Mode::Draining;
         let live = self.live.take();
@@ -576,15 +739,19 @@ async fn drain(ctx: &AgentContext, live: Option<LiveSdk>) -> Result<()> {
     Ok(())
 }
 
-/// Alive = the real process runs and the server answers a health check within `timeout`.
-async fn probe(live: &LiveSdk, timeout: Duration) -> bool {
-    if !live.process.status().await.is_alive() {
-        return false;
+/// Looks at the real process and asks the server for its health within `timeout`
+/// (DESIGN.md §5 rule 5: not just remembered fields).
+async fn probe(live: &LiveSdk, timeout: Duration) -> ServerObservation {
+    let process_alive = live.process.status().await.is_alive();
+    let healthy = process_alive
+        && matches!(
+            tokio::time::timeout(timeout, live.client.health()).await,
+            Ok(Ok(h)) if h.healthy
+        );
+    ServerObservation {
+        process_alive,
+        healthy,
     }
-    matches!(
-        tokio::time::timeout(timeout, live.client.health()).await,
-        Ok(Ok(h)) if h.healthy
-    )
 }
 
 fn record_decision(ctx: &AgentContext, decision: EnsureDecision) {

@@ -1,15 +1,20 @@
 //! [`ContainerActor`]: one per running container. Starts or adopts the town's container
-//! through the runtime, owns one [`AgentActor`] per agent (the per-agent SDK server cache),
-//! and drains every agent before the container goes away.
+//! through the runtime, runs **boot hydration** when it creates one (mayor first: resume it
+//! if registered, else prewarm it; open the hydration gate; resume the other registered
+//! agents in the background with bounded concurrency), owns one [`AgentActor`] per agent
+//! (the per-agent SDK server cache), and drains every agent before the container goes away.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use gastown_core::{AgentId, ContainerInfo, ContainerOptions, Secret};
+use gastown_core::{AgentId, ContainerInfo, ContainerOptions, Role, Secret};
+use ractor::rpc::CallResult;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+use tokio::sync::{oneshot, Semaphore};
 use tokio::time::Instant;
 
 use crate::agent::{AgentActor, AgentMsg, Waiter};
+use crate::boot::{BootReport, MayorBoot};
 use crate::context::{AgentContext, AgentSpec, TownParts};
 use crate::error::{Error, Result};
 use crate::ready::{AgentInfo, MayorReady};
@@ -23,6 +28,10 @@ pub(crate) enum ContainerMsg {
         reply: RpcReplyPort<Result<MayorReady>>,
         requested: Instant,
     },
+    /// Start the container (if needed) and reply once the hydration gate is open.
+    WarmUp(RpcReplyPort<Result<BootReport>>),
+    /// The mayor's configuration changed (used by the next boot hydration).
+    SetMayorSpec(AgentSpec),
     /// Record a message in an agent's session.
     SendNoReply {
         agent: AgentId,
@@ -34,8 +43,12 @@ pub(crate) enum ContainerMsg {
         agent: AgentId,
         reply: RpcReplyPort<Option<AgentInfo>>,
     },
+    /// Whether the container is known warm (started by this actor and not lost since).
+    IsWarm(RpcReplyPort<bool>),
     /// The runtime's start (or adopt) finished.
     ContainerEnsured(std::result::Result<ContainerInfo, gastown_core::Error>),
+    /// The mayor's boot work finished: open the gate, resume the others.
+    GateOpen(Box<BootReport>, Vec<AgentSpec>),
     /// Drain every agent (stop + snapshot), then remove the container.
     Drain(RpcReplyPort<Result<()>>),
 }
@@ -45,6 +58,17 @@ pub(crate) enum ContainerMsg {
 pub(crate) struct ContainerArgs {
     pub(crate) parts: Arc<TownParts>,
     pub(crate) options: ContainerOptions,
+    pub(crate) mayor: AgentSpec,
+}
+
+#[derive(Debug)]
+enum Gate {
+    /// No container yet (or it was lost).
+    Down,
+    /// Boot hydration runs: the mayor's critical work is not done.
+    Closed(Vec<RpcReplyPort<Result<BootReport>>>),
+    /// Open.
+    Open(BootReport),
 }
 
 /// The ContainerActor's state.
@@ -52,12 +76,13 @@ pub(crate) struct ContainerArgs {
 pub(crate) struct ContainerState {
     parts: Arc<TownParts>,
     options: ContainerOptions,
+    mayor: AgentSpec,
     agents: HashMap<AgentId, ActorRef<AgentMsg>>,
     /// Requests waiting for the runtime's start to finish.
     pending: Vec<(AgentSpec, Waiter)>,
+    warmups: Vec<RpcReplyPort<Result<BootReport>>>,
     ensuring: bool,
-    /// The container has been started at least once by this actor.
-    booted: bool,
+    gate: Gate,
     draining: bool,
 }
 
@@ -78,10 +103,12 @@ impl Actor for ContainerActor {
         Ok(ContainerState {
             parts: args.parts,
             options: args.options,
+            mayor: args.mayor,
             agents: HashMap::new(),
             pending: Vec::new(),
+            warmups: Vec::new(),
             ensuring: false,
-            booted: false,
+            gate: Gate::Down,
             draining: false,
         })
     }
@@ -102,22 +129,25 @@ impl Actor for ContainerActor {
                     let _ = reply.send(Err(Error::Stopped));
                     return Ok(());
                 }
-                state.pending.push((spec, Waiter { reply, requested }));
-                if !state.ensuring {
-                    state.ensuring = true;
-                    // Every request re-asserts the container (idempotent start/adopt), so a
-                    // container killed from outside is noticed and replaced here.
-                    let rt = state.parts.runtime.clone();
-                    let town = state.parts.town.clone();
-                    let options = state.options.clone();
-                    let me = myself.clone();
-                    tokio::spawn(async move {
-                        let result = rt.start(&town, &options).await;
-                        let _ = me.cast(ContainerMsg::ContainerEnsured(result));
-                    });
+                if spec.role == Role::Mayor {
+                    state.mayor = spec.clone();
                 }
+                state.pending.push((spec, Waiter { reply, requested }));
+                state.ensure_container(&myself);
             }
+            ContainerMsg::WarmUp(reply) => {
+                if state.draining {
+                    let _ = reply.send(Err(Error::Stopped));
+                    return Ok(());
+                }
+                state.warmups.push(reply);
+                state.ensure_container(&myself);
+            }
+            ContainerMsg::SetMayorSpec(spec) => state.mayor = spec,
             ContainerMsg::ContainerEnsured(result) => state.on_ensured(&myself, result).await,
+            ContainerMsg::GateOpen(report, others) => {
+                state.on_gate_open(&myself, *report, others).await
+            }
             ContainerMsg::SendNoReply { agent, text, reply } => match state.agents.get(&agent) {
                 Some(actor) => {
                     if let Err(e) = actor.cast(AgentMsg::SendNoReply { text, reply }) {
@@ -134,7 +164,7 @@ impl Actor for ContainerActor {
                     tokio::spawn(async move {
                         let info = actor.call(AgentMsg::Info, None).await;
                         let _ = reply.send(match info {
-                            Ok(ractor::rpc::CallResult::Success(info)) => Some(info),
+                            Ok(CallResult::Success(info)) => Some(info),
                             _ => None,
                         });
                     });
@@ -143,36 +173,10 @@ impl Actor for ContainerActor {
                     let _ = reply.send(None);
                 }
             },
-            ContainerMsg::Drain(reply) => {
-                state.draining = true;
-                for (_, w) in state.pending.drain(..) {
-                    let _ = w.reply.send(Err(Error::Stopped));
-                }
-                let agents: Vec<_> = state.agents.values().cloned().collect();
-                let rt = state.parts.runtime.clone();
-                let town = state.parts.town.clone();
-                let grace = state.parts.options.stop_grace;
-                tokio::spawn(async move {
-                    let results = futures::future::join_all(agents.iter().map(|a| async move {
-                        match a.call(AgentMsg::Drain, None).await {
-                            Ok(ractor::rpc::CallResult::Success(r)) => r,
-                            _ => Err(Error::Actor("agent actor gone during drain".into())),
-                        }
-                    }))
-                    .await;
-                    let first_err = results.into_iter().find_map(|r| r.err());
-                    let result = match first_err {
-                        // Nothing is lost: with a failed snapshot the container keeps its
-                        // files (stopped, not removed).
-                        Some(e) => {
-                            let _ = rt.stop(&town, grace).await;
-                            Err(e)
-                        }
-                        None => rt.remove(&town).await.map_err(Error::Core),
-                    };
-                    let _ = reply.send(result);
-                });
+            ContainerMsg::IsWarm(reply) => {
+                let _ = reply.send(matches!(state.gate, Gate::Open(_)) && !state.draining);
             }
+            ContainerMsg::Drain(reply) => state.on_drain(reply),
         }
         Ok(())
     }
@@ -183,7 +187,7 @@ impl Actor for ContainerActor {
         evt: SupervisionEvent,
         state: &mut Self::State,
     ) -> std::result::Result<(), ActorProcessingErr> {
-        // Do not stop with a child (ractor's default): forget the failed agent actor; the
+        // Do not stop with a child (ractor's default): forget the ended agent actor; the
         // next request for that agent spawns a new one, which probes and restarts it.
         match &evt {
             SupervisionEvent::ActorFailed(cell, _)
@@ -203,6 +207,14 @@ impl Actor for ContainerActor {
         for (_, w) in state.pending.drain(..) {
             let _ = w.reply.send(Err(Error::Stopped));
         }
+        for w in state.warmups.drain(..) {
+            let _ = w.send(Err(Error::Stopped));
+        }
+        if let Gate::Closed(waiters) = &mut state.gate {
+            for w in waiters.drain(..) {
+                let _ = w.send(Err(Error::Stopped));
+            }
+        }
         for child in myself.get_children() {
             child.stop(None);
         }
@@ -211,45 +223,255 @@ impl Actor for ContainerActor {
 }
 
 impl ContainerState {
+    /// Re-asserts the container (idempotent start/adopt) once for all queued requests, so a
+    /// container killed from outside is noticed and replaced here.
+    fn ensure_container(&mut self, myself: &ActorRef<ContainerMsg>) {
+        if self.ensuring {
+            return;
+        }
+        self.ensuring = true;
+        let rt = self.parts.runtime.clone();
+        let town = self.parts.town.clone();
+        let options = self.options.clone();
+        let me = myself.clone();
+        tokio::spawn(async move {
+            let result = rt.start(&town, &options).await;
+            let _ = me.cast(ContainerMsg::ContainerEnsured(result));
+        });
+    }
+
     async fn on_ensured(
         &mut self,
         myself: &ActorRef<ContainerMsg>,
         result: std::result::Result<ContainerInfo, gastown_core::Error>,
     ) {
         self.ensuring = false;
-        match result {
-            Ok(info) => {
-                if info.created && self.booted {
-                    tracing::warn!(town = %self.parts.town, "container was replaced; its processes are gone");
-                    for agent in self.agents.values() {
-                        let _ = agent.cast(AgentMsg::ContainerLost);
-                    }
-                }
-                self.booted = true;
-                for (spec, waiter) in std::mem::take(&mut self.pending) {
-                    match self.agent(myself, &spec).await {
-                        Ok(actor) => {
-                            if let Err(e) = actor.cast(AgentMsg::Ensure(waiter)) {
-                                tracing::warn!(agent = %spec.id, error = %e, "agent actor unreachable");
-                            }
-                        }
-                        Err(e) => {
-                            let _ = waiter.reply.send(Err(e));
-                        }
-                    }
-                }
-            }
+        let info = match result {
+            Ok(info) => info,
             Err(e) => {
                 tracing::error!(town = %self.parts.town, error = %e, "container start failed");
                 let source = Arc::new(e);
+                let err = || Error::Container {
+                    town: self.parts.town.to_string(),
+                    source: source.clone(),
+                };
                 for (_, w) in self.pending.drain(..) {
-                    let _ = w.reply.send(Err(Error::Container {
-                        town: self.parts.town.to_string(),
-                        source: source.clone(),
-                    }));
+                    let _ = w.reply.send(Err(err()));
+                }
+                for w in self.warmups.drain(..) {
+                    let _ = w.send(Err(err()));
+                }
+                return;
+            }
+        };
+        if info.created {
+            if !matches!(self.gate, Gate::Down) {
+                tracing::warn!(town = %self.parts.town, "container was replaced; its processes are gone");
+                for agent in self.agents.values() {
+                    let _ = agent.cast(AgentMsg::ContainerLost);
+                }
+            }
+            self.begin_boot_hydration(myself).await;
+        } else if matches!(self.gate, Gate::Down) {
+            // Adopted a running container: its agents are whoever answers; nothing to hydrate.
+            self.gate = Gate::Open(BootReport {
+                container_created: false,
+                registry_fetch_ms: 0,
+                mayor: MayorBoot::AlreadyRunning,
+                mayor_ms: 0,
+                non_mayor_agents: 0,
+            });
+        }
+        // Queued mayor requests reach the mayor after the boot prewarm and join it.
+        for (spec, waiter) in std::mem::take(&mut self.pending) {
+            match self.agent(myself, &spec).await {
+                Ok(actor) => {
+                    if let Err(e) = actor.cast(AgentMsg::Ensure(Box::new(spec.clone()), waiter)) {
+                        tracing::warn!(agent = %spec.id, error = %e, "agent actor unreachable");
+                    }
+                }
+                Err(e) => {
+                    let _ = waiter.reply.send(Err(e));
                 }
             }
         }
+        let warmups = std::mem::take(&mut self.warmups);
+        match &mut self.gate {
+            Gate::Open(report) => {
+                for w in warmups {
+                    let _ = w.send(Ok(report.clone()));
+                }
+            }
+            Gate::Closed(waiters) => waiters.extend(warmups),
+            Gate::Down => unreachable!("the gate is closed or open after a start"),
+        }
+    }
+
+    /// Mayor first: read the registry, resume the mayor if registered or prewarm it, and
+    /// open the gate when its critical work is done.
+    async fn begin_boot_hydration(&mut self, myself: &ActorRef<ContainerMsg>) {
+        let started = Instant::now();
+        let registry = match self.parts.store.registry() {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(town = %self.parts.town, error = %e, "reading the registry");
+                Vec::new()
+            }
+        };
+        let registry_fetch_ms = started.elapsed().as_millis() as u64;
+        tracing::info!(
+            town = %self.parts.town, registry_fetch_ms, agents = registry.len(),
+            "bootHydration.registry_fetch_ms"
+        );
+        let mayor_registered = registry.iter().any(|e| e.role == Role::Mayor);
+        let others: Vec<AgentSpec> = registry
+            .iter()
+            .filter(|e| e.role != Role::Mayor)
+            .map(|e| {
+                AgentSpec::worker(
+                    e.agent.clone(),
+                    e.role,
+                    &self.mayor.model,
+                    &self.mayor.small_model,
+                )
+            })
+            .collect();
+        self.gate = Gate::Closed(Vec::new());
+        let mayor = self.mayor.clone();
+        let (done_tx, done_rx) = oneshot::channel();
+        match self.agent(myself, &mayor).await {
+            Ok(actor) => {
+                let _ = actor.cast(AgentMsg::Prewarm {
+                    done: done_tx,
+                    registered: mayor_registered,
+                    registry_fetch_ms,
+                });
+            }
+            Err(e) => {
+                tracing::error!(town = %self.parts.town, error = %e, "spawning the mayor's actor");
+                let _ = done_tx.send(false);
+            }
+        }
+        let me = myself.clone();
+        tokio::spawn(async move {
+            let ok = done_rx.await.unwrap_or(false);
+            let report = BootReport {
+                container_created: true,
+                registry_fetch_ms,
+                mayor: match (ok, mayor_registered) {
+                    (false, _) => MayorBoot::Failed,
+                    (true, true) => MayorBoot::Resumed,
+                    (true, false) => MayorBoot::Prewarmed,
+                },
+                mayor_ms: started.elapsed().as_millis() as u64,
+                non_mayor_agents: others.len(),
+            };
+            let _ = me.cast(ContainerMsg::GateOpen(Box::new(report), others));
+        });
+    }
+
+    async fn on_gate_open(
+        &mut self,
+        myself: &ActorRef<ContainerMsg>,
+        report: BootReport,
+        others: Vec<AgentSpec>,
+    ) {
+        let name = if report.mayor == MayorBoot::Resumed {
+            "bootHydration.mayor_resume_ms"
+        } else {
+            "bootHydration.mayor_prewarm_ms"
+        };
+        tracing::info!(town = %self.parts.town, ms = report.mayor_ms, outcome = ?report.mayor, "{name}");
+        if let Gate::Closed(waiters) = std::mem::replace(&mut self.gate, Gate::Open(report.clone()))
+        {
+            for w in waiters {
+                let _ = w.send(Ok(report.clone()));
+            }
+        }
+        if others.is_empty() || self.draining {
+            return;
+        }
+        // The others, in the background, a few at a time.
+        let mut actors = Vec::new();
+        for spec in others {
+            match self.agent(myself, &spec).await {
+                Ok(actor) => actors.push((spec, actor)),
+                Err(e) => tracing::warn!(agent = %spec.id, error = %e, "resuming agent"),
+            }
+        }
+        let limit = Arc::new(Semaphore::new(self.parts.options.resume_concurrency.max(1)));
+        let town = self.parts.town.clone();
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let resumes = actors.into_iter().map(|(spec, actor)| {
+                let limit = limit.clone();
+                async move {
+                    let _permit = limit.acquire().await;
+                    let id = spec.id.clone();
+                    let result = actor
+                        .call(
+                            |reply| {
+                                AgentMsg::Ensure(
+                                    Box::new(spec),
+                                    Waiter {
+                                        reply,
+                                        requested: Instant::now(),
+                                    },
+                                )
+                            },
+                            None,
+                        )
+                        .await;
+                    match result {
+                        Ok(CallResult::Success(Ok(_))) => true,
+                        Ok(CallResult::Success(Err(e))) => {
+                            tracing::warn!(agent = %id, error = %e, "resuming agent failed");
+                            false
+                        }
+                        _ => false,
+                    }
+                }
+            });
+            let results = futures::future::join_all(resumes).await;
+            let resumed = results.iter().filter(|ok| **ok).count();
+            tracing::info!(
+                town = %town, non_mayor_resume_ms = started.elapsed().as_millis() as u64,
+                resumed, failed = results.len() - resumed, "bootHydration.non_mayor_resume_ms"
+            );
+        });
+    }
+
+    fn on_drain(&mut self, reply: RpcReplyPort<Result<()>>) {
+        self.draining = true;
+        for (_, w) in self.pending.drain(..) {
+            let _ = w.reply.send(Err(Error::Stopped));
+        }
+        for w in self.warmups.drain(..) {
+            let _ = w.send(Err(Error::Stopped));
+        }
+        let agents: Vec<_> = self.agents.values().cloned().collect();
+        let rt = self.parts.runtime.clone();
+        let town = self.parts.town.clone();
+        let grace = self.parts.options.stop_grace;
+        tokio::spawn(async move {
+            let results = futures::future::join_all(agents.iter().map(|a| async move {
+                match a.call(AgentMsg::Drain, None).await {
+                    Ok(CallResult::Success(r)) => r,
+                    _ => Err(Error::Actor("agent actor gone during drain".into())),
+                }
+            }))
+            .await;
+            let result = match results.into_iter().find_map(|r| r.err()) {
+                // Nothing is lost: with a failed snapshot the container keeps its files
+                // (stopped, not removed).
+                Some(e) => {
+                    let _ = rt.stop(&town, grace).await;
+                    Err(e)
+                }
+                None => rt.remove(&town).await.map_err(Error::Core),
+            };
+            let _ = reply.send(result);
+        });
     }
 
     /// The agent's actor, spawned on first use.
@@ -266,7 +488,6 @@ impl ContainerState {
             spec: spec.clone(),
             layout: gastown_core::AgentLayout::new(spec.id.clone()),
             password: Secret::random(),
-            credentials: Default::default(),
         };
         let (actor, _) = Actor::spawn_linked(None, AgentActor, ctx, myself.get_cell())
             .await

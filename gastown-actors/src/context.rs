@@ -3,13 +3,14 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use gastown_core::credentials::CredentialChain;
 use gastown_core::env::{build_agent_env, AgentEnv, AgentEnvInput};
-use gastown_core::sdk::SdkClient;
+use gastown_core::sdk::{SdkApi, SdkConnector};
 use gastown_core::snapshot::SnapshotStore;
 use gastown_core::token::TokenSigner;
 use gastown_core::{
-    AgentId, AgentLayout, ContainerRuntime, ProcessHandle, RigConfig, Role, SdkLauncher, Secret,
-    TownId, TownStore,
+    AgentId, AgentLayout, ContainerRuntime, ProcessHandle, RigConfig, RigId, Role, SdkLauncher,
+    Secret, TownId, TownStore,
 };
 
 use crate::options::StartOptions;
@@ -25,6 +26,28 @@ pub struct AgentSpec {
     pub model: String,
     /// Its small model, `provider/model`.
     pub small_model: String,
+    /// For a polecat: the rig it works on. Its own worktree of that rig is made before its
+    /// SDK server starts (on its critical path, unlike the mayor's browse worktrees).
+    pub rig: Option<RigId>,
+}
+
+impl AgentSpec {
+    /// A worker (polecat or refinery) with the given models and no rig.
+    pub fn worker(id: AgentId, role: Role, model: &str, small_model: &str) -> Self {
+        Self {
+            id,
+            role,
+            model: model.to_owned(),
+            small_model: small_model.to_owned(),
+            rig: None,
+        }
+    }
+
+    /// Sets the rig a polecat works on.
+    pub fn with_rig(mut self, rig: RigId) -> Self {
+        self.rig = Some(rig);
+        self
+    }
 }
 
 /// Town-wide parts every agent of a container shares.
@@ -36,6 +59,9 @@ pub(crate) struct TownParts {
     pub(crate) snapshots: Arc<SnapshotStore>,
     pub(crate) signer: TokenSigner,
     pub(crate) launcher: SdkLauncher,
+    pub(crate) sdk: Arc<dyn SdkConnector>,
+    /// Where agents' git credentials come from, and the variable they are passed in.
+    pub(crate) credentials: Option<(Arc<CredentialChain>, String)>,
     pub(crate) rigs: Vec<RigConfig>,
     pub(crate) options: StartOptions,
 }
@@ -49,13 +75,11 @@ pub(crate) struct AgentContext {
     /// The SDK server's password: one per agent for the life of its actor, so a prewarm and
     /// a later start build identical environments.
     pub(crate) password: Secret,
-    /// Credentials resolved for this agent only.
-    pub(crate) credentials: BTreeMap<String, Secret>,
 }
 
 impl AgentContext {
     /// The agent's environment for `token` (the one env builder; DESIGN.md §5 rule 3).
-    pub(crate) fn env(&self, token: &Secret) -> AgentEnv {
+    pub(crate) fn env(&self, token: &Secret, credentials: &BTreeMap<String, Secret>) -> AgentEnv {
         build_agent_env(&AgentEnvInput {
             town: &self.parts.town,
             agent: &self.spec.id,
@@ -65,7 +89,7 @@ impl AgentContext {
             small_model: &self.spec.small_model,
             password: &self.password,
             token,
-            credentials: &self.credentials,
+            credentials,
         })
     }
 }
@@ -74,7 +98,7 @@ impl AgentContext {
 #[derive(Debug, Clone)]
 pub(crate) struct LiveSdk {
     pub(crate) process: Arc<dyn ProcessHandle>,
-    pub(crate) client: SdkClient,
+    pub(crate) client: Arc<dyn SdkApi>,
     pub(crate) endpoint: String,
     pub(crate) config_hash: String,
 }
@@ -89,4 +113,11 @@ pub(crate) struct StartProgress {
     pub(crate) session_id: Option<String>,
     /// The sdk phase reused a running server with the same config hash.
     pub(crate) prewarmed: bool,
+    /// Credentials resolved at dispatch for this agent only, by variable name.
+    pub(crate) credentials: BTreeMap<String, Secret>,
+    /// The run was caused by a configuration change: the session phase pushes the new
+    /// model onto the resumed session with a `noReply` message.
+    pub(crate) push_model: bool,
+    /// Named timings of the run (the seeds' names, ms), for the startup report.
+    pub(crate) timings: BTreeMap<String, u64>,
 }

@@ -4,6 +4,8 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use gastown_core::credentials::CredentialChain;
+use gastown_core::sdk::{HttpConnector, SdkConnector};
 use gastown_core::snapshot::SnapshotStore;
 use gastown_core::token::TokenSigner;
 use gastown_core::{
@@ -12,6 +14,7 @@ use gastown_core::{
 use ractor::rpc::CallResult;
 use ractor::{Actor, ActorRef};
 
+use crate::boot::BootReport;
 use crate::context::{AgentSpec, TownParts};
 use crate::error::{Error, Result};
 use crate::options::StartOptions;
@@ -35,6 +38,13 @@ pub struct TownOptions {
     pub runtime: Arc<dyn ContainerRuntime>,
     /// Phase timeouts, retry budgets and grace periods.
     pub start: StartOptions,
+    /// How clients of SDK servers are made (HTTP by default; a simulated runtime brings
+    /// its own).
+    pub sdk_connector: Arc<dyn SdkConnector>,
+    /// Where agents' git credentials come from (resolved at each dispatch from cached
+    /// sources, refreshed in the background), and the variable that carries them
+    /// (e.g. `GIT_TOKEN`). `None`: agents get no credential.
+    pub credentials: Option<(Arc<CredentialChain>, String)>,
 }
 
 impl fmt::Debug for TownOptions {
@@ -59,7 +69,21 @@ impl TownOptions {
             state_dir: state_dir.into(),
             runtime,
             start: StartOptions::default(),
+            sdk_connector: Arc::new(HttpConnector),
+            credentials: None,
         }
+    }
+
+    /// Passes each agent the first credential `chain` resolves, in the variable `var`.
+    pub fn with_credentials(mut self, chain: Arc<CredentialChain>, var: impl Into<String>) -> Self {
+        self.credentials = Some((chain, var.into()));
+        self
+    }
+
+    /// Sets how clients of SDK servers are made.
+    pub fn with_sdk_connector(mut self, connector: Arc<dyn SdkConnector>) -> Self {
+        self.sdk_connector = connector;
+        self
     }
 
     /// Sets the phase timeouts, retry budgets and grace periods.
@@ -101,7 +125,22 @@ impl TownHandle {
             state_dir,
             runtime,
             start,
+            sdk_connector,
+            credentials,
         } = options;
+        if let Some((_, var)) = &credentials {
+            let valid = !var.is_empty()
+                && var.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                && !var.as_bytes()[0].is_ascii_digit();
+            if !valid {
+                return Err(gastown_core::Error::InvalidConfig {
+                    message: format!(
+                        "credential variable {var:?} is not an environment variable name"
+                    ),
+                }
+                .into());
+            }
+        }
         config.validate()?;
         let (store, snapshots) = open_state(&state_dir)?;
         let signer = TokenSigner::new(store.secret_get_or_create(SIGNING_KEY)?);
@@ -115,6 +154,7 @@ impl TownHandle {
             role: Role::Mayor,
             model: config.mayor_model.clone(),
             small_model: config.mayor_small_model.clone(),
+            rig: None,
         };
         let parts = Arc::new(TownParts {
             town: config.town.clone(),
@@ -123,6 +163,8 @@ impl TownHandle {
             snapshots: Arc::new(snapshots),
             signer,
             launcher: config.sdk.clone(),
+            sdk: sdk_connector,
+            credentials,
             rigs: config.rigs.clone(),
             options: start,
         });
@@ -170,13 +212,67 @@ impl TownHandle {
             .await?
     }
 
-    /// What runs for the mayor: endpoint, process id, session (`None` before the first
-    /// `ensure_mayor`).
+    /// What runs for the mayor: endpoint, process id, session, code browsing state (`None`
+    /// before the first `ensure_mayor`).
     ///
     /// # Errors
     /// [`Error::Stopped`] after shutdown.
     pub async fn mayor_info(&self) -> Result<Option<AgentInfo>> {
-        self.call(TownMsg::MayorInfo).await
+        self.agent_info(&AgentId::mayor()).await
+    }
+
+    /// What runs for an agent (`None` if the town has not started it).
+    ///
+    /// # Errors
+    /// [`Error::Stopped`] after shutdown.
+    pub async fn agent_info(&self, agent: &AgentId) -> Result<Option<AgentInfo>> {
+        let agent = agent.clone();
+        self.call(|reply| TownMsg::AgentInfo { agent, reply }).await
+    }
+
+    /// Starts (or confirms) a worker agent — a polecat with its own worktree of its rig, or
+    /// a refinery — through the same five phases as the mayor.
+    ///
+    /// # Errors
+    /// As [`TownHandle::ensure_mayor`]; `InvalidConfig` for a spec naming the mayor's role or
+    /// an unknown rig.
+    pub async fn start_agent(&self, spec: AgentSpec) -> Result<MayorReady> {
+        if spec.role == Role::Mayor || spec.id == AgentId::mayor() {
+            return Err(gastown_core::Error::InvalidConfig {
+                message: "start_agent is for workers; use ensure_mayor for the mayor".into(),
+            }
+            .into());
+        }
+        gastown_core::ModelRef::parse(&spec.model)?;
+        self.call(|reply| TownMsg::StartAgent { spec, reply })
+            .await?
+    }
+
+    /// Starts the town's container if needed and runs boot hydration: the mayor is resumed
+    /// (if registered) or prewarmed before anyone asks; returns when the hydration gate
+    /// opens. Other registered agents keep resuming in the background.
+    ///
+    /// # Errors
+    /// [`Error::Container`] when the container cannot be started; [`Error::Stopped`].
+    pub async fn warm_up(&self) -> Result<BootReport> {
+        self.call(TownMsg::WarmUp).await?
+    }
+
+    /// Changes the mayor's models (`provider/model`). The next [`TownHandle::ensure_mayor`]
+    /// restarts its SDK server with the new configuration (a different config hash) and
+    /// pushes the new model onto the resumed session with a `noReply` message.
+    ///
+    /// # Errors
+    /// `InvalidConfig` for a malformed model; [`Error::Stopped`].
+    pub async fn update_mayor_model(&self, model: &str, small_model: Option<&str>) -> Result<()> {
+        let model = model.to_owned();
+        let small_model = small_model.map(str::to_owned);
+        self.call(|reply| TownMsg::UpdateMayorModel {
+            model,
+            small_model,
+            reply,
+        })
+        .await?
     }
 
     /// Stops every agent's SDK server, snapshots its `kilo.db` into the state directory,

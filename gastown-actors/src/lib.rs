@@ -27,6 +27,8 @@
 #![warn(missing_docs)]
 
 mod agent;
+mod alarm;
+mod boot;
 mod container;
 mod context;
 mod error;
@@ -37,8 +39,9 @@ mod ready;
 mod step;
 mod town;
 
+pub use boot::{BootReport, MayorBoot};
 pub use context::AgentSpec;
 pub use error::{Error, PhaseFailure, Result, StartError};
 pub use handle::{TownHandle, TownOptions};
 pub use options::{RetryPolicy, StartOptions};
-pub use ready::{AgentInfo, MayorReady};
+pub use ready::{AgentInfo, BrowseState, MayorReady};

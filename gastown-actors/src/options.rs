@@ -51,6 +51,9 @@ pub struct StartOptions {
     pub probe_timeout: Duration,
     /// Grace between SIGTERM and SIGKILL when an SDK server is stopped (default 5 s).
     pub stop_grace: Duration,
+    /// How many registered non-mayor agents boot hydration resumes at once, in the
+    /// background after the mayor (default 4).
+    pub resume_concurrency: usize,
 }
 
 impl Default for StartOptions {
@@ -65,6 +68,7 @@ impl Default for StartOptions {
             sdk_call_timeout: Duration::from_secs(5),
             probe_timeout: Duration::from_secs(2),
             stop_grace: Duration::from_secs(5),
+            resume_concurrency: 4,
         }
     }
 }

@@ -2,6 +2,18 @@
 
 use gastown_core::{AgentId, StartupReport};
 
+/// Whether the mayor can browse its rigs' code yet (DESIGN.md §5: browse worktrees are set
+/// up in the background, and the mayor's status says when code browsing is still warming).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BrowseState {
+    /// Setup or refresh is under way; an earlier checkout may already be there.
+    Warming,
+    /// The checkout is up to date.
+    Ready,
+    /// Setup failed (the message says why); the mayor runs without this rig's code.
+    Failed(String),
+}
+
 /// The mayor is ready: its SDK server answers and a session is open.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MayorReady {
@@ -27,4 +39,7 @@ pub struct AgentInfo {
     pub session_id: Option<String>,
     /// The config hash of the running SDK server.
     pub config_hash: Option<String>,
+    /// The mayor's code browsing: `None` before its first setup (or for workers),
+    /// `Warming` while browse worktrees are set up or refreshed in the background.
+    pub browse: Option<BrowseState>,
 }

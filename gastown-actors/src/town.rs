@@ -8,6 +8,10 @@ use gastown_core::{AgentId, ContainerOptions};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use tokio::time::Instant;
 
+use gastown_core::policy::alarm_interval;
+
+use crate::alarm;
+use crate::boot::BootReport;
 use crate::container::{ContainerActor, ContainerArgs, ContainerMsg};
 use crate::context::{AgentSpec, TownParts};
 use crate::error::{Error, Result};
@@ -25,10 +29,30 @@ pub(crate) enum TownMsg {
         /// Where the message id goes.
         reply: RpcReplyPort<Result<String>>,
     },
-    /// What runs for the mayor.
-    MayorInfo(RpcReplyPort<Option<AgentInfo>>),
+    /// What runs for an agent.
+    AgentInfo {
+        agent: AgentId,
+        reply: RpcReplyPort<Option<AgentInfo>>,
+    },
+    /// Start (or confirm) a worker agent.
+    StartAgent {
+        spec: AgentSpec,
+        reply: RpcReplyPort<Result<MayorReady>>,
+    },
+    /// Start the container and boot-hydrate it (prewarm the mayor) before anyone asks.
+    WarmUp(RpcReplyPort<Result<BootReport>>),
+    /// Change the mayor's models; the next `EnsureMayor` applies them.
+    UpdateMayorModel {
+        model: String,
+        small_model: Option<String>,
+        reply: RpcReplyPort<Result<()>>,
+    },
     /// Drain every agent (snapshot), remove the container, stop the actor tree.
     Shutdown(RpcReplyPort<Result<()>>),
+    /// The periodic alarm.
+    Tick,
+    /// A tick finished; `active` sets the next cadence.
+    TickDone { active: bool },
 }
 
 /// Arguments of a [`TownActor`].
@@ -72,6 +96,16 @@ impl Actor for TownActor {
         })
     }
 
+    async fn post_start(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        state: &mut Self::State,
+    ) -> std::result::Result<(), ActorProcessingErr> {
+        alarm::spawn_credential_refresh(state.parts.clone());
+        myself.send_after(alarm_interval(false), || TownMsg::Tick);
+        Ok(())
+    }
+
     async fn handle(
         &self,
         myself: ActorRef<Self::Msg>,
@@ -112,17 +146,89 @@ impl Actor for TownActor {
                     }));
                 }
             },
-            TownMsg::MayorInfo(reply) => match &state.container {
+            TownMsg::AgentInfo { agent, reply } => match &state.container {
                 Some(c) => {
-                    let _ = c.cast(ContainerMsg::AgentInfo {
-                        agent: AgentId::mayor(),
-                        reply,
-                    });
+                    let _ = c.cast(ContainerMsg::AgentInfo { agent, reply });
                 }
                 None => {
                     let _ = reply.send(None);
                 }
             },
+            TownMsg::StartAgent { spec, reply } => {
+                let requested = Instant::now();
+                if state.shutting_down {
+                    let _ = reply.send(Err(Error::Stopped));
+                    return Ok(());
+                }
+                match state.container(&myself).await {
+                    Ok(c) => {
+                        let _ = c.cast(ContainerMsg::EnsureAgent {
+                            spec,
+                            reply,
+                            requested,
+                        });
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                    }
+                }
+            }
+            TownMsg::WarmUp(reply) => {
+                if state.shutting_down {
+                    let _ = reply.send(Err(Error::Stopped));
+                    return Ok(());
+                }
+                match state.container(&myself).await {
+                    Ok(c) => {
+                        let _ = c.cast(ContainerMsg::WarmUp(reply));
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                    }
+                }
+            }
+            TownMsg::UpdateMayorModel {
+                model,
+                small_model,
+                reply,
+            } => {
+                let mut spec = state.mayor.clone();
+                spec.model = model;
+                if let Some(small) = small_model {
+                    spec.small_model = small;
+                }
+                let checked = gastown_core::ModelRef::parse(&spec.model)
+                    .and_then(|_| gastown_core::ModelRef::parse(&spec.small_model));
+                match checked {
+                    Ok(_) => {
+                        state.mayor = spec.clone();
+                        if let Some(c) = &state.container {
+                            let _ = c.cast(ContainerMsg::SetMayorSpec(spec));
+                        }
+                        let _ = reply.send(Ok(()));
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(e.into()));
+                    }
+                }
+            }
+            TownMsg::Tick => {
+                if state.shutting_down {
+                    return Ok(());
+                }
+                let parts = state.parts.clone();
+                let container = state.container.clone();
+                let me = myself.clone();
+                tokio::spawn(async move {
+                    let active = alarm::tick(&parts, container).await;
+                    let _ = me.cast(TownMsg::TickDone { active });
+                });
+            }
+            TownMsg::TickDone { active } => {
+                if !state.shutting_down {
+                    myself.send_after(alarm_interval(active), || TownMsg::Tick);
+                }
+            }
             TownMsg::Shutdown(reply) => {
                 state.shutting_down = true;
                 let container = state.container.take();
@@ -183,6 +289,7 @@ impl TownState {
         let args = ContainerArgs {
             parts: self.parts.clone(),
             options: self.container_options.clone(),
+            mayor: self.mayor.clone(),
         };
         let (c, _) = Actor::spawn_linked(None, ContainerActor, args, myself.get_cell())
             .await

@@ -6,6 +6,7 @@ mod common;
 use std::sync::Arc;
 
 use common::*;
+use gastown_actors::BrowseState;
 use gastown_core::snapshot::SnapshotStore;
 use gastown_core::{
     AgentId, AgentStatus, ContainerRuntime, EnsureDecision, StartupPhase, TownStore,
@@ -31,8 +32,22 @@ async fn cold_start_then_restart_resumes_the_same_session_from_the_snapshot() {
         "every phase ran, in order"
     );
     assert!(first.session_id.starts_with("ses_"), "{}", first.session_id);
-    // The browse worktree of the rig is there, and AGENTS.md names it.
+    // Browse worktrees are set up in the background, after the mayor is ready; its status
+    // says when code browsing is still warming.
     let town_id = config.town.clone();
+    let mut browse = town.mayor_info().await.unwrap().unwrap().browse;
+    assert!(
+        browse.is_some(),
+        "browse setup started once the mayor was ready"
+    );
+    for _ in 0..600 {
+        if browse == Some(BrowseState::Ready) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        browse = town.mayor_info().await.unwrap().unwrap().browse;
+    }
+    assert_eq!(browse, Some(BrowseState::Ready));
     let agents_md = runtime
         .get_file(
             &town_id,
@@ -40,7 +55,12 @@ async fn cold_start_then_restart_resumes_the_same_session_from_the_snapshot() {
         )
         .await
         .unwrap();
-    assert!(String::from_utf8_lossy(&agents_md).contains("rig-a"));
+    let agents_md = String::from_utf8_lossy(&agents_md).into_owned();
+    assert!(agents_md.contains("`rig-a`"), "{agents_md}");
+    assert!(
+        agents_md.contains("read-only checkout at `/workspace/mayor/browse/rig-a`"),
+        "{agents_md}"
+    );
     runtime
         .get_file(
             &town_id,

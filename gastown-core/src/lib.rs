@@ -14,6 +14,9 @@
 //! - [`store`]: [`TownStore`], the town's SQLite state; [`snapshot`]: agent `kilo.db`
 //!   snapshots.
 //! - [`report`]: the startup report and the ensure decision.
+//! - [`policy`]: pure lifecycle decisions (ensure, active work, alarm cadence, idle stop,
+//!   token refresh, heartbeats, dispatch retry).
+//! - [`credentials`]: the git credential chain (personal → integration → stored).
 //! - `conformance` (feature `conformance`): the checks every runtime must pass.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -22,6 +25,7 @@ pub mod command;
 pub mod config;
 #[cfg(any(feature = "conformance", test))]
 pub mod conformance;
+pub mod credentials;
 pub mod env;
 pub mod error;
 pub mod ids;
@@ -29,6 +33,7 @@ pub mod kilo;
 pub mod layout;
 pub mod path;
 pub mod phase;
+pub mod policy;
 pub mod report;
 pub mod role;
 pub mod runtime;

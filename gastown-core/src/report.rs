@@ -1,5 +1,6 @@
 //! The startup report `ensure_mayor` returns, and the decision it records.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
@@ -74,6 +75,14 @@ pub struct StartupReport {
     pub total_ms: u64,
     /// The phases that ran, in order (empty for a short circuit).
     pub phases: Vec<PhaseTiming>,
+    /// Named timings known when the agent became ready, in ms, under the seeds' names
+    /// (DESIGN.md §9): `token_mint_ms`, `workspace_created_ms`, `write_agents_md_ms`,
+    /// `db_hydrated`, `sdk_ready`, `session_created`, and for a cold container
+    /// `registry_fetch_ms` and `mayor_resume_ms` or `mayor_prewarm_ms`. Work that runs in
+    /// the background (`browse_worktree_setup_ms`, `non_mayor_resume_ms`,
+    /// `git_credential_refresh_ms`, `refresh_token_ms`) is reported as tracing events only.
+    #[serde(default)]
+    pub timings: BTreeMap<String, u64>,
 }
 
 impl StartupReport {
@@ -84,6 +93,7 @@ impl StartupReport {
             prewarmed: true,
             total_ms,
             phases: Vec::new(),
+            timings: BTreeMap::new(),
         }
     }
 

@@ -1,6 +1,8 @@
 //! The HTTP client of an agent's SDK server (`kilo serve`, or `opencode serve`, which speaks
 //! the same API; DESIGN.md §7).
 //!
+//! - [`SdkApi`] and [`SdkConnector`]: the calls as an object-safe trait, and how a client
+//!   is made ([`HttpConnector`] for real servers).
 //! - [`SdkClient`]: health, session list/create, and `noReply` messages, with basic auth and
 //!   a per-call timeout on every call.
 //! - [`parse_listening_line`]: the server's "ready" line, which carries the port it chose.
@@ -9,12 +11,14 @@
 //!
 //! Every failure is [`Error::Sdk`](crate::Error::Sdk); no message carries the password.
 
+mod api;
 mod client;
 mod failure;
 mod listen;
 mod session_id;
 mod types;
 
+pub use api::{HttpConnector, SdkApi, SdkConnector};
 pub use client::{SdkClient, SdkClientOptions, DEFAULT_TIMEOUT};
 pub use listen::parse_listening_line;
 pub use session_id::{validate_session_id, MAX_SESSION_ID_LEN};

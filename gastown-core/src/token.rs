@@ -10,6 +10,13 @@ use crate::error::{Error, Result};
 use crate::ids::{AgentId, TownId};
 use crate::secret::Secret;
 
+/// Where a live token refresh writes the new container token inside a warm container.
+pub const CONTAINER_TOKEN_PATH: &str = "/run/gastown/container-token";
+/// Town store time key: when the container token was last minted or refreshed (ms).
+pub const TOKEN_REFRESHED_KEY: &str = "container_token_refreshed_ms";
+/// Town store time key: when the current container token expires (ms).
+pub const TOKEN_EXPIRES_KEY: &str = "container_token_expires_ms";
+
 /// How long a container token is valid: 8 h (DESIGN.md §9).
 pub const TOKEN_TTL: Duration = Duration::from_secs(8 * 3600);
 /// A live refresh goes out at most this often: 1 h (DESIGN.md §9).

@@ -98,6 +98,12 @@ impl LocalProcess {
         status
     }
 
+    /// Whether any process of the group is still alive (the leader, or something it left
+    /// behind, like a `sh -c 'server &'` child). Signal 0 probes without signalling.
+    pub(crate) fn group_alive(&self) -> bool {
+        i32::try_from(self.pid).is_ok_and(|pgid| killpg(Pid::from_raw(pgid), None).is_ok())
+    }
+
     /// Sends `signal` to the whole group. A group that no longer exists is not an error.
     ///
     /// After the leader is reaped and every member has ended, the kernel may in time hand
@@ -122,6 +128,8 @@ impl LocalProcess {
 
     /// SIGTERM to the group, up to `grace` for the leader to exit, then SIGKILL to the group
     /// (which also ends members the leader left behind). Returns the leader's final status.
+    /// When the leader has already exited, what is left of its group gets SIGKILL at once:
+    /// there is no process to be graceful for.
     ///
     /// # Errors
     /// [`Error::Runtime`] when the group cannot be signalled (not ours), or the leader is
@@ -134,6 +142,7 @@ impl LocalProcess {
             let _ = tokio::time::timeout(grace, self.wait()).await;
         }
         self.signal(Signal::SIGKILL)?;
+        tracing::debug!(pid = self.pid, program = %self.program, "process group killed");
         tokio::time::timeout(KILL_WAIT, self.wait())
             .await
             .map_err(|_| Error::Runtime {
@@ -197,7 +206,7 @@ impl<'a> KillOnDrop<'a> {
 
 impl Drop for KillOnDrop<'_> {
     fn drop(&mut self) {
-        if let Some(p) = self.0.filter(|_| false) {
+        if let Some(p) = self.0 {
             if p.current().is_alive() {
                 p.kill_now();
             }

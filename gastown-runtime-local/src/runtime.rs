@@ -45,7 +45,8 @@ pub struct LocalRuntime {
 #[derive(Debug, Default)]
 struct TownState {
     running: bool,
-    /// Processes started for the town and not yet seen exited (pruned on each start).
+    /// Process groups started for the town, dropped once their last member has ended
+    /// (checked on each start): a leader that exited may have left children behind.
     processes: Vec<Arc<LocalProcess>>,
 }
 
@@ -120,7 +121,24 @@ impl LocalRuntime {
     }
 
     /// A tokio `Command` for `spec`: resolved program, mapped args/env/cwd, empty env base.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] for an env name that is empty or holds `=` or NUL (the
+    /// value is never echoed: it may be a secret); [`Error::ProgramNotFound`]; [`Error::Io`]
+    /// when the cwd is not a directory.
     fn command(&self, town: &TownId, spec: &CommandSpec) -> Result<Command> {
+        if let Some(key) = spec
+            .env
+            .keys()
+            .find(|k| k.is_empty() || k.contains(['=', '\0']))
+        {
+            return Err(Error::InvalidConfig {
+                message: format!(
+                    "environment variable name {key:?} of {} must be non-empty without '=' or NUL",
+                    spec.program
+                ),
+            });
+        }
         let program = self.programs.resolve(&spec.program)?;
         let dir = self.town_dir(town);
         let cwd = match &spec.cwd {
@@ -167,7 +185,7 @@ impl LocalRuntime {
             },
             _ => Error::io(format!("starting {}", spec.program), e),
         })?;
-        state.processes.retain(|p| p.current().is_alive());
+        state.processes.retain(|p| p.group_alive());
         state.processes.push(started.process.clone());
         Ok(started)
     }
@@ -360,7 +378,7 @@ impl ContainerRuntime for LocalRuntime {
 impl Drop for LocalRuntime {
     fn drop(&mut self) {
         for state in self.towns.get_mut().values() {
-            for p in state.processes.iter().filter(|p| p.current().is_alive()) {
+            for p in state.processes.iter().filter(|p| p.group_alive()) {
                 p.kill_now();
             }
         }

@@ -307,6 +307,51 @@ async fn stop_kills_grandchildren_in_the_group() {
     assert!(!wait_exited(spawned.handle.as_ref()).await.is_alive());
 }
 
+/// A leader that exits at once may leave a child in its group; later starts must not
+/// forget the group, and stop must still kill the child.
+#[tokio::test]
+async fn stop_kills_what_an_exited_leader_left_behind() {
+    let (_root, rt, town) = started("left-behind").await;
+    let spawned = rt.spawn(&town, &sh("sleep 300 & echo $!")).await.unwrap();
+    let mut output = spawned.output;
+    let line = tokio::time::timeout(WAIT, output.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    let orphan: u32 = line.line.parse().unwrap();
+    assert_eq!(
+        wait_exited(spawned.handle.as_ref()).await,
+        ProcessStatus::Exited(Some(0))
+    );
+    // More processes come and go (each start prunes the town's list).
+    for _ in 0..3 {
+        rt.exec_ok(&town, &sh("true")).await.unwrap();
+    }
+    assert!(!pid_dead(orphan), "the child outlives its leader");
+    rt.stop(&town, Duration::from_secs(5)).await.unwrap();
+    wait_until_dead(orphan).await;
+}
+
+#[tokio::test]
+async fn bad_env_names_are_rejected_without_echoing_values() {
+    let (_root, rt, town) = started("bad-env").await;
+    for key in ["", "A=B", "A\0B"] {
+        let cmd = sh("true").env(key, Secret::new("value-never-shown"));
+        match rt.exec(&town, &cmd).await {
+            Err(e @ Error::InvalidConfig { .. }) => {
+                assert!(!e.to_string().contains("value-never-shown"), "{e}")
+            }
+            other => panic!("{key:?}: expected InvalidConfig, got {other:?}"),
+        }
+        assert!(matches!(
+            rt.spawn(&town, &cmd).await,
+            Err(Error::InvalidConfig { .. })
+        ));
+    }
+    assert_eq!(rt.status(&town).await.unwrap(), ContainerStatus::Running);
+    rt.exec_ok(&town, &sh("true")).await.unwrap();
+}
+
 #[tokio::test]
 async fn a_cancelled_exec_kills_its_command() {
     let (_root, rt, town) = started("cancelled").await;

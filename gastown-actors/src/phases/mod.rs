@@ -9,7 +9,7 @@ mod token;
 mod worktrees;
 
 pub(crate) use sdk::stop_sdk;
-pub(crate) use worktrees::rig_mount_point;
+pub(crate) use worktrees::{refresh_browse_worktrees, rig_mount_point, BrowseOutcome};
 
 use gastown_core::{Result, StartupPhase};
 

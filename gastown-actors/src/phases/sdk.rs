@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
-use gastown_core::sdk::{parse_listening_line, SdkClient, SdkClientOptions};
+use gastown_core::sdk::{parse_listening_line, SdkClientOptions};
 use gastown_core::{CommandSpec, Error, ProcessHandle, Result};
 
 use crate::context::{AgentContext, LiveSdk, StartProgress};
@@ -82,7 +82,7 @@ pub(super) async fn run(ctx: &AgentContext, mut progress: StartProgress) -> Resu
         }
     });
     let endpoint = rt.endpoint(town, port).await?;
-    let client = SdkClient::new(
+    let client = ctx.parts.sdk.connect(
         endpoint.clone(),
         launcher.username.clone(),
         ctx.password.clone(),

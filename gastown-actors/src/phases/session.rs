@@ -25,6 +25,13 @@ pub(super) async fn run(ctx: &AgentContext, mut progress: StartProgress) -> Resu
         Some(id) => id,
         None => live.client.create_session(ctx.spec.id.as_str()).await?.id,
     };
+    if progress.push_model {
+        // A resumed session keeps the model it was created with; record the new one.
+        let model = gastown_core::ModelRef::parse(&ctx.spec.model)?;
+        let text = format!("[gastown] model changed to {}", ctx.spec.model);
+        live.client.send_no_reply(&id, &model, &text).await?;
+        progress.push_model = false;
+    }
     progress.session_id = Some(id);
     Ok(progress)
 }

@@ -1,26 +1,49 @@
-//! `token`: mint the container token locally and build the agent's environment with it.
-//! A fresh start never makes a live refresh round trip (DESIGN.md §5 rule 1).
+//! `token`: resolve the agent's credentials (cheap: cached sources only — refreshing them is
+//! background work), mint the container token locally and build the agent's environment
+//! with both. A fresh start never makes a live refresh round trip (DESIGN.md §5 rule 1);
+//! the mint time is stored so the hourly refresh throttle counts from it.
 
-use std::time::SystemTime;
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use gastown_core::token::TOKEN_TTL;
+use gastown_core::token::{TOKEN_EXPIRES_KEY, TOKEN_REFRESHED_KEY, TOKEN_TTL};
 use gastown_core::Result;
 
 use crate::context::{AgentContext, StartProgress};
 
 pub(super) async fn run(ctx: &AgentContext, mut progress: StartProgress) -> Result<StartProgress> {
     let started = tokio::time::Instant::now();
-    let token =
-        ctx.parts
-            .signer
-            .mint(&ctx.parts.town, &ctx.spec.id, SystemTime::now(), TOKEN_TTL)?;
-    progress.env = Some(ctx.env(&token));
+    if let Some((chain, var)) = &ctx.parts.credentials {
+        let resolution = chain.resolve().await;
+        tracing::debug!(
+            town = %ctx.parts.town, agent = %ctx.spec.id, tried = ?resolution.tried,
+            source = ?resolution.source, "credentials resolved at dispatch"
+        );
+        match resolution.token {
+            Some(token) => {
+                progress.credentials.insert(var.clone(), token);
+            }
+            None => {
+                progress.credentials.remove(var);
+            }
+        }
+    }
+    let now = SystemTime::now();
+    let token = ctx
+        .parts
+        .signer
+        .mint(&ctx.parts.town, &ctx.spec.id, now, TOKEN_TTL)?;
+    let now_ms = now
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    ctx.parts.store.time_set(TOKEN_REFRESHED_KEY, now_ms)?;
+    ctx.parts
+        .store
+        .time_set(TOKEN_EXPIRES_KEY, now_ms + TOKEN_TTL.as_millis() as i64)?;
+    progress.env = Some(ctx.env(&token, &progress.credentials));
     progress.token = Some(token);
-    tracing::debug!(
-        town = %ctx.parts.town,
-        agent = %ctx.spec.id,
-        token_mint_ms = started.elapsed().as_millis() as u64,
-        "token_mint_ms"
-    );
+    let ms = started.elapsed().as_millis() as u64;
+    progress.timings.insert("token_mint_ms".into(), ms);
+    tracing::debug!(town = %ctx.parts.town, agent = %ctx.spec.id, token_mint_ms = ms, "token_mint_ms");
     Ok(progress)
 }

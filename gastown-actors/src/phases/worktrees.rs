@@ -1,6 +1,10 @@
-//! `worktrees`: the agent's workspace (a git repository with one empty commit) and, for the
-//! mayor, a read-only browse worktree of every rig (one bare clone per rig per container,
-//! fetched on later starts), then `AGENTS.md`.
+//! `worktrees`: the agent's workspace (a git repository with one empty commit); for a
+//! polecat, its own worktree of its rig; for the mayor, `AGENTS.md`.
+//!
+//! The mayor's read-only browse worktrees (one bare clone per rig per container, fetched
+//! on later starts) are *not* made here: the mayor starts with whatever checkouts exist and
+//! [`refresh_browse_worktrees`] sets them up in the background, then rewrites `AGENTS.md`
+//! (the seeds' deferred browse worktree setup).
 
 use std::collections::BTreeMap;
 
@@ -9,6 +13,7 @@ use gastown_core::{
 };
 
 use crate::context::{AgentContext, StartProgress};
+use crate::ready::BrowseState;
 
 /// Where a rig that lives in a host directory is mounted (read-only) inside the container.
 pub(crate) fn rig_mount_point(rig: &RigConfig) -> ContainerPath {
@@ -52,7 +57,7 @@ fn git(ctx: &AgentContext, cwd: &ContainerPath) -> CommandSpec {
 const GITCONFIG: &str =
     "[safe]\n\tdirectory = *\n[user]\n\tname = gastown\n\temail = gastown@localhost\n";
 
-pub(super) async fn run(ctx: &AgentContext, progress: StartProgress) -> Result<StartProgress> {
+pub(super) async fn run(ctx: &AgentContext, mut progress: StartProgress) -> Result<StartProgress> {
     let started = tokio::time::Instant::now();
     ctx.parts
         .runtime
@@ -63,19 +68,43 @@ pub(super) async fn run(ctx: &AgentContext, progress: StartProgress) -> Result<S
         )
         .await?;
     ensure_workspace(ctx).await?;
+    let ms = started.elapsed().as_millis() as u64;
+    progress.timings.insert("workspace_created_ms".into(), ms);
     tracing::debug!(
-        town = %ctx.parts.town, agent = %ctx.spec.id,
-        workspace_created_ms = started.elapsed().as_millis() as u64, "workspace_created_ms"
+        town = %ctx.parts.town, agent = %ctx.spec.id, workspace_created_ms = ms,
+        "workspace_created_ms"
     );
-    if ctx.spec.role == Role::Mayor {
-        let browse_started = tokio::time::Instant::now();
-        let outcomes = setup_browse_worktrees(ctx).await;
-        tracing::debug!(
-            town = %ctx.parts.town, agent = %ctx.spec.id,
-            browse_worktree_setup_ms = browse_started.elapsed().as_millis() as u64,
-            "browse_worktree_setup_ms"
-        );
-        write_agents_md(ctx, &outcomes).await?;
+    match ctx.spec.role {
+        Role::Mayor => {
+            // No probing of rigs here: the critical path must not grow with their number.
+            let outcomes: Vec<BrowseOutcome> = ctx
+                .parts
+                .rigs
+                .iter()
+                .map(|rig| BrowseOutcome {
+                    rig: rig.clone(),
+                    path: ctx.layout.browse_worktree(&rig.id),
+                    state: BrowseState::Warming,
+                })
+                .collect();
+            let ms = write_agents_md(ctx, &outcomes).await?;
+            progress.timings.insert("write_agents_md_ms".into(), ms);
+        }
+        Role::Polecat => {
+            if let Some(rig_id) = &ctx.spec.rig {
+                let rig = ctx
+                    .parts
+                    .rigs
+                    .iter()
+                    .find(|r| &r.id == rig_id)
+                    .ok_or_else(|| gastown_core::Error::InvalidConfig {
+                        message: format!("polecat {} names unknown rig {rig_id}", ctx.spec.id),
+                    })?;
+                let path = ctx.layout.workspace().join(rig_id.as_str())?;
+                worktree(ctx, rig, &path).await?;
+            }
+        }
+        Role::Refinery => {}
     }
     Ok(progress)
 }
@@ -104,29 +133,44 @@ async fn ensure_workspace(ctx: &AgentContext) -> Result<()> {
 pub(crate) struct BrowseOutcome {
     pub(crate) rig: RigConfig,
     pub(crate) path: ContainerPath,
-    /// `None` when ready; the error otherwise.
-    pub(crate) error: Option<String>,
+    pub(crate) state: BrowseState,
 }
 
-async fn setup_browse_worktrees(ctx: &AgentContext) -> Vec<BrowseOutcome> {
+/// Sets up or refreshes every rig's browse worktree, one rig after another, then rewrites
+/// `AGENTS.md`. Runs in the background, never on the mayor's critical path. A broken rig
+/// is reported (in the outcome and `AGENTS.md`), not fatal.
+pub(crate) async fn refresh_browse_worktrees(ctx: &AgentContext) -> Vec<BrowseOutcome> {
+    let started = tokio::time::Instant::now();
     let mut outcomes = Vec::new();
     for rig in &ctx.parts.rigs {
         let path = ctx.layout.browse_worktree(&rig.id);
-        // A broken rig must not keep the mayor from starting: it is reported in AGENTS.md.
-        let error = browse_worktree(ctx, rig, &path).await.err().map(|e| {
-            tracing::warn!(town = %ctx.parts.town, rig = %rig.id, error = %e, "browse worktree");
-            e.to_string()
-        });
+        let state = match worktree(ctx, rig, &path).await {
+            Ok(()) => BrowseState::Ready,
+            Err(e) => {
+                tracing::warn!(town = %ctx.parts.town, rig = %rig.id, error = %e, "browse worktree");
+                BrowseState::Failed(e.to_string())
+            }
+        };
         outcomes.push(BrowseOutcome {
             rig: rig.clone(),
             path,
-            error,
+            state,
         });
+    }
+    tracing::info!(
+        town = %ctx.parts.town, agent = %ctx.spec.id, role = "mayor",
+        browse_worktree_setup_ms = started.elapsed().as_millis() as u64, rigs = outcomes.len(),
+        "mayor.browse_worktree_setup_ms"
+    );
+    if let Err(e) = write_agents_md(ctx, &outcomes).await {
+        tracing::warn!(town = %ctx.parts.town, error = %e, "rewriting AGENTS.md");
     }
     outcomes
 }
 
-async fn browse_worktree(ctx: &AgentContext, rig: &RigConfig, path: &ContainerPath) -> Result<()> {
+/// Makes (or refreshes) a detached worktree of `rig` at `path` from the container's bare
+/// clone of it (cloned on first use, fetched afterwards).
+async fn worktree(ctx: &AgentContext, rig: &RigConfig, path: &ContainerPath) -> Result<()> {
     let rt = &ctx.parts.runtime;
     let town = &ctx.parts.town;
     let clone = AgentLayout::rig_clone(&rig.id);
@@ -168,20 +212,25 @@ async fn browse_worktree(ctx: &AgentContext, rig: &RigConfig, path: &ContainerPa
 }
 
 /// Writes the mayor's `AGENTS.md`: where each rig's browse worktree is and whether it is
-/// ready.
-async fn write_agents_md(ctx: &AgentContext, outcomes: &[BrowseOutcome]) -> Result<()> {
+/// ready. Returns the time it took, in ms.
+async fn write_agents_md(ctx: &AgentContext, outcomes: &[BrowseOutcome]) -> Result<u64> {
     let started = tokio::time::Instant::now();
     let mut md = String::from("# Town\n\nYou are the mayor of this town.\n\n## Rigs\n\n");
     if outcomes.is_empty() {
         md.push_str("No rigs are configured.\n");
     }
     for o in outcomes {
-        match &o.error {
-            None => md.push_str(&format!(
+        match &o.state {
+            BrowseState::Ready => md.push_str(&format!(
                 "- `{}` (branch `{}`): read-only checkout at `{}`\n",
                 o.rig.id, o.rig.default_branch, o.path
             )),
-            Some(e) => md.push_str(&format!(
+            BrowseState::Warming => md.push_str(&format!(
+                "- `{}` (branch `{}`): code browsing is still warming up; the checkout at `{}` \
+                 may be missing or stale until this file is rewritten\n",
+                o.rig.id, o.rig.default_branch, o.path
+            )),
+            BrowseState::Failed(e) => md.push_str(&format!(
                 "- `{}`: checkout unavailable ({})\n",
                 o.rig.id,
                 e.lines().next().unwrap_or("error")
@@ -193,9 +242,10 @@ async fn write_agents_md(ctx: &AgentContext, outcomes: &[BrowseOutcome]) -> Resu
         .runtime
         .put_file(&ctx.parts.town, &path, md.as_bytes())
         .await?;
+    let ms = started.elapsed().as_millis() as u64;
     tracing::debug!(
-        town = %ctx.parts.town, agent = %ctx.spec.id,
-        write_agents_md_ms = started.elapsed().as_millis() as u64, "write_agents_md_ms"
+        town = %ctx.parts.town, agent = %ctx.spec.id, write_agents_md_ms = ms,
+        "mayor.write_agents_md_ms"
     );
-    Ok(())
+    Ok(ms)
 }

@@ -158,6 +158,24 @@ impl TownStore {
         })
     }
 
+    /// Every bead, ordered by id.
+    ///
+    /// # Errors
+    /// [`Error::Store`](crate::Error::Store) when the read fails or a row holds a value
+    /// that does not parse (the message names the row).
+    pub fn beads(&self) -> Result<Vec<BeadRecord>> {
+        self.with_conn(|conn| {
+            let mut stmt = conn
+                .prepare("SELECT id, kind, status, assignee FROM beads ORDER BY id")
+                .map_err(store_err("list beads".to_owned()))?;
+            let rows = stmt
+                .query_map([], bead_from_row)
+                .map_err(store_err("list beads".to_owned()))?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(store_err("list beads".to_owned()))
+        })
+    }
+
     /// Deletes the bead and every event about it, in one transaction. Deleting an unknown
     /// bead is not an error.
     ///

@@ -99,4 +99,38 @@ impl TownStore {
                 .map_err(store_err(format!("get or create secret {key:?}")))
         })
     }
+
+    /// The secret stored under `key`, or `None`. Never creates one (unlike
+    /// [`TownStore::secret_get_or_create`]).
+    ///
+    /// # Errors
+    /// [`Error::Store`](crate::Error::Store) when the read fails (the message never holds
+    /// the secret).
+    pub fn secret_get(&self, key: &str) -> Result<Option<Secret>> {
+        self.with_conn(|conn| {
+            conn.query_row("SELECT value FROM secrets WHERE key = ?1", [key], |row| {
+                row.get::<_, String>(0)
+            })
+            .optional()
+            .map(|value| value.map(Secret::new))
+            .map_err(store_err(format!("read secret {key:?}")))
+        })
+    }
+
+    /// Stores `secret` under `key`, replacing any previous secret.
+    ///
+    /// # Errors
+    /// [`Error::Store`](crate::Error::Store) when the write fails (the message never holds
+    /// the secret; the previous secret is left as it was).
+    pub fn secret_set(&self, key: &str, secret: &Secret) -> Result<()> {
+        self.with_conn(|conn| {
+            conn.execute(
+                "INSERT INTO secrets (key, value) VALUES (?1, ?2) \
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                [key, secret.expose()],
+            )
+            .map_err(store_err(format!("write secret {key:?}")))?;
+            Ok(())
+        })
+    }
 }

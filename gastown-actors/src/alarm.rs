@@ -1,0 +1,110 @@
+//! The town's periodic alarm (DESIGN.md §9): every 5 s with active work, every 300 s
+//! without. Each tick looks at the town store and, when the container is known warm and the
+//! persisted hourly throttle allows it, sends a live container-token refresh — never on a
+//! cold start, which mints and passes the token instead. Credentials are refreshed in the
+//! background on the same hourly rhythm, never on the `ensure_mayor` path.
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use gastown_core::policy::{has_active_work, should_refresh_token, TokenRefreshInput, TownView};
+use gastown_core::token::{
+    CONTAINER_TOKEN_PATH, TOKEN_EXPIRES_KEY, TOKEN_REFRESHED_KEY, TOKEN_TTL,
+};
+use gastown_core::{AgentId, ContainerPath, Result};
+use ractor::rpc::CallResult;
+use ractor::ActorRef;
+use tokio::time::Instant;
+
+use crate::container::ContainerMsg;
+use crate::context::TownParts;
+
+/// The id a container-wide token names as its agent.
+const CONTAINER_AGENT: &str = "container";
+
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// One alarm tick. Returns whether the town has active work (which sets the next cadence).
+pub(crate) async fn tick(parts: &TownParts, container: Option<ActorRef<ContainerMsg>>) -> bool {
+    let now = now_ms();
+    let active = match (parts.store.agents(), parts.store.beads()) {
+        (Ok(agents), Ok(beads)) => has_active_work(&TownView::from_records(&agents, &beads), now),
+        (Err(e), _) | (_, Err(e)) => {
+            tracing::warn!(town = %parts.town, error = %e, "alarm: reading the town store");
+            false
+        }
+    };
+    let warm = match &container {
+        Some(c) => matches!(
+            c.call(ContainerMsg::IsWarm, None).await,
+            Ok(CallResult::Success(true))
+        ),
+        None => false,
+    };
+    let input = TokenRefreshInput {
+        container_warm: warm,
+        last_refresh_ms: parts.store.time_get(TOKEN_REFRESHED_KEY).ok().flatten(),
+        token_expires_ms: parts.store.time_get(TOKEN_EXPIRES_KEY).ok().flatten(),
+    };
+    if should_refresh_token(input, now) {
+        if let Err(e) = refresh_token(parts, now).await {
+            // Retried on the next tick: the throttle only moves on success.
+            tracing::warn!(town = %parts.town, error = %e, "live token refresh failed");
+        }
+        refresh_credentials(parts).await;
+    }
+    active
+}
+
+/// The live refresh: a new container token written into the warm container.
+async fn refresh_token(parts: &TownParts, now: i64) -> Result<()> {
+    let started = Instant::now();
+    let agent = AgentId::new(CONTAINER_AGENT)?;
+    let token = parts
+        .signer
+        .mint(&parts.town, &agent, SystemTime::now(), TOKEN_TTL)?;
+    let path = ContainerPath::new(CONTAINER_TOKEN_PATH)?;
+    parts
+        .runtime
+        .put_file(&parts.town, &path, token.expose().as_bytes())
+        .await?;
+    parts.store.time_set(TOKEN_REFRESHED_KEY, now)?;
+    parts
+        .store
+        .time_set(TOKEN_EXPIRES_KEY, now + TOKEN_TTL.as_millis() as i64)?;
+    tracing::info!(
+        town = %parts.town, refresh_token_ms = started.elapsed().as_millis() as u64,
+        "startAgentInContainer.refresh_token_ms"
+    );
+    Ok(())
+}
+
+/// Refreshes every credential source (slow sources fetch here, never at dispatch).
+pub(crate) async fn refresh_credentials(parts: &TownParts) {
+    let Some((chain, _)) = &parts.credentials else {
+        return;
+    };
+    let started = Instant::now();
+    let results = chain.refresh_all().await;
+    let failed: Vec<&str> = results
+        .iter()
+        .filter(|(_, r)| r.is_err())
+        .map(|(name, _)| *name)
+        .collect();
+    tracing::info!(
+        town = %parts.town, git_credential_refresh_ms = started.elapsed().as_millis() as u64,
+        failed = ?failed, "ensureMayor.git_credential_refresh_ms"
+    );
+}
+
+/// Spawns the first background credential refresh of a town.
+pub(crate) fn spawn_credential_refresh(parts: Arc<TownParts>) {
+    if parts.credentials.is_some() {
+        tokio::spawn(async move { refresh_credentials(&parts).await });
+    }
+}

@@ -1,0 +1,97 @@
+//! [`SdkApi`]: the calls gastown makes on an agent's SDK server, as an object-safe trait,
+//! and [`SdkConnector`]: how a client for a server is made.
+//!
+//! [`SdkClient`] (HTTP, via [`HttpConnector`]) is the real implementation; a simulated
+//! runtime pairs with its own connector so benches and tests can run the same actor code in
+//! virtual time.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use super::client::{SdkClient, SdkClientOptions};
+use super::types::{Health, SessionInfo};
+use crate::config::ModelRef;
+use crate::error::Result;
+use crate::secret::Secret;
+
+/// The SDK server calls gastown makes. See [`SdkClient`] for the HTTP semantics (per-call
+/// timeouts, basic auth, errors as [`Error::Sdk`](crate::Error::Sdk)).
+#[async_trait]
+pub trait SdkApi: Send + Sync + fmt::Debug {
+    /// The server's base URL.
+    fn base_url(&self) -> &str;
+    /// `GET /global/health`.
+    async fn health(&self) -> Result<Health>;
+    /// `GET /session`.
+    async fn list_sessions(&self) -> Result<Vec<SessionInfo>>;
+    /// `POST /session`.
+    async fn create_session(&self, title: &str) -> Result<SessionInfo>;
+    /// `POST /session/{id}/message` with `noReply: true`; returns the message id.
+    async fn send_no_reply(&self, session_id: &str, model: &ModelRef, text: &str)
+        -> Result<String>;
+    /// Polls health every `poll` until healthy, for at most `within`.
+    async fn wait_healthy(&self, within: Duration, poll: Duration) -> Result<Health>;
+}
+
+#[async_trait]
+impl SdkApi for SdkClient {
+    fn base_url(&self) -> &str {
+        SdkClient::base_url(self)
+    }
+    async fn health(&self) -> Result<Health> {
+        SdkClient::health(self).await
+    }
+    async fn list_sessions(&self) -> Result<Vec<SessionInfo>> {
+        SdkClient::list_sessions(self).await
+    }
+    async fn create_session(&self, title: &str) -> Result<SessionInfo> {
+        SdkClient::create_session(self, title).await
+    }
+    async fn send_no_reply(
+        &self,
+        session_id: &str,
+        model: &ModelRef,
+        text: &str,
+    ) -> Result<String> {
+        SdkClient::send_no_reply(self, session_id, model, text).await
+    }
+    async fn wait_healthy(&self, within: Duration, poll: Duration) -> Result<Health> {
+        SdkClient::wait_healthy(self, within, poll).await
+    }
+}
+
+/// Makes the client of an SDK server at an endpoint.
+pub trait SdkConnector: Send + Sync + fmt::Debug {
+    /// A client of the server at `base_url`, authenticating as `username` with `password`.
+    ///
+    /// # Errors
+    /// [`Error::Sdk`](crate::Error::Sdk) for an unusable URL or options.
+    fn connect(
+        &self,
+        base_url: String,
+        username: String,
+        password: Secret,
+        options: SdkClientOptions,
+    ) -> Result<Arc<dyn SdkApi>>;
+}
+
+/// The real connector: an HTTP [`SdkClient`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HttpConnector;
+
+impl SdkConnector for HttpConnector {
+    fn connect(
+        &self,
+        base_url: String,
+        username: String,
+        password: Secret,
+        options: SdkClientOptions,
+    ) -> Result<Arc<dyn SdkApi>> {
+        Ok(Arc::new(SdkClient::new(
+            base_url, username, password, options,
+        )?))
+    }
+}
