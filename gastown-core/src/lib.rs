@@ -18,6 +18,8 @@
 //!   token refresh, heartbeats, dispatch retry).
 //! - [`credentials`]: the git credential chain (personal → integration → stored).
 //! - `conformance` (feature `conformance`): the checks every runtime must pass.
+//! - `simulated` (feature `simulated`): a simulated runtime and SDK servers (test doubles)
+//!   whose operations take scripted virtual time, for deterministic tests and benches.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -39,6 +41,8 @@ pub mod role;
 pub mod runtime;
 pub mod sdk;
 pub mod secret;
+#[cfg(any(feature = "simulated", test))]
+pub mod simulated;
 pub mod snapshot;
 pub mod status;
 pub mod store;

@@ -290,10 +290,14 @@ pub(super) fn apply(plan: &Plan, files: &mut BTreeMap<ContainerPath, Vec<u8>>) -
         "worktree" => match git.positional.split_first() {
             Some(((action, _), rest)) if action == "add" => {
                 match rest.first().and_then(|(_, p)| p.clone()) {
-                    Some(path) => path.join(".git").map(|marker| {
-                        let name = path.file_name().unwrap_or("worktree").to_owned();
-                        Some((marker, format!("gitdir: {cwd}/worktrees/{name}\n").into_bytes()))
-                    }),
+                    Some(path) => path
+                        .join(".git")
+                        .map(|marker| {
+                            let name = path.file_name().unwrap_or("worktree").to_owned();
+                            let gitdir = format!("gitdir: {cwd}/worktrees/{name}\n");
+                            Some((marker, gitdir.into_bytes()))
+                        })
+                        .map_err(|e| e.to_string()),
                     None => return fatal("worktree add needs a path".to_owned()),
                 }
             }

@@ -129,6 +129,8 @@ pub enum SimEventKind {
     ProcessKill {
         /// Its pid.
         pid: u32,
+        /// Its program's file name.
+        program: String,
     },
     /// A test killed a process from outside, like `kill -9` ([`kill_process`]).
     ///
@@ -136,6 +138,8 @@ pub enum SimEventKind {
     ProcessKilled {
         /// Its pid.
         pid: u32,
+        /// Its program's file name.
+        program: String,
     },
 }
 

@@ -287,7 +287,7 @@ impl ProcessHandle for SimProcessHandle {
     async fn kill(&self, grace: Duration) -> Result<ProcessStatus> {
         let inner = &self.inner;
         let start = inner.offset();
-        let town = {
+        let (town, program) = {
             let mut state = inner.state.lock();
             let Some(p) = state.procs.get_mut(&self.pid) else {
                 return Ok(ProcessStatus::Failed);
@@ -295,7 +295,7 @@ impl ProcessHandle for SimProcessHandle {
             if !p.end(ProcessStatus::Stopping) {
                 return Ok(p.status);
             }
-            p.town.clone()
+            (p.town.clone(), p.program.clone())
         };
         Inner::charge(inner.script(|s| s.process_kill).min(grace)).await;
         let status = {
@@ -310,7 +310,11 @@ impl ProcessHandle for SimProcessHandle {
                 None => ProcessStatus::Exited(None),
             }
         };
-        inner.record(start, &town, SimEventKind::ProcessKill { pid: self.pid }, true);
+        let kind = SimEventKind::ProcessKill {
+            pid: self.pid,
+            program,
+        };
+        inner.record(start, &town, kind, true);
         Ok(status)
     }
 }

@@ -272,16 +272,19 @@ impl SimulatedRuntime {
     /// output closes and its SDK server stops answering. No time passes. Returns false
     /// when it had already ended (or never existed).
     pub fn kill_process(&self, pid: u32) -> bool {
-        let town = {
+        let (town, program) = {
             let mut state = self.inner.state.lock();
-            match state.procs.get_mut(&pid) {
-                Some(p) if p.end(ProcessStatus::Exited(None)) => p.town.clone(),
-                _ => return false,
+            let Some(p) = state.procs.get_mut(&pid) else {
+                return false;
+            };
+            if !p.end(ProcessStatus::Exited(None)) {
+                return false;
             }
+            (p.town.clone(), p.program.clone())
         };
         let now = self.inner.offset();
-        self.inner
-            .record(now, &town, SimEventKind::ProcessKilled { pid }, true);
+        let kind = SimEventKind::ProcessKilled { pid, program };
+        self.inner.record(now, &town, kind, true);
         true
     }
 
