@@ -614,7 +614,7 @@ impl AgentState {
 
     /// Sets up or refreshes the mayor's browse worktrees in the background.
     fn start_browse_refresh(&mut self, myself: &ActorRef<AgentMsg>) {
-        if self.browse_running || self.ctx.parts.rigs.is_empty() {
+        if self.browse_running {
             return;
         }
         self.browse_running = true;

@@ -120,66 +120,12 @@ impl TownHandle {
     /// directory cannot be created, `Store` when `town.db` cannot be opened (corrupted, or
     /// written by a newer version); [`Error::Actor`] if the actor cannot be spawned.
     pub async fn start(options: TownOptions) -> Result<Self> {
-        let TownOptions {
-            config,
-            state_dir,
-            runtime,
-            start,
-            sdk_connector,
-            credentials,
-        } = options;
-        if let Some((_, var)) = &credentials {
-            let valid = !var.is_empty()
-                && var.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-                && !var.as_bytes()[0].is_ascii_digit();
-            if !valid {
-                return Err(gastown_core::Error::InvalidConfig {
-                    message: format!(
-                        "credential variable {var:?} is not an environment variable name"
-                    ),
-                }
-                .into());
-            }
-        }
-        config.validate()?;
-        let (store, snapshots) = open_state(&state_dir)?;
-        let signer = TokenSigner::new(store.secret_get_or_create(SIGNING_KEY)?);
-        let mut container_options = ContainerOptions::default();
-        for rig in config.rigs.iter().filter(|r| r.url.starts_with('/')) {
-            container_options = container_options
-                .with_read_only_mount(PathBuf::from(&rig.url), rig_mount_point(rig));
-        }
-        let mayor = AgentSpec {
-            id: AgentId::mayor(),
-            role: Role::Mayor,
-            model: config.mayor_model.clone(),
-            small_model: config.mayor_small_model.clone(),
-            rig: None,
-        };
-        let parts = Arc::new(TownParts {
-            town: config.town.clone(),
-            runtime,
-            store,
-            snapshots: Arc::new(snapshots),
-            signer,
-            launcher: config.sdk.clone(),
-            sdk: sdk_connector,
-            credentials,
-            rigs: config.rigs.clone(),
-            options: start,
-        });
-        let args = TownArgs {
-            parts,
-            mayor,
-            container_options,
-        };
+        let (parts, args) = open_parts(options)?;
+        let town = parts.town.clone();
         let (actor, _) = Actor::spawn(None, TownActor, args)
             .await
             .map_err(|e| Error::Actor(format!("spawning town actor: {e}")))?;
-        Ok(Self {
-            town: config.town,
-            actor,
-        })
+        Ok(Self { town, actor })
     }
 
     /// The town's id.
@@ -303,4 +249,61 @@ fn open_state(state_dir: &Path) -> Result<(TownStore, SnapshotStore)> {
     let store = TownStore::open(&state_dir.join("town.db"))?;
     let snapshots = SnapshotStore::new(state_dir.join("snapshots"));
     Ok((store, snapshots))
+}
+
+/// Validates the options and opens the town's state: what a town actor (or the bench's
+/// serial schedule) runs on.
+pub(crate) fn open_parts(options: TownOptions) -> Result<(Arc<TownParts>, TownArgs)> {
+    let TownOptions {
+        config,
+        state_dir,
+        runtime,
+        start,
+        sdk_connector,
+        credentials,
+    } = options;
+    if let Some((_, var)) = &credentials {
+        let valid = !var.is_empty()
+            && var.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+            && !var.as_bytes()[0].is_ascii_digit();
+        if !valid {
+            return Err(gastown_core::Error::InvalidConfig {
+                message: format!("credential variable {var:?} is not an environment variable name"),
+            }
+            .into());
+        }
+    }
+    config.validate()?;
+    let (store, snapshots) = open_state(&state_dir)?;
+    let signer = TokenSigner::new(store.secret_get_or_create(SIGNING_KEY)?);
+    let mut container_options = ContainerOptions::default();
+    for rig in config.rigs.iter().filter(|r| r.url.starts_with('/')) {
+        container_options =
+            container_options.with_read_only_mount(PathBuf::from(&rig.url), rig_mount_point(rig));
+    }
+    let mayor = AgentSpec {
+        id: AgentId::mayor(),
+        role: Role::Mayor,
+        model: config.mayor_model.clone(),
+        small_model: config.mayor_small_model.clone(),
+        rig: None,
+    };
+    let parts = Arc::new(TownParts {
+        town: config.town.clone(),
+        runtime,
+        store,
+        snapshots: Arc::new(snapshots),
+        signer,
+        launcher: config.sdk.clone(),
+        sdk: sdk_connector,
+        credentials,
+        rigs: config.rigs.clone(),
+        options: start,
+    });
+    let args = TownArgs {
+        parts: parts.clone(),
+        mayor,
+        container_options,
+    };
+    Ok((parts, args))
 }

@@ -28,6 +28,8 @@
 
 mod agent;
 mod alarm;
+#[doc(hidden)]
+pub mod bench_support;
 mod boot;
 mod container;
 mod context;

@@ -20,7 +20,12 @@ async fn warm_up_prewarms_the_mayor_and_a_concurrent_ensure_joins_it() {
     let Some(kilo) = kilo() else { return };
     let dir = tempfile::tempdir().unwrap();
     let runtime = RecordingRuntime::new(local_runtime(&dir.path().join("c"), &kilo));
-    let town = start_town(town_config("prewarm"), &dir.path().join("s"), runtime.clone()).await;
+    let town = start_town(
+        town_config("prewarm"),
+        &dir.path().join("s"),
+        runtime.clone(),
+    )
+    .await;
     let (boot, ready) = tokio::join!(town.warm_up(), async {
         // Arrives while the prewarm is under way.
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
@@ -29,9 +34,16 @@ async fn warm_up_prewarms_the_mayor_and_a_concurrent_ensure_joins_it() {
     let boot = boot.expect("warm up");
     let ready = ready.expect("ensure joins the prewarm");
     assert!(boot.container_created);
-    assert_eq!(boot.mayor, MayorBoot::Prewarmed, "an unregistered mayor is prewarmed");
+    assert_eq!(
+        boot.mayor,
+        MayorBoot::Prewarmed,
+        "an unregistered mayor is prewarmed"
+    );
     assert_eq!(runtime.spawns_of("kilo"), 1, "one SDK server, not two");
-    assert!(ready.report.prewarmed, "the request joined a prewarm under way");
+    assert!(
+        ready.report.prewarmed,
+        "the request joined a prewarm under way"
+    );
     // Once prewarmed, ensure_mayor only probes.
     let again = town.ensure_mayor().await.unwrap();
     assert!(matches!(
@@ -56,7 +68,10 @@ async fn a_model_change_restarts_the_server_once_and_pushes_the_model_onto_the_s
     let err = town.update_mayor_model("not a model", None).await;
     assert!(err.is_err(), "a malformed model is rejected");
     let still = town.ensure_mayor().await.unwrap();
-    assert!(!still.report.decision.starts_agent(), "nothing changed after a rejected model");
+    assert!(
+        !still.report.decision.starts_agent(),
+        "nothing changed after a rejected model"
+    );
     assert_eq!(runtime.spawns_of("kilo"), 1);
 
     town.update_mayor_model("anthropic/claude-opus-4.1", None)
@@ -64,7 +79,10 @@ async fn a_model_change_restarts_the_server_once_and_pushes_the_model_onto_the_s
         .unwrap();
     let second = town.ensure_mayor().await.unwrap();
     assert_eq!(second.report.decision, EnsureDecision::FreshDispatch);
-    assert!(!second.report.prewarmed, "a different config hash is not reused");
+    assert!(
+        !second.report.prewarmed,
+        "a different config hash is not reused"
+    );
     assert!(second.report.phase_ms(StartupPhase::Sdk).is_some());
     assert_eq!(second.session_id, first.session_id, "same session resumed");
     assert_eq!(runtime.spawns_of("kilo"), 2, "exactly one replacement");
@@ -80,7 +98,10 @@ async fn a_model_change_restarts_the_server_once_and_pushes_the_model_onto_the_s
         .no_proxy()
         .build()
         .unwrap()
-        .get(format!("{}/session/{}/message", second.endpoint, second.session_id))
+        .get(format!(
+            "{}/session/{}/message",
+            second.endpoint, second.session_id
+        ))
         .basic_auth("kilo", Some(password))
         .send()
         .await
@@ -88,7 +109,10 @@ async fn a_model_change_restarts_the_server_once_and_pushes_the_model_onto_the_s
         .text()
         .await
         .unwrap();
-    assert!(messages.contains("model changed to anthropic/claude-opus-4.1"), "{messages}");
+    assert!(
+        messages.contains("model changed to anthropic/claude-opus-4.1"),
+        "{messages}"
+    );
     town.shutdown().await.unwrap();
 }
 
@@ -109,7 +133,11 @@ async fn a_registered_mayor_is_resumed_first_and_workers_in_the_background() {
     town.start_agent(polecat).await.expect("polecat starts");
     town.shutdown().await.unwrap();
     let store = TownStore::open(&state.join("town.db")).unwrap();
-    assert_eq!(store.registry().unwrap().len(), 2, "mayor and polecat registered");
+    assert_eq!(
+        store.registry().unwrap().len(),
+        2,
+        "mayor and polecat registered"
+    );
     drop(store);
 
     let town = start_town(town_config("registry"), &state, runtime.clone()).await;

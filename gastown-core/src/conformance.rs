@@ -115,8 +115,10 @@ pub async fn run_all(rt: &dyn ContainerRuntime, town_prefix: &str, server: &Http
     check_stop_kills_every_process(rt, &town("stop-kills")).await;
 }
 
-/// Lifecycle: `Absent` → start (`created`) → `Running` → stop → `Exited`, files kept →
-/// start again → `Running`, files still there → remove → `Absent`, files gone.
+/// Lifecycle: `Absent` → start (`created`) → `Running` → stop → `Exited` → start again →
+/// `Running`, a file under `/agents` (the persistent area) still there → remove → `Absent`,
+/// files gone. The second start may create a new container (Docker does); only `/agents`
+/// is promised to carry over.
 pub async fn check_lifecycle(rt: &dyn ContainerRuntime, town: &TownId) {
     fresh(rt, town).await;
     assert_eq!(
@@ -137,7 +139,7 @@ pub async fn check_lifecycle(rt: &dyn ContainerRuntime, town: &TownId) {
         "lifecycle: after start"
     );
 
-    let keep = path("/lifecycle/keep.txt");
+    let keep = path("/agents/lifecycle/keep.txt");
     rt.put_file(town, &keep, b"kept across stop")
         .await
         .expect("lifecycle: put_file");
@@ -161,7 +163,7 @@ pub async fn check_lifecycle(rt: &dyn ContainerRuntime, town: &TownId) {
             .await
             .expect("lifecycle: get_file after restart"),
         b"kept across stop",
-        "lifecycle: stop must keep the container's files"
+        "lifecycle: files under /agents must survive stop + start"
     );
 
     rt.remove(town).await.expect("lifecycle: remove");
@@ -780,14 +782,15 @@ pub async fn check_path_validation(rt: &dyn ContainerRuntime, town: &TownId) {
 }
 
 /// On a stopped or absent container, `exec`, `spawn`, `put_file`, `get_file` and `endpoint`
-/// fail with [`Error::ContainerNotRunning`], and nothing is lost: the files are there after
-/// the next start.
+/// fail with [`Error::ContainerNotRunning`], and nothing is lost: the files under `/agents`
+/// are there after the next start.
 pub async fn check_stopped_container_rejects(rt: &dyn ContainerRuntime, town: &TownId) {
     fresh(rt, town).await;
     assert_not_running(rt, town, "absent").await;
 
     start(rt, town).await;
-    let keep = path("/stopped/keep.txt");
+    // Under /agents: the only area a stop + start is promised to carry over.
+    let keep = path("/agents/stopped/keep.txt");
     rt.put_file(town, &keep, b"before stop")
         .await
         .expect("stopped: put");
@@ -992,7 +995,7 @@ fn assert_env(env_output: &str, expected: &BTreeMap<String, String>, what: &str)
 }
 
 async fn assert_not_running(rt: &dyn ContainerRuntime, town: &TownId, when: &str) {
-    let p = path("/stopped/keep.txt");
+    let p = path("/agents/stopped/keep.txt");
     let not_running = |r: &Result<(), Error>, op: &str| {
         assert!(
             matches!(r, Err(Error::ContainerNotRunning { .. })),

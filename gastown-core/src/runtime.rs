@@ -167,8 +167,11 @@ pub trait ProcessHandle: Send + Sync + fmt::Debug {
 ///   whole; [`get_file`](Self::get_file) returns the exact bytes, or
 ///   [`Error::FileNotFound`].
 /// - [`stop`](Self::stop) ends every process the container runs (SIGTERM, then SIGKILL
-///   after `grace`) and keeps the container's files; [`remove`](Self::remove) stops and
-///   deletes it. Both succeed on a town with no container.
+///   after `grace`) and keeps the container's files; after a stop, `start` may create a new
+///   container (Docker does), and only files under `/agents` (the agents' data: each
+///   agent's `kilo.db` lives in `/agents/<agent>/data`) are guaranteed to carry over.
+///   [`remove`](Self::remove) stops the container and deletes all of its files, `/agents`
+///   included. Both succeed on a town with no container.
 /// - Methods other than `start`, `status`, `stop` and `remove` fail with
 ///   [`Error::ContainerNotRunning`] when the town's container is absent or stopped.
 ///

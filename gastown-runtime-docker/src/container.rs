@@ -1,12 +1,11 @@
 //! A town's container: create or adopt it, read its state, stop it, remove it, and find
 //! the orphans an earlier crash left behind.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use bollard::models::{
     ContainerCreateBody, ContainerInspectResponse, ContainerStateStatusEnum, HostConfig, Mount,
-    MountType,
+    MountType, MountVolumeOptions,
 };
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
@@ -15,12 +14,14 @@ use gastown_core::{ContainerInfo, ContainerOptions, ContainerStatus, Error, Resu
 
 use crate::errors::{is_not_found, runtime, runtime_msg, status_of};
 use crate::runtime::DockerRuntime;
+use crate::volume::AGENTS_MOUNT;
 
-/// Label on every container the runtime creates (it creates no volumes).
+/// Label on every container and volume the runtime creates.
 pub const LABEL_MANAGED: &str = "gastown.managed";
-/// Label naming the container's town.
+/// Label naming the container's (or volume's) town.
 pub const LABEL_TOWN: &str = "gastown.town";
-/// Label holding the runtime's name prefix, so hygiene only touches its own deployment.
+/// Label holding the runtime's name prefix (on containers and volumes), so hygiene only
+/// touches its own deployment.
 pub const LABEL_PREFIX: &str = "gastown.prefix";
 
 /// The `PATH` of the container itself (what the exec wrapper resolves programs against when
@@ -56,10 +57,11 @@ enum Started {
 /// The user every process of a town runs as (`uid:gid`), execs included.
 pub(crate) const AGENT_USER: &str = "1000:1000";
 
-/// The built image's first step, as root with only CHOWN/SETUID/SETGID: give `/` to the
-/// agents' user, then become it (`gastown` in the image's `/etc/passwd`) and run `$0`, the
-/// keepalive script.
-const ROOT_SETUP: &str = r#"chown 1000:1000 / ; exec su -s /bin/sh gastown -c "$0""#;
+/// The built image's first step, as root with only CHOWN/SETUID/SETGID: give `/` and the
+/// agents volume's root to the agents' user (a fresh volume already copies the image's
+/// uid-1000 `/agents`; this also covers a volume first filled from elsewhere), then become
+/// it (`gastown` in the image's `/etc/passwd`) and run `$0`, the keepalive script.
+const ROOT_SETUP: &str = r#"chown 1000:1000 / /agents ; exec su -s /bin/sh gastown -c "$0""#;
 
 /// How many times `start` re-reads the engine's state after losing a race (another runtime
 /// created, started or removed the container between two of our calls).
@@ -96,6 +98,7 @@ impl DockerRuntime {
     ) -> Result<ContainerInfo> {
         let name = self.container_name(town);
         let body = self.create_body(town, options)?;
+        self.ensure_volume(town).await?;
         for attempt in 0..START_ATTEMPTS {
             if attempt > 0 {
                 // Lost a race: let the other start (or a removal in progress) settle.
@@ -133,25 +136,23 @@ impl DockerRuntime {
                         return Ok(ContainerInfo { id, created: false });
                     }
                     let state = c.state.as_ref().and_then(|s| s.status);
-                    let same_image = c.config.as_ref().and_then(|cfg| cfg.image.as_deref())
-                        == Some(self.image.as_str());
+                    let current = c.config.as_ref().and_then(|cfg| cfg.image.as_deref())
+                        == Some(self.image.as_str())
+                        && mounts_agents_volume(&c, &self.volume_name(town));
                     match state {
                         // Transient: another start or remove is at work.
                         Some(ContainerStateStatusEnum::REMOVING)
                         | Some(ContainerStateStatusEnum::RESTARTING) => continue,
-                        // Never started (a racing start's, or a crash's), or stopped: start
-                        // it again — a stopped container keeps its files (the trait contract).
-                        Some(ContainerStateStatusEnum::CREATED)
-                        | Some(ContainerStateStatusEnum::EXITED)
-                            if same_image =>
-                        {
-                            id
-                        }
-                        // Dead, paused, or built from another image: a fresh container
-                        // replaces it (agent state comes back from snapshots). Removed by
-                        // id, so a racing start's new container is never hit.
+                        // Never started: a racing start's fresh container (or a crash's
+                        // between create and start) — start it.
+                        Some(ContainerStateStatusEnum::CREATED) if current => id,
+                        // Stopped, killed from outside, dead, paused, or from another image
+                        // or layout: a fresh container replaces it, so every start after a
+                        // stop begins from the image; the agents' data carries over in the
+                        // town's volume. Removed by id, so a racing start's new container
+                        // is never hit.
                         _ => {
-                            tracing::info!(%town, container = %name, ?state, same_image, "replacing container");
+                            tracing::info!(%town, container = %name, ?state, current, "replacing container");
                             self.remove_by_id(&id).await?;
                             continue;
                         }
@@ -249,15 +250,25 @@ impl DockerRuntime {
                 ..Default::default()
             });
         }
+        // The agents' data, in the town's named volume. `start` creates the volume with its
+        // labels first; the labels here cover a racing `remove` deleting it in between (the
+        // engine then creates it again, labelled, as it mounts it).
+        mounts.push(Mount {
+            target: Some(AGENTS_MOUNT.to_owned()),
+            source: Some(self.volume_name(town)),
+            typ: Some(MountType::VOLUME),
+            read_only: Some(false),
+            volume_options: Some(MountVolumeOptions {
+                labels: Some(self.labels(town)),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
         let memory = options.memory_bytes.unwrap_or(self.options.memory_bytes);
         let memory = i64::try_from(memory).map_err(|_| Error::InvalidConfig {
             message: format!("memory limit {memory} bytes is too large"),
         })?;
-        let labels = HashMap::from([
-            (LABEL_MANAGED.to_owned(), "true".to_owned()),
-            (LABEL_TOWN.to_owned(), town.to_string()),
-            (LABEL_PREFIX.to_owned(), self.options.name_prefix.clone()),
-        ]);
+        let labels = self.labels(town);
         // The built image starts as root only to hand `/` to the agents' user (the engine
         // creates the container's root directory root-owned, and processes must be able to
         // write anywhere a town's layout puts files), then `su`s to it for good. A user's
@@ -335,8 +346,7 @@ impl DockerRuntime {
     }
 
     pub(crate) async fn remove_container(&self, town: &TownId) -> Result<()> {
-        let name = self.container_name(town);
-        self.remove_by_id(&name).await?;
+        self.remove_container_and_volume(town).await?;
         self.managed.lock().remove(town);
         Ok(())
     }
@@ -349,6 +359,14 @@ impl DockerRuntime {
 fn is_running(c: &ContainerInspectResponse) -> bool {
     c.state.as_ref().and_then(|s| s.running).unwrap_or(false)
         && !c.state.as_ref().and_then(|s| s.paused).unwrap_or(false)
+}
+
+/// True when the container mounts the town's agents volume at [`AGENTS_MOUNT`] (containers
+/// made before the volume existed do not).
+fn mounts_agents_volume(c: &ContainerInspectResponse, volume: &str) -> bool {
+    c.mounts.as_deref().unwrap_or_default().iter().any(|m| {
+        m.destination.as_deref() == Some(AGENTS_MOUNT) && m.name.as_deref() == Some(volume)
+    })
 }
 
 fn is_managed(c: &ContainerInspectResponse) -> bool {

@@ -23,7 +23,8 @@
 //!
 //! - [`options`]: [`DockerOptions`], [`AgentImage`].
 //! - `assemble`, `context`, `deps`, `image`: the agent image.
-//! - `container`, `hygiene`: create/adopt/stop/remove, labels; orphans.
+//! - `container`, `volume`, `hygiene`: create/adopt/stop/remove, the town's agents volume
+//!   (`/agents` outlives a container), labels; orphans.
 //! - `wrapper`, `exec`, `process`, `lines`: commands with exactly their own env and cwd.
 //! - `files`, `archive`: tar in and out; the endpoint.
 //!
@@ -46,6 +47,7 @@ mod lines;
 pub mod options;
 mod process;
 mod runtime;
+mod volume;
 mod wrapper;
 
 pub use assemble::{AGENT_UID, BUSYBOX_HOST_PATH, KILO_IMAGE_PATH};
@@ -54,3 +56,4 @@ pub use image::IMAGE_REPOSITORY;
 pub use options::{AgentImage, DockerOptions};
 pub use process::DockerProcess;
 pub use runtime::DockerRuntime;
+pub use volume::AGENTS_MOUNT;

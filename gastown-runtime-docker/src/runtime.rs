@@ -26,6 +26,12 @@ const REQUEST_TIMEOUT_S: u64 = 120;
 /// and no host mount but the town's declared ones. Commands run as engine execs;
 /// endpoints are the container's bridge IP; files move as tar archives.
 ///
+/// `/agents` (the agents' homes and `kilo.db`s) is the town's named volume
+/// `<prefix>-<town>-agents`, labelled like the container. A container that stopped or was
+/// killed from outside is not restarted: the next `start` replaces it with a fresh
+/// container (`created == true`, a new id) mounting the same volume, so agent data carries
+/// over and everything else begins from the image. `remove` deletes container and volume.
+///
 /// Cheap to share behind an `Arc`; all state but the set of towns it manages lives in the
 /// engine, so several instances (even in several processes) can drive the same towns.
 pub struct DockerRuntime {

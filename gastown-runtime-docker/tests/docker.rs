@@ -8,7 +8,7 @@ mod common;
 use std::time::Duration;
 
 use bollard::query_parameters::KillContainerOptionsBuilder;
-use common::{engine, labelled, runtime, town, Cleanup};
+use common::{engine, labelled, labelled_volumes, runtime, town, Cleanup};
 use gastown_core::{
     CommandSpec, ContainerOptions, ContainerPath, ContainerRuntime, ContainerRuntimeExt,
     ContainerStatus, Error, Secret,
@@ -142,6 +142,10 @@ async fn a_container_killed_from_outside_reports_exited_and_the_next_start_bring
     let _cleanup = Cleanup::town(&prefix, &town);
     let info = rt.start(&town, &ContainerOptions::default()).await.unwrap();
     assert!(info.created);
+    let db = path("/agents/mayor/data/kilo/kilo.db");
+    rt.put_file(&town, &db, b"the mayor's sessions")
+        .await
+        .unwrap();
     let sleeper = rt.spawn(&town, &sh("exec sleep 300")).await.unwrap();
 
     let kill = KillContainerOptionsBuilder::default()
@@ -162,14 +166,149 @@ async fn a_container_killed_from_outside_reports_exited_and_the_next_start_bring
     ));
 
     let again = rt.start(&town, &ContainerOptions::default()).await.unwrap();
-    assert!(
-        again.created,
-        "the next start brings the container up itself"
-    );
+    assert!(again.created, "the next start creates a new container");
+    assert_ne!(again.id, info.id, "the killed container was replaced");
     assert_eq!(rt.status(&town).await.unwrap(), ContainerStatus::Running);
     let out = rt.exec_ok(&town, &sh("echo back")).await.unwrap();
     assert_eq!(out.stdout_str(), "back\n");
+    assert_eq!(
+        rt.get_file(&town, &db).await.unwrap(),
+        b"the mayor's sessions",
+        "the agents' data carried over in the town's volume"
+    );
+    let docker = engine().await.unwrap();
+    assert_eq!(
+        labelled(&docker, &prefix, Some(town.as_str())).await,
+        vec![again.id.clone()],
+        "the killed container is gone, not left beside the new one"
+    );
     rt.remove(&town).await.unwrap();
+    assert!(labelled_volumes(&docker, &prefix, Some(town.as_str()))
+        .await
+        .is_empty());
+}
+
+/// After a stop, `start` replaces the container: a new id, files outside `/agents` gone
+/// (a fresh container from the image), files under `/agents` kept and still the agents'
+/// user's to write. `remove` deletes the volume too.
+#[tokio::test]
+async fn a_stopped_town_restarts_in_a_new_container_with_its_agents_volume() {
+    let prefix = common::prefix("volume");
+    let Some(rt) = runtime(&prefix).await else {
+        return;
+    };
+    let docker = engine().await.unwrap();
+    let town = town("volume");
+    let _cleanup = Cleanup::town(&prefix, &town);
+    let first = rt.start(&town, &ContainerOptions::default()).await.unwrap();
+
+    // A fresh volume is the agents' user's (the engine copied the image's /agents).
+    let out = rt
+        .exec_ok(&town, &sh("stat -c '%u %g %a' /agents"))
+        .await
+        .unwrap();
+    assert_eq!(out.stdout_str(), "1000 1000 755\n");
+    let volume = docker.inspect_volume(&rt.volume_name(&town)).await.unwrap();
+    assert_eq!(
+        volume.labels.get(gastown_runtime_docker::LABEL_MANAGED),
+        Some(&"true".to_owned())
+    );
+    assert_eq!(
+        volume.labels.get(gastown_runtime_docker::LABEL_TOWN),
+        Some(&town.to_string())
+    );
+
+    let kept = path("/agents/mayor/data/kilo/kilo.db");
+    let scratch = path("/workspace/scratch.txt");
+    rt.put_file(&town, &kept, b"kept").await.unwrap();
+    rt.put_file(&town, &scratch, b"gone").await.unwrap();
+    rt.stop(&town, Duration::from_secs(1)).await.unwrap();
+    assert_eq!(rt.status(&town).await.unwrap(), ContainerStatus::Exited);
+
+    let second = rt.start(&town, &ContainerOptions::default()).await.unwrap();
+    assert!(second.created);
+    assert_ne!(second.id, first.id);
+    assert_eq!(rt.get_file(&town, &kept).await.unwrap(), b"kept");
+    assert!(matches!(
+        rt.get_file(&town, &scratch).await,
+        Err(Error::FileNotFound { .. })
+    ));
+    rt.exec_ok(
+        &town,
+        &sh("echo more >> \"$1\" && touch /agents/new")
+            .arg("sh")
+            .arg(&kept),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        labelled(&docker, &prefix, Some(town.as_str())).await.len(),
+        1
+    );
+    assert_eq!(
+        labelled_volumes(&docker, &prefix, Some(town.as_str())).await,
+        vec![rt.volume_name(&town)]
+    );
+
+    rt.remove(&town).await.unwrap();
+    assert_eq!(rt.status(&town).await.unwrap(), ContainerStatus::Absent);
+    assert!(labelled_volumes(&docker, &prefix, Some(town.as_str()))
+        .await
+        .is_empty());
+    // Removing an absent town (no container, no volume) still succeeds.
+    rt.remove(&town).await.unwrap();
+}
+
+/// A volume with the town's volume name that gastown did not create is never used: `start`
+/// fails with a typed error naming it, creates no container, and leaves the volume as it was.
+#[tokio::test]
+async fn a_foreign_volume_with_the_towns_name_is_refused_and_left_alone() {
+    let prefix = common::prefix("foreign");
+    let Some(rt) = runtime(&prefix).await else {
+        return;
+    };
+    let docker = engine().await.unwrap();
+    let town = town("foreign");
+    let _cleanup = Cleanup::town(&prefix, &town);
+    let name = rt.volume_name(&town);
+    struct DropVolume(bollard::Docker, String);
+    impl Drop for DropVolume {
+        fn drop(&mut self) {
+            let (d, n) = (self.0.clone(), self.1.clone());
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                rt.block_on(async {
+                    let _ = d
+                        .remove_volume(&n, None::<bollard::query_parameters::RemoveVolumeOptions>)
+                        .await;
+                });
+            })
+            .join();
+        }
+    }
+    docker
+        .create_volume(bollard::models::VolumeCreateRequest {
+            name: Some(name.clone()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let _drop = DropVolume(docker.clone(), name.clone());
+
+    let err = rt
+        .start(&town, &ContainerOptions::default())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Runtime { message, .. } if message.contains(&name)),
+        "{err:?}"
+    );
+    assert_eq!(rt.status(&town).await.unwrap(), ContainerStatus::Absent);
+    let still = docker.inspect_volume(&name).await.unwrap();
+    assert!(still.labels.is_empty(), "the foreign volume was relabelled");
 }
 
 #[tokio::test]
@@ -193,6 +332,11 @@ async fn two_runtimes_racing_to_start_one_town_end_with_one_container() {
             1,
             "round {round}: exactly one container carries the town's label"
         );
+        assert_eq!(
+            labelled_volumes(&docker, &prefix, Some(town.as_str())).await,
+            vec![a.volume_name(&town)],
+            "round {round}: exactly one agents volume"
+        );
         assert_eq!(a.status(&town).await.unwrap(), ContainerStatus::Running);
         match round {
             // Round 1 races on a stopped container, round 2 on an absent one again.
@@ -203,6 +347,9 @@ async fn two_runtimes_racing_to_start_one_town_end_with_one_container() {
     }
     a.remove(&town).await.unwrap();
     assert!(labelled(&docker, &prefix, Some(town.as_str()))
+        .await
+        .is_empty());
+    assert!(labelled_volumes(&docker, &prefix, Some(town.as_str()))
         .await
         .is_empty());
 }
@@ -234,11 +381,28 @@ async fn orphans_of_an_earlier_runtime_are_listed_and_removed() {
     new.start(&t2, &ContainerOptions::default()).await.unwrap(); // adopted: not an orphan
     let orphans = new.list_orphans().await.unwrap();
     assert_eq!(orphans, vec![new.container_name(&t1)]);
-    assert_eq!(new.remove_orphans().await.unwrap(), 1);
+    assert_eq!(
+        new.list_orphan_volumes().await.unwrap(),
+        vec![new.volume_name(&t1)]
+    );
+    // t1's container and its agents volume.
+    assert_eq!(new.remove_orphans().await.unwrap(), 2);
     assert_eq!(new.status(&t1).await.unwrap(), ContainerStatus::Absent);
     assert_eq!(new.status(&t2).await.unwrap(), ContainerStatus::Running);
     assert_eq!(other.status(&t3).await.unwrap(), ContainerStatus::Running);
     assert!(new.list_orphans().await.unwrap().is_empty());
+    assert!(new.list_orphan_volumes().await.unwrap().is_empty());
+    let docker = engine().await.unwrap();
+    assert_eq!(
+        labelled_volumes(&docker, &prefix, None).await,
+        vec![new.volume_name(&t2)],
+        "the adopted town keeps its volume"
+    );
+    assert_eq!(
+        labelled_volumes(&docker, &other_prefix, None).await,
+        vec![other.volume_name(&t3)],
+        "another deployment's volume is untouched"
+    );
 
     new.remove(&t2).await.unwrap();
     other.remove(&t3).await.unwrap();
@@ -307,10 +471,18 @@ async fn containers_are_unprivileged_limited_and_mount_only_what_the_town_declar
         .unwrap_or_default()
         .iter()
         .any(|o| o.starts_with("no-new-privileges")));
-    let mounts = inspected.mounts.unwrap_or_default();
-    assert_eq!(mounts.len(), 1, "only the declared mount: {mounts:?}");
-    assert_eq!(mounts[0].destination.as_deref(), Some("/rigs-src/demo"));
-    assert_eq!(mounts[0].rw, Some(false));
+    // The declared mount (read-only) and the town's agents volume; nothing else from the host.
+    let mut mounts = inspected.mounts.unwrap_or_default();
+    mounts.sort_by(|a, b| a.destination.cmp(&b.destination));
+    assert_eq!(mounts.len(), 2, "{mounts:?}");
+    assert_eq!(mounts[0].destination.as_deref(), Some("/agents"));
+    assert_eq!(mounts[0].typ, Some("volume".to_owned()));
+    assert_eq!(
+        mounts[0].name.as_deref(),
+        Some(rt.volume_name(&town).as_str())
+    );
+    assert_eq!(mounts[1].destination.as_deref(), Some("/rigs-src/demo"));
+    assert_eq!(mounts[1].rw, Some(false));
 
     // A missing mount source is a typed error, and the town stays as it was.
     let bad = ContainerOptions::default()

@@ -9,6 +9,7 @@ mod token;
 mod worktrees;
 
 pub(crate) use sdk::stop_sdk;
+// run_phase is also used by bench_support.
 pub(crate) use worktrees::{refresh_browse_worktrees, rig_mount_point, BrowseOutcome};
 
 use gastown_core::{Result, StartupPhase};

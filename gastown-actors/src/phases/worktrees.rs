@@ -59,52 +59,28 @@ const GITCONFIG: &str =
 
 pub(super) async fn run(ctx: &AgentContext, mut progress: StartProgress) -> Result<StartProgress> {
     let started = tokio::time::Instant::now();
-    ctx.parts
-        .runtime
-        .put_file(
-            &ctx.parts.town,
-            &ctx.layout.home().join(".gitconfig")?,
-            GITCONFIG.as_bytes(),
-        )
-        .await?;
     ensure_workspace(ctx).await?;
     let ms = started.elapsed().as_millis() as u64;
     progress.timings.insert("workspace_created_ms".into(), ms);
     tracing::debug!(
         town = %ctx.parts.town, agent = %ctx.spec.id, workspace_created_ms = ms,
-        "workspace_created_ms"
+        "mayor.workspace_created_ms"
     );
-    match ctx.spec.role {
-        Role::Mayor => {
-            // No probing of rigs here: the critical path must not grow with their number.
-            let outcomes: Vec<BrowseOutcome> = ctx
+    // The mayor's AGENTS.md and browse worktrees are background work (see
+    // refresh_browse_worktrees); only a polecat's own worktree is on its critical path.
+    if ctx.spec.role == Role::Polecat {
+        if let Some(rig_id) = &ctx.spec.rig {
+            let rig = ctx
                 .parts
                 .rigs
                 .iter()
-                .map(|rig| BrowseOutcome {
-                    rig: rig.clone(),
-                    path: ctx.layout.browse_worktree(&rig.id),
-                    state: BrowseState::Warming,
-                })
-                .collect();
-            let ms = write_agents_md(ctx, &outcomes).await?;
-            progress.timings.insert("write_agents_md_ms".into(), ms);
+                .find(|r| &r.id == rig_id)
+                .ok_or_else(|| gastown_core::Error::InvalidConfig {
+                    message: format!("polecat {} names unknown rig {rig_id}", ctx.spec.id),
+                })?;
+            let path = ctx.layout.workspace().join(rig_id.as_str())?;
+            worktree(ctx, rig, &path).await?;
         }
-        Role::Polecat => {
-            if let Some(rig_id) = &ctx.spec.rig {
-                let rig = ctx
-                    .parts
-                    .rigs
-                    .iter()
-                    .find(|r| &r.id == rig_id)
-                    .ok_or_else(|| gastown_core::Error::InvalidConfig {
-                        message: format!("polecat {} names unknown rig {rig_id}", ctx.spec.id),
-                    })?;
-                let path = ctx.layout.workspace().join(rig_id.as_str())?;
-                worktree(ctx, rig, &path).await?;
-            }
-        }
-        Role::Refinery => {}
     }
     Ok(progress)
 }
@@ -141,6 +117,19 @@ pub(crate) struct BrowseOutcome {
 /// is reported (in the outcome and `AGENTS.md`), not fatal.
 pub(crate) async fn refresh_browse_worktrees(ctx: &AgentContext) -> Vec<BrowseOutcome> {
     let started = tokio::time::Instant::now();
+    let warming: Vec<BrowseOutcome> = ctx
+        .parts
+        .rigs
+        .iter()
+        .map(|rig| BrowseOutcome {
+            rig: rig.clone(),
+            path: ctx.layout.browse_worktree(&rig.id),
+            state: BrowseState::Warming,
+        })
+        .collect();
+    if let Err(e) = write_agents_md(ctx, &warming).await {
+        tracing::warn!(town = %ctx.parts.town, error = %e, "writing AGENTS.md");
+    }
     let mut outcomes = Vec::new();
     for rig in &ctx.parts.rigs {
         let path = ctx.layout.browse_worktree(&rig.id);
@@ -173,6 +162,12 @@ pub(crate) async fn refresh_browse_worktrees(ctx: &AgentContext) -> Vec<BrowseOu
 async fn worktree(ctx: &AgentContext, rig: &RigConfig, path: &ContainerPath) -> Result<()> {
     let rt = &ctx.parts.runtime;
     let town = &ctx.parts.town;
+    rt.put_file(
+        town,
+        &ctx.layout.home().join(".gitconfig")?,
+        GITCONFIG.as_bytes(),
+    )
+    .await?;
     let clone = AgentLayout::rig_clone(&rig.id);
     if rt.file_exists(town, &clone.join("HEAD")?).await? {
         rt.exec_ok(

@@ -148,7 +148,9 @@ pub(super) fn decode(bytes: &[u8]) -> Result<DbContents> {
     let mut contents = DbContents::default();
     if tables.iter().any(|t| t == "sim_session") {
         contents.sessions = conn
-            .prepare("SELECT id, title, created_ms, updated_ms FROM sim_session ORDER BY created_ms, id")
+            .prepare(
+                "SELECT id, title, created_ms, updated_ms FROM sim_session ORDER BY created_ms, id",
+            )
             .and_then(|mut st| {
                 st.query_map([], |r| {
                     Ok(SessionInfo {

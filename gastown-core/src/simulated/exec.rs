@@ -345,7 +345,10 @@ mod tests {
         assert_eq!(out.exit_code, 128, "commit outside a repository");
         assert!(files.is_empty(), "a failed command changes nothing");
 
-        run(&mut files, CommandSpec::new("git").args(["init", "-q"]).cwd(ws.clone()));
+        run(
+            &mut files,
+            CommandSpec::new("git").args(["init", "-q"]).cwd(ws.clone()),
+        );
         assert!(files.contains_key(&p("/workspace/mayor/.git/HEAD")));
         assert!(run(&mut files, commit).success());
 

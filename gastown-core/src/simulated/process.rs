@@ -171,7 +171,13 @@ pub(super) fn spawn(
 
 /// An SDK server's boot: after `boot`, open (or create) its `kilo.db`, then listen and print
 /// `line`. A `kilo.db` that is not a database makes it exit 1 instead, as kilo would.
-async fn boot_server(inner: Arc<Inner>, pid: u32, spawned_at: Duration, boot: Duration, line: String) {
+async fn boot_server(
+    inner: Arc<Inner>,
+    pid: u32,
+    spawned_at: Duration,
+    boot: Duration,
+    line: String,
+) {
     Inner::charge(boot).await;
     let Some((town, data_dir)) = ({
         let state = inner.state.lock();

@@ -74,7 +74,11 @@ impl Inner {
     }
 
     fn lifecycle_lock(&self, town: &TownId) -> Arc<tokio::sync::Mutex<()>> {
-        self.lifecycle.lock().entry(town.clone()).or_default().clone()
+        self.lifecycle
+            .lock()
+            .entry(town.clone())
+            .or_default()
+            .clone()
     }
 
     /// Fails fast, before any time is charged, when the container is not running.
@@ -180,9 +184,7 @@ impl SimulatedRuntime {
     pub fn execs_of(&self, program: &str, sub: Option<&str>) -> usize {
         self.count(|e| match &e.kind {
             SimEventKind::Exec {
-                program: p,
-                sub: s,
-                ..
+                program: p, sub: s, ..
             } => p == program && (sub.is_none() || s.as_deref() == sub),
             _ => false,
         })
@@ -417,13 +419,9 @@ impl ContainerRuntime for SimulatedRuntime {
             }
         });
         Inner::charge(cost).await;
-        let result = inner
-            .state
-            .lock()
-            .running(town)
-            .map(|t| {
-                t.files.insert(path.clone(), contents.to_vec());
-            });
+        let result = inner.state.lock().running(town).map(|t| {
+            t.files.insert(path.clone(), contents.to_vec());
+        });
         let kind = SimEventKind::FileWrite { path: path.clone() };
         inner.record(start, town, kind, result.is_ok());
         result
@@ -435,9 +433,12 @@ impl ContainerRuntime for SimulatedRuntime {
         let start = inner.offset();
         Inner::charge(inner.script(|s| s.file_read)).await;
         let result = inner.state.lock().running(town).and_then(|t| {
-            t.files.get(path).cloned().ok_or_else(|| Error::FileNotFound {
-                path: path.to_string(),
-            })
+            t.files
+                .get(path)
+                .cloned()
+                .ok_or_else(|| Error::FileNotFound {
+                    path: path.to_string(),
+                })
         });
         let kind = SimEventKind::FileRead { path: path.clone() };
         inner.record(start, town, kind, result.is_ok());

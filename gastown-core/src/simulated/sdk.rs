@@ -16,7 +16,9 @@ use crate::error::{Error, Result};
 use crate::ids::TownId;
 use crate::kilo::KILO_VERSION;
 use crate::path::ContainerPath;
-use crate::sdk::{validate_session_id, Health, SdkApi, SdkClientOptions, SdkConnector, SessionInfo};
+use crate::sdk::{
+    validate_session_id, Health, SdkApi, SdkClientOptions, SdkConnector, SessionInfo,
+};
 use crate::secret::Secret;
 
 /// Makes clients of the simulated SDK servers of one
@@ -39,7 +41,12 @@ impl fmt::Debug for SimulatedSdkConnector {
     }
 }
 
-fn sdk_error(operation: &'static str, message: String, timed_out: bool, status: Option<u16>) -> Error {
+fn sdk_error(
+    operation: &'static str,
+    message: String,
+    timed_out: bool,
+    status: Option<u16>,
+) -> Error {
     Error::Sdk {
         operation,
         message,
@@ -183,7 +190,12 @@ impl SimulatedSdkClient {
                 };
                 inner.record(start, &t.town, kind, false);
             }
-            self.fail(op, "connection refused (the simulated server is not listening)", false, None)
+            self.fail(
+                op,
+                "connection refused (the simulated server is not listening)",
+                false,
+                None,
+            )
         };
         let target = match self.target() {
             Some(t) if t.listening => t,
@@ -205,7 +217,12 @@ impl SimulatedSdkClient {
         }
         if !self.target().is_some_and(|t| t.listening) {
             inner.record(start, &target.town, kind, false);
-            return Err(self.fail(op, "connection reset (the simulated server stopped)", false, None));
+            return Err(self.fail(
+                op,
+                "connection reset (the simulated server stopped)",
+                false,
+                None,
+            ));
         }
         if let Some(expected) = &target.password {
             // Compared whole, as basic auth is; nothing of either value goes into the error.
@@ -216,7 +233,9 @@ impl SimulatedSdkClient {
         }
         let result = body(inner, &target.town, &target.data_dir);
         inner.record(start, &target.town, kind, result.is_ok());
-        result.map_err(|(status, message)| self.fail(op, &format!("{status} {message}"), false, Some(status)))
+        result.map_err(|(status, message)| {
+            self.fail(op, &format!("{status} {message}"), false, Some(status))
+        })
     }
 }
 
@@ -225,7 +244,11 @@ fn with_db<T>(
     inner: &Inner,
     town: &TownId,
     data_dir: &ContainerPath,
-    change: impl FnOnce(&mut db::DbContents, &mut super::state::State, i64) -> std::result::Result<(T, bool), (u16, String)>,
+    change: impl FnOnce(
+        &mut db::DbContents,
+        &mut super::state::State,
+        i64,
+    ) -> std::result::Result<(T, bool), (u16, String)>,
 ) -> std::result::Result<T, (u16, String)> {
     let internal = |e: Error| (500, e.to_string());
     let path = kilo_db(data_dir).map_err(internal)?;
@@ -263,60 +286,77 @@ impl SdkApi for SimulatedSdkClient {
     }
 
     async fn list_sessions(&self) -> Result<Vec<SessionInfo>> {
-        self.call(SdkOp::ListSessions, |s| s.sdk_list_sessions, |inner, town, dir| {
-            with_db(inner, town, dir, |db, _, _| {
-                let mut sessions = db.sessions.clone();
-                // Newest first, as kilo lists them.
-                sessions.sort_by(|a, b| (b.updated_ms, &b.id).cmp(&(a.updated_ms, &a.id)));
-                Ok((sessions, false))
-            })
-        })
+        self.call(
+            SdkOp::ListSessions,
+            |s| s.sdk_list_sessions,
+            |inner, town, dir| {
+                with_db(inner, town, dir, |db, _, _| {
+                    let mut sessions = db.sessions.clone();
+                    // Newest first, as kilo lists them.
+                    sessions.sort_by(|a, b| (b.updated_ms, &b.id).cmp(&(a.updated_ms, &a.id)));
+                    Ok((sessions, false))
+                })
+            },
+        )
         .await
         .map_err(|f| f.error)
     }
 
     async fn create_session(&self, title: &str) -> Result<SessionInfo> {
-        self.call(SdkOp::CreateSession, |s| s.sdk_create_session, |inner, town, dir| {
-            with_db(inner, town, dir, |db, state, now_ms| {
-                let ms = state.timestamp(now_ms);
-                let session = SessionInfo {
-                    id: state.session_id(),
-                    title: title.to_owned(),
-                    created_ms: ms,
-                    updated_ms: ms,
-                };
-                db.sessions.push(session.clone());
-                Ok((session, true))
-            })
-        })
+        self.call(
+            SdkOp::CreateSession,
+            |s| s.sdk_create_session,
+            |inner, town, dir| {
+                with_db(inner, town, dir, |db, state, now_ms| {
+                    let ms = state.timestamp(now_ms);
+                    let session = SessionInfo {
+                        id: state.session_id(),
+                        title: title.to_owned(),
+                        created_ms: ms,
+                        updated_ms: ms,
+                    };
+                    db.sessions.push(session.clone());
+                    Ok((session, true))
+                })
+            },
+        )
         .await
         .map_err(|f| f.error)
     }
 
-    async fn send_no_reply(&self, session_id: &str, model: &ModelRef, text: &str) -> Result<String> {
+    async fn send_no_reply(
+        &self,
+        session_id: &str,
+        model: &ModelRef,
+        text: &str,
+    ) -> Result<String> {
         const OPERATION: &str = "send_no_reply";
         if let Err(Error::Sdk { message, .. }) = validate_session_id(session_id) {
             return Err(sdk_error(OPERATION, message, false, None));
         }
-        self.call(SdkOp::SendNoReply, |s| s.sdk_send_message, |inner, town, dir| {
-            with_db(inner, town, dir, |db, state, now_ms| {
-                let Some(session) = db.sessions.iter_mut().find(|s| s.id == session_id) else {
-                    return Err((404, format!("Not Found: no session {session_id}")));
-                };
-                let ms = state.timestamp(now_ms);
-                session.updated_ms = ms;
-                let id = state.message_id();
-                db.messages.push(SimMessage {
-                    id: id.clone(),
-                    session_id: session_id.to_owned(),
-                    provider_id: model.provider_id.clone(),
-                    model_id: model.model_id.clone(),
-                    text: text.to_owned(),
-                    created_ms: ms,
-                });
-                Ok((id, true))
-            })
-        })
+        self.call(
+            SdkOp::SendNoReply,
+            |s| s.sdk_send_message,
+            |inner, town, dir| {
+                with_db(inner, town, dir, |db, state, now_ms| {
+                    let Some(session) = db.sessions.iter_mut().find(|s| s.id == session_id) else {
+                        return Err((404, format!("Not Found: no session {session_id}")));
+                    };
+                    let ms = state.timestamp(now_ms);
+                    session.updated_ms = ms;
+                    let id = state.message_id();
+                    db.messages.push(SimMessage {
+                        id: id.clone(),
+                        session_id: session_id.to_owned(),
+                        provider_id: model.provider_id.clone(),
+                        model_id: model.model_id.clone(),
+                        text: text.to_owned(),
+                        created_ms: ms,
+                    });
+                    Ok((id, true))
+                })
+            },
+        )
         .await
         .map_err(|f| f.error)
     }
@@ -357,12 +397,16 @@ impl SdkApi for SimulatedSdkClient {
 
 impl SimulatedSdkClient {
     async fn health_attempt(&self) -> std::result::Result<Health, Failure> {
-        self.call(SdkOp::Health, |s| s.sdk_health, |_, _, _| {
-            Ok(Health {
-                healthy: true,
-                version: format!("{KILO_VERSION}-simulated"),
-            })
-        })
+        self.call(
+            SdkOp::Health,
+            |s| s.sdk_health,
+            |_, _, _| {
+                Ok(Health {
+                    healthy: true,
+                    version: format!("{KILO_VERSION}-simulated"),
+                })
+            },
+        )
         .await
     }
 }

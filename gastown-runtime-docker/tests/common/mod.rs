@@ -5,7 +5,9 @@
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
-use bollard::query_parameters::{ListContainersOptionsBuilder, RemoveContainerOptionsBuilder};
+use bollard::query_parameters::{
+    ListContainersOptionsBuilder, ListVolumesOptionsBuilder, RemoveContainerOptionsBuilder,
+};
 use bollard::{Docker, API_DEFAULT_VERSION};
 use gastown_core::TownId;
 use gastown_runtime_docker::options::DEFAULT_SOCKET;
@@ -101,8 +103,8 @@ pub fn town(name: &str) -> TownId {
     TownId::new(name).expect("test town id")
 }
 
-/// Force-removes, on drop, every container carrying `prefix` (and `town`, when given) —
-/// also when the test panicked.
+/// Force-removes, on drop, every container and volume carrying `prefix` (and `town`, when
+/// given) — also when the test panicked.
 pub struct Cleanup {
     prefix: String,
     town: Option<String>,
@@ -144,6 +146,29 @@ pub async fn labelled(docker: &Docker, prefix: &str, town: Option<&str>) -> Vec<
         .collect()
 }
 
+/// Volumes labelled with `prefix` (and `town`), by name.
+pub async fn labelled_volumes(docker: &Docker, prefix: &str, town: Option<&str>) -> Vec<String> {
+    let mut labels = vec![format!("{LABEL_PREFIX}={prefix}")];
+    if let Some(t) = town {
+        labels.push(format!("{LABEL_TOWN}={t}"));
+    }
+    let filters = HashMap::from([("label", labels)]);
+    let opts = ListVolumesOptionsBuilder::default()
+        .filters(&filters)
+        .build();
+    let mut names: Vec<String> = docker
+        .list_volumes(Some(opts))
+        .await
+        .expect("list volumes")
+        .volumes
+        .unwrap_or_default()
+        .into_iter()
+        .map(|v| v.name)
+        .collect();
+    names.sort();
+    names
+}
+
 impl Drop for Cleanup {
     fn drop(&mut self) {
         let prefix = self.prefix.clone();
@@ -169,6 +194,14 @@ impl Drop for Cleanup {
                         .v(true)
                         .build();
                     let _ = d.remove_container(&id, Some(opts)).await;
+                }
+                for name in labelled_volumes(&d, &prefix, town.as_deref()).await {
+                    let _ = d
+                        .remove_volume(
+                            &name,
+                            None::<bollard::query_parameters::RemoveVolumeOptions>,
+                        )
+                        .await;
                 }
             });
         })

@@ -1,0 +1,106 @@
+//! The town's agents volume: `/agents` (each agent's home and `kilo.db`) lives in a named
+//! volume rather than in a container, so it outlives any one container. After a stop or a
+//! `docker kill`, `start` replaces the container and the new one mounts the same volume;
+//! only `remove` deletes it.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use bollard::models::VolumeCreateRequest;
+use gastown_core::{Result, TownId};
+
+use crate::container::{LABEL_MANAGED, LABEL_PREFIX, LABEL_TOWN};
+use crate::errors::{is_not_found, runtime, runtime_msg, status_of};
+use crate::runtime::DockerRuntime;
+
+/// Where the agents volume is mounted in every container of a town: the agents' data root
+/// of `gastown_core::layout` (`/agents/<agent>/…`).
+pub const AGENTS_MOUNT: &str = "/agents";
+
+/// How many times `remove` retries a volume the engine still counts as in use (a container
+/// removal in progress, or a racing start that mounted it again).
+const REMOVE_ATTEMPTS: u32 = 8;
+
+impl DockerRuntime {
+    /// The name of `town`'s agents volume: `<prefix>-<town>-agents`.
+    pub fn volume_name(&self, town: &TownId) -> String {
+        format!("{}-{}-agents", self.options.name_prefix, town)
+    }
+
+    /// The labels of every container and volume of `town`.
+    pub(crate) fn labels(&self, town: &TownId) -> HashMap<String, String> {
+        HashMap::from([
+            (LABEL_MANAGED.to_owned(), "true".to_owned()),
+            (LABEL_TOWN.to_owned(), town.to_string()),
+            (LABEL_PREFIX.to_owned(), self.options.name_prefix.clone()),
+        ])
+    }
+
+    /// Creates the town's agents volume, or finds it (the engine's create is idempotent for
+    /// a name). A fresh volume is empty until its first container mounts it; the engine then
+    /// copies the image's `/agents` into it, ownership (uid 1000) included.
+    ///
+    /// # Errors
+    /// [`Error::Runtime`](gastown_core::Error::Runtime) when the engine refuses, or when a
+    /// volume of that name exists without the `gastown.managed=true` label (not ours to
+    /// use).
+    pub(crate) async fn ensure_volume(&self, town: &TownId) -> Result<String> {
+        let name = self.volume_name(town);
+        let request = VolumeCreateRequest {
+            name: Some(name.clone()),
+            labels: Some(self.labels(town)),
+            ..Default::default()
+        };
+        let volume = self
+            .docker
+            .create_volume(request)
+            .await
+            .map_err(|e| runtime(format!("creating volume {name}"), e))?;
+        if volume.labels.get(LABEL_MANAGED).map(String::as_str) != Some("true") {
+            return Err(runtime_msg(format!(
+                "a volume named {name} exists but gastown does not manage it \
+                 (no {LABEL_MANAGED}=true label); remove or rename it"
+            )));
+        }
+        Ok(name)
+    }
+
+    /// Deletes `town`'s container and then its agents volume. A volume still in use (the
+    /// container's removal is in progress, or a racing start mounted it again) is retried
+    /// after removing the container again, a few times with a short backoff.
+    ///
+    /// # Errors
+    /// [`Error::Runtime`](gastown_core::Error::Runtime) when the engine refuses, or the
+    /// volume stays in use.
+    pub(crate) async fn remove_container_and_volume(&self, town: &TownId) -> Result<()> {
+        let container = self.container_name(town);
+        let volume = self.volume_name(town);
+        for attempt in 0..REMOVE_ATTEMPTS {
+            if attempt > 0 {
+                tokio::time::sleep(Duration::from_millis(50 * u64::from(attempt))).await;
+            }
+            self.remove_by_id(&container).await?;
+            if self.remove_volume_named(&volume).await? {
+                return Ok(());
+            }
+        }
+        Err(runtime_msg(format!(
+            "volume {volume} stayed in use after {REMOVE_ATTEMPTS} attempts to remove it"
+        )))
+    }
+
+    /// Removes a volume by name: `Ok(true)` once it is gone (also when it never existed),
+    /// `Ok(false)` when the engine says a container still uses it (HTTP 409).
+    pub(crate) async fn remove_volume_named(&self, name: &str) -> Result<bool> {
+        match self
+            .docker
+            .remove_volume(name, None::<bollard::query_parameters::RemoveVolumeOptions>)
+            .await
+        {
+            Ok(()) => Ok(true),
+            Err(e) if is_not_found(&e) => Ok(true),
+            Err(e) if status_of(&e) == Some(409) => Ok(false),
+            Err(e) => Err(runtime(format!("removing volume {name}"), e)),
+        }
+    }
+}
