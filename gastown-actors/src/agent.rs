@@ -665,15 +665,13 @@ impl AgentState {
         let model = gastown_core::ModelRef::parse(&self.ctx.spec.model);
         let store = self.ctx.parts.store.clone();
         let id = self.ctx.spec.id.clone();
+        let clock = self.ctx.parts.clock;
         tokio::spawn(async move {
             let result = async {
                 let model = model?;
                 let message_id = client.send_no_reply(&session_id, &model, &text).await?;
-                let now_ms = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_millis() as i64)
-                    .unwrap_or(0);
-                store.touch_heartbeat(&id, now_ms)?;
+                // A user message is mayor activity (the idle-stop rule reads it).
+                store.touch_activity(&id, clock.now_ms())?;
                 Ok::<_, gastown_core::Error>(message_id)
             }
             .await;

@@ -5,7 +5,7 @@
 //! background on the same hourly rhythm, never on the `ensure_mayor` path.
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use gastown_core::policy::{has_active_work, should_refresh_token, TokenRefreshInput, TownView};
 use gastown_core::token::{
@@ -22,16 +22,9 @@ use crate::context::TownParts;
 /// The id a container-wide token names as its agent.
 const CONTAINER_AGENT: &str = "container";
 
-pub(crate) fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
 /// One alarm tick. Returns whether the town has active work (which sets the next cadence).
 pub(crate) async fn tick(parts: &TownParts, container: Option<ActorRef<ContainerMsg>>) -> bool {
-    let now = now_ms();
+    let now = parts.clock.now_ms();
     let active = match (parts.store.agents(), parts.store.beads()) {
         (Ok(agents), Ok(beads)) => has_active_work(&TownView::from_records(&agents, &beads), now),
         (Err(e), _) | (_, Err(e)) => {

@@ -13,6 +13,7 @@ use gastown_core::{
     Secret, TownId, TownStore,
 };
 
+use crate::clock::Clock;
 use crate::options::StartOptions;
 
 /// Which agent to start, with which models.
@@ -64,6 +65,7 @@ pub(crate) struct TownParts {
     pub(crate) credentials: Option<(Arc<CredentialChain>, String)>,
     pub(crate) rigs: Vec<RigConfig>,
     pub(crate) options: StartOptions,
+    pub(crate) clock: Clock,
 }
 
 /// Everything one agent's phases read. Cloned into each phase step.

@@ -15,6 +15,7 @@ use ractor::rpc::CallResult;
 use ractor::{Actor, ActorRef};
 
 use crate::boot::BootReport;
+use crate::clock::Clock;
 use crate::context::{AgentSpec, TownParts};
 use crate::error::{Error, Result};
 use crate::options::StartOptions;
@@ -231,6 +232,14 @@ impl TownHandle {
         self.call(TownMsg::Shutdown).await?
     }
 
+    /// Stops the town's actors without draining: SDK servers are stopped, nothing is
+    /// snapshotted, and the container is left as it is, for a later [`TownHandle::start`]
+    /// on the same state directory to adopt (e.g. when the embedding process restarts).
+    /// What the agents wrote since their last snapshot stays in the container.
+    pub async fn detach(self) {
+        let _ = self.actor.stop_and_wait(None, None).await;
+    }
+
     async fn call<T: Send + 'static>(
         &self,
         msg: impl FnOnce(ractor::RpcReplyPort<T>) -> TownMsg,
@@ -299,6 +308,7 @@ pub(crate) fn open_parts(options: TownOptions) -> Result<(Arc<TownParts>, TownAr
         credentials,
         rigs: config.rigs.clone(),
         options: start,
+        clock: Clock::new(),
     });
     let args = TownArgs {
         parts: parts.clone(),

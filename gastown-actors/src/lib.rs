@@ -31,6 +31,7 @@ mod alarm;
 #[doc(hidden)]
 pub mod bench_support;
 mod boot;
+mod clock;
 mod container;
 mod context;
 mod error;

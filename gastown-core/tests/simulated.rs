@@ -960,7 +960,10 @@ async fn a_plain_thread_does_let_paused_time_auto_advance() {
     });
     let start = Instant::now();
     let outcome = tokio::time::timeout(Duration::from_secs(60), rx).await;
-    assert!(outcome.is_err(), "expected the paused clock to jump to the timeout");
+    assert!(
+        outcome.is_err(),
+        "expected the paused clock to jump to the timeout"
+    );
     assert_eq!(start.elapsed(), Duration::from_secs(60));
     worker.join().unwrap();
 }

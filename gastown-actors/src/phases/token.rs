@@ -3,7 +3,7 @@
 //! with both. A fresh start never makes a live refresh round trip (DESIGN.md §5 rule 1);
 //! the mint time is stored so the hourly refresh throttle counts from it.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use gastown_core::token::{TOKEN_EXPIRES_KEY, TOKEN_REFRESHED_KEY, TOKEN_TTL};
 use gastown_core::Result;
@@ -32,10 +32,7 @@ pub(super) async fn run(ctx: &AgentContext, mut progress: StartProgress) -> Resu
         .parts
         .signer
         .mint(&ctx.parts.town, &ctx.spec.id, now, TOKEN_TTL)?;
-    let now_ms = now
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0);
+    let now_ms = ctx.parts.clock.now_ms();
     ctx.parts.store.time_set(TOKEN_REFRESHED_KEY, now_ms)?;
     ctx.parts
         .store

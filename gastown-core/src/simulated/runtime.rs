@@ -98,10 +98,14 @@ impl Inner {
 ///   one container.
 /// - Files: a map from path to bytes per container; directories are implicit. `stop` keeps
 ///   them, `remove` deletes them.
-/// - `exec`: `mkdir`, `rm`, `true` and `git` are interpreted (see the [`exec`](super) rules:
-///   git leaves the marker files the actors look for); other programs are
-///   [`Error::ProgramNotFound`] (or [`Error::Runtime`] for `sh`/`sleep`, which can only be
-///   spawned).
+/// - `exec`: `mkdir` (directories are implicit: it changes nothing), `rm`, `true` and
+///   `git` are interpreted, and exit 0 with no output. git leaves the marker files the
+///   actors look for: `git init` → `<dir or cwd>/.git/HEAD`; `git clone [--bare] SRC DEST`
+///   → `DEST/.git/HEAD` (`DEST/HEAD` when bare); `git worktree add … PATH …` →
+///   `PATH/.git`. `commit`, `fetch`, `checkout`, `switch` and `worktree` exit 128 outside
+///   a repository, as git does; [`SimScript::fail_git`] makes a subcommand exit 128. Other
+///   programs are [`Error::ProgramNotFound`] (or [`Error::Runtime`] for installed ones
+///   such as `sh`, which can only be spawned).
 /// - `spawn`: a program in [`SimScript::sdk_programs`] becomes a simulated SDK server that
 ///   prints `<program> server listening on http://<host>:<port>` after
 ///   [`sdk_boot`](SimScript::sdk_boot) (a unique port per server), keeps its sessions in a

@@ -4,9 +4,10 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 /// The container path whose writes are charged as a live token refresh
-/// ([`SimScript::token_refresh`]) instead of a plain file write: the container side keeps
-/// its current token there, so a refresh round trip is a write of this file.
-pub const TOKEN_REFRESH_PATH: &str = "/run/gastown/container-token";
+/// ([`SimScript::token_refresh`]) instead of a plain file write:
+/// [`CONTAINER_TOKEN_PATH`](crate::token::CONTAINER_TOKEN_PATH)
+/// (`/run/gastown/container-token`), where a live refresh writes the new token.
+pub const TOKEN_REFRESH_PATH: &str = crate::token::CONTAINER_TOKEN_PATH;
 
 /// The scripted duration of every simulated operation, and which programs exist.
 ///
