@@ -264,6 +264,12 @@ async fn a_container_killed_from_outside_is_replaced_and_the_mayor_resumes_its_s
         .kill_container(&rt.container_name(&town), Some(kill))
         .await?;
     wait_status(&rt, &town, ContainerStatus::Exited).await;
+    // Snapshots are taken on drain only: what carries the session is the agents volume.
+    let snapshots = state.path().join("snapshots");
+    assert!(
+        !snapshots.exists() || tree(&snapshots).is_empty(),
+        "no snapshot before the kill"
+    );
 
     let second = handle.ensure_mayor().await?;
     assert_eq!(

@@ -1,0 +1,171 @@
+//! Measures the mayor's cold-start critical path and prints a table (or, with `--json`,
+//! one object per line):
+//!
+//! ```text
+//! {"scenario":"mayor_first","runtime":"simulated","agents":20,"rigs":5,"mayor_ready_ms":…,"floor_ms":…,"ratio":…}
+//! ```
+//!
+//! Scenarios:
+//! - `mayor_first` and `seed_serial` for (agents, rigs) in {(0,0), (20,5)} on the
+//!   simulated runtime (a test double; virtual time, exact): the actor path against the
+//!   seeds' serial schedule built from the same phase steps. `floor_ms` is the critical-path
+//!   sum of the script (container start + hydrate + SDK boot + health + session).
+//! - `cold`, `warm_prewarmed`, `warm_model_changed` on the local runtime with the real kilo,
+//!   and on Docker when an engine answers: medians of `--runs` runs (default 5), the actor
+//!   path and a bare sequence without actors (the physical floor) alternating.
+//!
+//! Run it: `cargo run --release --example cold_start_report -- [--json] [--runs N]
+//! [--runtime all|simulated|local|docker]` (kilo from `scripts/install-kilo.sh`; Docker from
+//! `scripts/ensure-docker.sh`).
+
+#[path = "../benches/support/mod.rs"]
+mod support;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use clap::{Parser, ValueEnum};
+use gastown::core::{kilo, ContainerRuntime, TownConfig, TownId};
+use gastown::TownOptions;
+use support::Row;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Which {
+    All,
+    Simulated,
+    Local,
+    Docker,
+}
+
+/// Measure the mayor's cold start: actor path against the physical floor.
+#[derive(Debug, Parser)]
+struct Args {
+    /// One JSON object per line instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Runs per real-runtime scenario (each run measures both paths).
+    #[arg(long, default_value_t = 5)]
+    runs: usize,
+    /// Which runtimes to measure (`all`: docker only when an engine answers).
+    #[arg(long, value_enum, default_value = "all")]
+    runtime: Which,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let mut rows = Vec::new();
+    let mut emit = |row: Row| {
+        if args.json {
+            println!("{}", row.json());
+        } else {
+            if rows.is_empty() {
+                println!(
+                    "{:<20} {:<10} {:>6} {:>5} {:>15} {:>10} {:>7}",
+                    "scenario", "runtime", "agents", "rigs", "mayor_ready_ms", "floor_ms", "ratio"
+                );
+            }
+            println!(
+                "{:<20} {:<10} {:>6} {:>5} {:>15.1} {:>10.1} {:>7.3}",
+                row.scenario,
+                row.runtime,
+                row.agents,
+                row.rigs,
+                row.mayor_ready_ms,
+                row.floor_ms,
+                row.ratio()
+            );
+        }
+        rows.push(row);
+    };
+
+    if matches!(args.runtime, Which::All | Which::Simulated) {
+        let floor = support::ms(support::sim_floor(&support::sim_script()));
+        for (agents, rigs) in [(0, 0), (20, 5)] {
+            for (scenario, f) in [
+                ("mayor_first", support::sim_mayor_first as fn(usize, usize) -> _),
+                ("seed_serial", support::sim_seed_serial),
+            ] {
+                emit(Row {
+                    scenario,
+                    runtime: "simulated",
+                    agents,
+                    rigs,
+                    mayor_ready_ms: support::ms(f(agents, rigs)),
+                    floor_ms: floor,
+                });
+            }
+        }
+    }
+
+    let real = tokio::runtime::Runtime::new()?;
+    if matches!(args.runtime, Which::All | Which::Local) {
+        let kilo_bin = kilo::locate(None)?;
+        let rt: Arc<dyn ContainerRuntime> = Arc::new(
+            gastown::local::LocalRuntime::builder(std::env::temp_dir().join(format!(
+                "gastown-report-{}",
+                std::process::id()
+            )))
+            .with_program("kilo", kilo_bin)
+            .build(),
+        );
+        real.block_on(real_rows(&rt, "local", args.runs, &mut emit));
+    }
+    if matches!(args.runtime, Which::All | Which::Docker) {
+        match real.block_on(docker_runtime()) {
+            Ok(rt) => real.block_on(real_rows(&rt, "docker", args.runs, &mut emit)),
+            Err(e) if args.runtime == Which::All => {
+                eprintln!("docker rows skipped: {e}");
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+async fn real_rows(
+    rt: &Arc<dyn ContainerRuntime>,
+    runtime: &'static str,
+    runs: usize,
+    emit: &mut impl FnMut(Row),
+) {
+    let make = |state: &Path, town: &TownId| {
+        TownOptions::new(TownConfig::new(town.clone()), state, rt.clone())
+    };
+    type Scenario = for<'a> fn(
+        &'a Arc<dyn ContainerRuntime>,
+        &'a support::MakeOptions<'a>,
+        usize,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = (f64, f64)> + 'a>>;
+    let scenarios: [(&'static str, Scenario); 3] = [
+        ("cold", |rt, o, n| Box::pin(support::real_cold(rt, o, n))),
+        ("warm_prewarmed", |rt, o, n| {
+            Box::pin(support::real_warm_prewarmed(rt, o, n))
+        }),
+        ("warm_model_changed", |rt, o, n| {
+            Box::pin(support::real_warm_model_changed(rt, o, n))
+        }),
+    ];
+    for (scenario, run) in scenarios {
+        let (mayor_ready_ms, floor_ms) = run(rt, &make, runs).await;
+        emit(Row {
+            scenario,
+            runtime,
+            agents: 0,
+            rigs: 0,
+            mayor_ready_ms,
+            floor_ms,
+        });
+    }
+}
+
+#[cfg(feature = "docker")]
+async fn docker_runtime() -> anyhow::Result<Arc<dyn ContainerRuntime>> {
+    use gastown::docker::{DockerOptions, DockerRuntime};
+    let options = DockerOptions::default().with_name_prefix("gastown-report");
+    Ok(Arc::new(DockerRuntime::connect(options).await?))
+}
+
+#[cfg(not(feature = "docker"))]
+async fn docker_runtime() -> anyhow::Result<Arc<dyn ContainerRuntime>> {
+    anyhow::bail!("built without the `docker` feature")
+}
