@@ -32,7 +32,9 @@ pub enum AgentImage {
     /// (label `gastown.image=agent`) behaves exactly like [`AgentImage::Build`]. Any other
     /// image must provide `/bin/sh` with `kill`, and whatever the town runs (kilo, git); its
     /// containers run as uid 1000 from the start, so `/` itself is not writable to them
-    /// (the built image hands `/` to uid 1000 in a root setup step first).
+    /// (the built image hands `/` to uid 1000 in a root setup step first). Its `/agents`
+    /// must be a directory owned by uid 1000: the town's fresh agents volume copies it,
+    /// ownership included, and the agents write their data there.
     Named(String),
 }
 
