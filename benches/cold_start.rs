@@ -29,10 +29,18 @@ fn simulated(c: &mut Criterion) {
     for (agents, rigs) in [(0, 0), (20, 5)] {
         let id = format!("{agents}_agents_{rigs}_rigs");
         group.bench_function(BenchmarkId::new("mayor_first", &id), |b| {
-            b.iter_custom(|iters| (0..iters).map(|_| support::sim_mayor_first(agents, rigs)).sum())
+            b.iter_custom(|iters| {
+                (0..iters)
+                    .map(|_| support::sim_mayor_first(agents, rigs))
+                    .sum()
+            })
         });
         group.bench_function(BenchmarkId::new("seed_serial", &id), |b| {
-            b.iter_custom(|iters| (0..iters).map(|_| support::sim_seed_serial(agents, rigs)).sum())
+            b.iter_custom(|iters| {
+                (0..iters)
+                    .map(|_| support::sim_seed_serial(agents, rigs))
+                    .sum()
+            })
         });
     }
     group.finish();
@@ -83,7 +91,8 @@ fn local(c: &mut Criterion) {
         handle
     });
     group.bench_function("warm_prewarmed", |b| {
-        b.to_async(&rt).iter(|| async { warm.ensure_mayor().await.unwrap() })
+        b.to_async(&rt)
+            .iter(|| async { warm.ensure_mayor().await.unwrap() })
     });
     rt.block_on(warm.shutdown()).unwrap();
     group.finish();

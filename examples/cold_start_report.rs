@@ -82,7 +82,10 @@ fn main() -> anyhow::Result<()> {
         let floor = support::ms(support::sim_floor(&support::sim_script()));
         for (agents, rigs) in [(0, 0), (20, 5)] {
             for (scenario, f) in [
-                ("mayor_first", support::sim_mayor_first as fn(usize, usize) -> _),
+                (
+                    "mayor_first",
+                    support::sim_mayor_first as fn(usize, usize) -> _,
+                ),
                 ("seed_serial", support::sim_seed_serial),
             ] {
                 emit(Row {
@@ -101,10 +104,9 @@ fn main() -> anyhow::Result<()> {
     if matches!(args.runtime, Which::All | Which::Local) {
         let kilo_bin = kilo::locate(None)?;
         let rt: Arc<dyn ContainerRuntime> = Arc::new(
-            gastown::local::LocalRuntime::builder(std::env::temp_dir().join(format!(
-                "gastown-report-{}",
-                std::process::id()
-            )))
+            gastown::local::LocalRuntime::builder(
+                std::env::temp_dir().join(format!("gastown-report-{}", std::process::id())),
+            )
             .with_program("kilo", kilo_bin)
             .build(),
         );
@@ -135,7 +137,9 @@ async fn real_rows(
         &'a Arc<dyn ContainerRuntime>,
         &'a support::MakeOptions<'a>,
         usize,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = (f64, f64)> + 'a>>;
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = (f64, f64)> + 'a>,
+    >;
     let scenarios: [(&'static str, Scenario); 3] = [
         ("cold", |rt, o, n| Box::pin(support::real_cold(rt, o, n))),
         ("warm_prewarmed", |rt, o, n| {

@@ -107,7 +107,10 @@ fn sim_state(dir: &Path, agents: usize) {
     let store = TownStore::open(&dir.join("town.db")).unwrap();
     for i in 0..agents {
         store
-            .register(&AgentId::new(format!("polecat-{i}")).unwrap(), Role::Polecat)
+            .register(
+                &AgentId::new(format!("polecat-{i}")).unwrap(),
+                Role::Polecat,
+            )
             .unwrap();
     }
 }
@@ -215,15 +218,18 @@ pub async fn bare_start(
         .cwd(layout.workspace());
     let mut process = rt.spawn(town, &cmd).await.unwrap();
     let port = loop {
-        let line = process.output.recv().await.expect("kilo exited before listening");
+        let line = process
+            .output
+            .recv()
+            .await
+            .expect("kilo exited before listening");
         if let Some((_, port)) = parse_listening_line(&line.line) {
             break port;
         }
     };
     let endpoint = rt.endpoint(town, port).await.unwrap();
-    let client: Arc<dyn SdkApi> = Arc::new(
-        SdkClient::new(endpoint, "kilo", password, SdkClientOptions::default()).unwrap(),
-    );
+    let client: Arc<dyn SdkApi> =
+        Arc::new(SdkClient::new(endpoint, "kilo", password, SdkClientOptions::default()).unwrap());
     client
         .wait_healthy(Duration::from_secs(60), Duration::from_millis(25))
         .await
