@@ -114,23 +114,8 @@ impl Actor for TownActor {
     ) -> std::result::Result<(), ActorProcessingErr> {
         match msg {
             TownMsg::EnsureMayor(reply) => {
-                let requested = Instant::now();
-                if state.shutting_down {
-                    let _ = reply.send(Err(Error::Stopped));
-                    return Ok(());
-                }
-                match state.container(&myself).await {
-                    Ok(c) => {
-                        let _ = c.cast(ContainerMsg::EnsureAgent {
-                            spec: state.mayor.clone(),
-                            reply,
-                            requested,
-                        });
-                    }
-                    Err(e) => {
-                        let _ = reply.send(Err(e));
-                    }
-                }
+                let spec = state.mayor.clone();
+                state.ensure_agent(&myself, spec, reply).await;
             }
             TownMsg::SendMayorMessage { text, reply } => match &state.container {
                 Some(c) if !state.shutting_down => {
@@ -155,23 +140,7 @@ impl Actor for TownActor {
                 }
             },
             TownMsg::StartAgent { spec, reply } => {
-                let requested = Instant::now();
-                if state.shutting_down {
-                    let _ = reply.send(Err(Error::Stopped));
-                    return Ok(());
-                }
-                match state.container(&myself).await {
-                    Ok(c) => {
-                        let _ = c.cast(ContainerMsg::EnsureAgent {
-                            spec,
-                            reply,
-                            requested,
-                        });
-                    }
-                    Err(e) => {
-                        let _ = reply.send(Err(e));
-                    }
-                }
+                state.ensure_agent(&myself, spec, reply).await;
             }
             TownMsg::WarmUp(reply) => {
                 if state.shutting_down {
@@ -282,6 +251,32 @@ impl Actor for TownActor {
 }
 
 impl TownState {
+    /// Forwards a request to make an agent ready, reply port and all, to the container.
+    async fn ensure_agent(
+        &mut self,
+        myself: &ActorRef<TownMsg>,
+        spec: AgentSpec,
+        reply: RpcReplyPort<Result<MayorReady>>,
+    ) {
+        let requested = Instant::now();
+        if self.shutting_down {
+            let _ = reply.send(Err(Error::Stopped));
+            return;
+        }
+        match self.container(myself).await {
+            Ok(c) => {
+                let _ = c.cast(ContainerMsg::EnsureAgent {
+                    spec,
+                    reply,
+                    requested,
+                });
+            }
+            Err(e) => {
+                let _ = reply.send(Err(e));
+            }
+        }
+    }
+
     async fn container(&mut self, myself: &ActorRef<TownMsg>) -> Result<ActorRef<ContainerMsg>> {
         if let Some(c) = &self.container {
             return Ok(c.clone());
