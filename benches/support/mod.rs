@@ -293,7 +293,8 @@ pub async fn real_warm_prewarmed(
     let bare_town = town_id("warm-floor", 0);
     let bare = bare_start(rt, &bare_town, "anthropic/claude-sonnet-4.6", true).await;
     let (mut actor, mut floor) = (Vec::new(), Vec::new());
-    for _ in 0..runs {
+    // Round trips of a few ms: more samples than the slow scenarios, same alternation.
+    for _ in 0..runs.max(5) * 4 {
         let t0 = Instant::now();
         let ready = handle.ensure_mayor().await.unwrap();
         actor.push(ms(t0.elapsed()));

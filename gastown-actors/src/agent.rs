@@ -740,15 +740,15 @@ async fn drain(ctx: &AgentContext, live: Option<LiveSdk>) -> Result<()> {
 /// Looks at the real process and asks the server for its health within `timeout`
 /// (DESIGN.md §5 rule 5: not just remembered fields).
 async fn probe(live: &LiveSdk, timeout: Duration) -> ServerObservation {
-    let process_alive = live.process.status().await.is_alive();
-    let healthy = process_alive
-        && matches!(
-            tokio::time::timeout(timeout, live.client.health()).await,
-            Ok(Ok(h)) if h.healthy
-        );
+    // Both at once: on Docker the process status is an engine round trip of its own.
+    let (status, health) = tokio::join!(
+        live.process.status(),
+        tokio::time::timeout(timeout, live.client.health())
+    );
+    let process_alive = status.is_alive();
     ServerObservation {
         process_alive,
-        healthy,
+        healthy: process_alive && matches!(health, Ok(Ok(h)) if h.healthy),
     }
 }
 

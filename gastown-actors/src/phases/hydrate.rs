@@ -2,7 +2,7 @@
 //! before its SDK server starts. A `kilo.db` already in the container (a warm container) is
 //! newer than any snapshot and is kept.
 
-use gastown_core::{ContainerRuntimeExt, Result};
+use gastown_core::{CommandSpec, ContainerRuntimeExt, Result};
 
 use crate::context::{AgentContext, StartProgress};
 
@@ -23,19 +23,21 @@ pub(super) async fn run(ctx: &AgentContext, progress: StartProgress) -> Result<S
             runtime: "actors",
             message: format!("snapshot load task: {e}"),
         })??;
-    match restored {
-        Some(bytes) => {
-            rt.put_file(town, &db, &bytes).await?;
-            tracing::info!(
-                town = %town, agent = %ctx.spec.id, bytes = bytes.len(),
-                "db_hydrated from snapshot"
-            );
-        }
-        None => {
-            // Nothing to restore: make the directory so the SDK server creates a new db.
-            let dir = db.parent().expect("kilo.db has a parent");
-            rt.create_dir_all(town, &dir).await?;
-        }
+    // The SDK server's data dir (where it creates a new db when nothing is restored) and the
+    // agent's home, in one round trip.
+    let dir = db.parent().expect("kilo.db has a parent");
+    let mkdir = CommandSpec::new("mkdir")
+        .arg("-p")
+        .arg(&dir)
+        .arg(layout.home())
+        .env("PATH", gastown_core::env::AGENT_PATH);
+    rt.exec_ok(town, &mkdir).await?;
+    if let Some(bytes) = restored {
+        rt.put_file(town, &db, &bytes).await?;
+        tracing::info!(
+            town = %town, agent = %ctx.spec.id, bytes = bytes.len(),
+            "db_hydrated from snapshot"
+        );
     }
     Ok(progress)
 }

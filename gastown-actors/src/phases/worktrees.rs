@@ -85,22 +85,25 @@ pub(super) async fn run(ctx: &AgentContext, mut progress: StartProgress) -> Resu
     Ok(progress)
 }
 
+/// Makes the workspace a git repository with one empty commit, in as few round trips as
+/// possible (each is a `docker exec` on Docker): `git init DIR` creates the directory and
+/// reports whether the repository is new, and only a new one gets its commit.
 async fn ensure_workspace(ctx: &AgentContext) -> Result<()> {
     let rt = &ctx.parts.runtime;
     let town = &ctx.parts.town;
     let ws = ctx.layout.workspace();
-    if rt.file_exists(town, &ws.join(".git/HEAD")?).await? {
-        return Ok(());
-    }
-    rt.create_dir_all(town, &ws).await?;
-    rt.create_dir_all(town, &ctx.layout.home()).await?;
-    rt.exec_ok(town, &git(ctx, &ws).args(["init", "-q"]))
+    let init = rt
+        .exec_ok(town, &git(ctx, &ContainerPath::root()).arg("init").arg(&ws))
         .await?;
-    rt.exec_ok(
-        town,
-        &git(ctx, &ws).args(["commit", "-q", "--allow-empty", "-m", "gastown workspace"]),
-    )
-    .await?;
+    // "Initialized empty Git repository in …" vs "Reinitialized existing …" (C locale: the
+    // environment sets no LANG).
+    if init.stdout_str().starts_with("Initialized") {
+        rt.exec_ok(
+            town,
+            &git(ctx, &ws).args(["commit", "-q", "--allow-empty", "-m", "gastown workspace"]),
+        )
+        .await?;
+    }
     Ok(())
 }
 
