@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use gastown_core::policy::{decide_ensure, EnsureObservation, ServerObservation};
-use gastown_core::{AgentStatus, EnsureDecision, PhaseTiming, Role, StartupPhase, StartupReport};
+use gastown_core::{
+    AgentStatus, EnsureDecision, PhaseTiming, ProcessHandle, Role, StartupPhase, StartupReport,
+};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
@@ -45,6 +47,9 @@ pub(crate) enum AgentMsg {
     /// Start the agent without anyone waiting (boot hydration: resume or prewarm). `done`
     /// fires with `true` once the agent is ready (or already was), `false` on failure.
     Prewarm {
+        /// The agent's current spec (the mayor's model may have changed since its actor
+        /// started).
+        spec: Box<AgentSpec>,
         done: oneshot::Sender<bool>,
         /// The agent was in the registry (a resume) rather than a prewarm.
         registered: bool,
@@ -164,10 +169,15 @@ impl Actor for AgentActor {
                 state.on_ensure(&myself, waiter).await
             }
             AgentMsg::Prewarm {
+                spec,
                 done,
                 registered,
                 registry_fetch_ms,
             } => {
+                if *spec != state.ctx.spec {
+                    state.ctx.spec = *spec;
+                    state.spec_changed = true;
+                }
                 state.boot_timings = Some((registered, registry_fetch_ms));
                 state.on_prewarm(&myself, done).await
             }
@@ -203,7 +213,7 @@ impl Actor for AgentActor {
                 // The processes died with the container; the handle would only lie.
                 state.live = None;
             }
-            AgentMsg::Drain(reply) => state.on_drain(reply),
+            AgentMsg::Drain(reply) => state.on_drain(&myself, reply),
         }
         Ok(())
     }
@@ -237,8 +247,15 @@ impl Actor for AgentActor {
         myself: ActorRef<Self::Msg>,
         state: &mut Self::State,
     ) -> std::result::Result<(), ActorProcessingErr> {
+        // A phase step runs its whole phase in post_start, which `stop` would wait for;
+        // killing it drops the phase future, whose guard stops a half-started server.
         for child in myself.get_children() {
-            child.stop(None);
+            child.kill();
+        }
+        if let Mode::Starting(run) = &mut state.mode {
+            if let Some(live) = run.progress.sdk.take() {
+                stop_sdk(&live, state.ctx.parts.options.stop_grace).await;
+            }
         }
         for w in state.waiters.drain(..) {
             let _ = w.reply.send(Err(Error::Stopped));
@@ -286,7 +303,14 @@ impl AgentState {
             Mode::Draining => {
                 let _ = waiter.reply.send(Err(Error::Stopped));
             }
-            Mode::Starting(_) | Mode::Probing { .. } => self.waiters.push(waiter),
+            Mode::Starting(ref run) => {
+                if run.prewarm {
+                    // The caller joins boot hydration's prewarm: that is its decision.
+                    record_decision(&self.ctx, run.decision);
+                }
+                self.waiters.push(waiter)
+            }
+            Mode::Probing { .. } => self.waiters.push(waiter),
             Mode::Idle => {
                 self.waiters.push(waiter);
                 if self.spec_changed && self.live.is_some() {
@@ -393,7 +417,9 @@ impl AgentState {
         if !prewarm {
             record_decision(&self.ctx, decision);
         }
-        let push_model = std::mem::take(&mut self.spec_changed) && self.live.is_some();
+        // After a configuration change the resumed session gets the new model recorded,
+        // whether or not a server was running.
+        let push_model = std::mem::take(&mut self.spec_changed);
         let id = self.next_id();
         let started = self
             .waiters
@@ -679,27 +705,39 @@ impl AgentState {
         });
     }
 
-    fn on_drain(&mut self, reply: RpcReplyPort<Result<()>>) {
+    fn on_drain(&mut self, myself: &ActorRef<AgentMsg>, reply: RpcReplyPort<Result<()>>) {
         for w in self.waiters.drain(..) {
             let _ = w.reply.send(Err(Error::Stopped));
         }
         for b in self.boot_waiters.drain(..) {
             let _ = b.send(false);
         }
-        self.mode = Mode::Draining;
-        let live = self.live.take();
+        // Every server this agent has — running, held by a start in flight, or still
+        // booting — stops before its kilo.db is copied.
+        let mut servers: Vec<Arc<dyn ProcessHandle>> = Vec::new();
+        if let Mode::Starting(run) = std::mem::replace(&mut self.mode, Mode::Draining) {
+            for child in myself.get_children() {
+                child.kill();
+            }
+            servers.extend(run.progress.sdk.map(|l| l.process));
+        }
+        servers.extend(self.live.take().map(|l| l.process));
+        servers.extend(self.ctx.booting.lock().take());
         let ctx = self.ctx.clone();
         tokio::spawn(async move {
-            let result = drain(&ctx, live).await;
+            let result = drain(&ctx, servers).await;
             let _ = reply.send(result);
         });
     }
 }
 
-/// Stops the server, then snapshots `kilo.db` (with its WAL) out of the container.
-async fn drain(ctx: &AgentContext, live: Option<LiveSdk>) -> Result<()> {
-    if let Some(live) = &live {
-        stop_sdk(live, ctx.parts.options.stop_grace).await;
+/// Stops the servers, then snapshots `kilo.db` (with its WAL) out of the container.
+async fn drain(ctx: &AgentContext, servers: Vec<Arc<dyn ProcessHandle>>) -> Result<()> {
+    let grace = ctx.parts.options.stop_grace;
+    for server in &servers {
+        if let Err(e) = server.kill(grace).await {
+            tracing::warn!(agent = %ctx.spec.id, error = %e, "stopping SDK server for drain");
+        }
     }
     let rt = &ctx.parts.runtime;
     let town = &ctx.parts.town;
@@ -740,19 +778,28 @@ async fn drain(ctx: &AgentContext, live: Option<LiveSdk>) -> Result<()> {
 /// Looks at the real process and asks the server for its health within `timeout`
 /// (DESIGN.md §5 rule 5: not just remembered fields).
 async fn probe(live: &LiveSdk, timeout: Duration) -> ServerObservation {
-    // Both at once: on Docker the process status is an engine round trip of its own.
-    let (status, health) = tokio::join!(
-        live.process.status(),
-        tokio::time::timeout(timeout, live.client.health())
-    );
-    let process_alive = status.is_alive();
-    ServerObservation {
-        process_alive,
-        healthy: process_alive && matches!(health, Ok(Ok(h)) if h.healthy),
+    // Both at once: on Docker the process status is an engine round trip of its own. A
+    // probe that does not finish in time counts as a dead server.
+    let both = async { tokio::join!(live.process.status(), live.client.health()) };
+    match tokio::time::timeout(timeout, both).await {
+        Ok((status, health)) => {
+            let process_alive = status.is_alive();
+            ServerObservation {
+                process_alive,
+                healthy: process_alive && matches!(health, Ok(h) if h.healthy),
+            }
+        }
+        Err(_) => ServerObservation {
+            process_alive: false,
+            healthy: false,
+        },
     }
 }
 
 fn record_decision(ctx: &AgentContext, decision: EnsureDecision) {
+    if ctx.spec.role != Role::Mayor {
+        return;
+    }
     tracing::info!(
         town = %ctx.parts.town, agent = %ctx.spec.id, role = %ctx.spec.role,
         outcome = decision.as_str(), "mayor.ensure_decision"

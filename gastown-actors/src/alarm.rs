@@ -49,10 +49,27 @@ pub(crate) async fn tick(parts: &TownParts, container: Option<ActorRef<Container
             // Retried on the next tick: the throttle only moves on success.
             tracing::warn!(town = %parts.town, error = %e, "live token refresh failed");
         }
+    }
+    // Credentials on their own persisted schedule, warm container or not: integration
+    // tokens live about an hour, so they are refreshed well inside it.
+    let last = parts
+        .store
+        .time_get(CREDENTIALS_REFRESHED_KEY)
+        .ok()
+        .flatten();
+    if parts.credentials.is_some()
+        && last.is_none_or(|t| now - t >= CREDENTIAL_REFRESH_EVERY.as_millis() as i64)
+    {
         refresh_credentials(parts).await;
     }
     active
 }
+
+/// Town store time key: when credentials were last refreshed (ms).
+const CREDENTIALS_REFRESHED_KEY: &str = "credentials_refreshed_ms";
+/// How often credentials are refreshed in the background: 45 min, inside the 1 h life of
+/// an integration (installation) token.
+const CREDENTIAL_REFRESH_EVERY: std::time::Duration = std::time::Duration::from_secs(45 * 60);
 
 /// The live refresh: a new container token written into the warm container.
 async fn refresh_token(parts: &TownParts, now: i64) -> Result<()> {
@@ -84,6 +101,12 @@ pub(crate) async fn refresh_credentials(parts: &TownParts) {
     };
     let started = Instant::now();
     let results = chain.refresh_all().await;
+    if let Err(e) = parts
+        .store
+        .time_set(CREDENTIALS_REFRESHED_KEY, parts.clock.now_ms())
+    {
+        tracing::warn!(town = %parts.town, error = %e, "recording the credential refresh");
+    }
     let failed: Vec<&str> = results
         .iter()
         .filter(|(_, r)| r.is_err())

@@ -133,6 +133,7 @@ impl SerialTown {
             layout: AgentLayout::new(spec.id.clone()),
             spec,
             password: Secret::random(),
+            booting: Default::default(),
         }
     }
 }

@@ -47,8 +47,9 @@ pub(crate) enum ContainerMsg {
     IsWarm(RpcReplyPort<bool>),
     /// The runtime's start (or adopt) finished.
     ContainerEnsured(std::result::Result<ContainerInfo, gastown_core::Error>),
-    /// The mayor's boot work finished: open the gate, resume the others.
-    GateOpen(Box<BootReport>, Vec<AgentSpec>),
+    /// The mayor's boot work finished (for boot number `.0`): open the gate, resume the
+    /// others.
+    GateOpen(u64, Box<BootReport>, Vec<AgentSpec>),
     /// Drain every agent (stop + snapshot), then remove the container.
     Drain(RpcReplyPort<Result<()>>),
 }
@@ -84,6 +85,11 @@ pub(crate) struct ContainerState {
     ensuring: bool,
     gate: Gate,
     draining: bool,
+    /// A drain that arrived while the runtime's start was in flight: it runs when the start
+    /// returns, so a container created after the drain is not left behind.
+    parked_drain: Option<RpcReplyPort<Result<()>>>,
+    /// Counts boots, so a boot's gate-open message is not taken for a later boot's.
+    boot_seq: u64,
 }
 
 /// One town's container.
@@ -110,6 +116,8 @@ impl Actor for ContainerActor {
             ensuring: false,
             gate: Gate::Down,
             draining: false,
+            parked_drain: None,
+            boot_seq: 0,
         })
     }
 
@@ -145,8 +153,10 @@ impl Actor for ContainerActor {
             }
             ContainerMsg::SetMayorSpec(spec) => state.mayor = spec,
             ContainerMsg::ContainerEnsured(result) => state.on_ensured(&myself, result).await,
-            ContainerMsg::GateOpen(report, others) => {
-                state.on_gate_open(&myself, *report, others).await
+            ContainerMsg::GateOpen(boot, report, others) => {
+                if boot == state.boot_seq && !state.draining {
+                    state.on_gate_open(&myself, *report, others).await
+                }
             }
             ContainerMsg::SendNoReply { agent, text, reply } => match state.agents.get(&agent) {
                 Some(actor) => {
@@ -176,7 +186,7 @@ impl Actor for ContainerActor {
             ContainerMsg::IsWarm(reply) => {
                 let _ = reply.send(matches!(state.gate, Gate::Open(_)) && !state.draining);
             }
-            ContainerMsg::Drain(reply) => state.on_drain(reply),
+            ContainerMsg::Drain(reply) => state.on_drain(&myself, reply).await,
         }
         Ok(())
     }
@@ -215,8 +225,9 @@ impl Actor for ContainerActor {
                 let _ = w.send(Err(Error::Stopped));
             }
         }
+        // Wait, so a caller stopping the tree knows every SDK server is stopped.
         for child in myself.get_children() {
-            child.stop(None);
+            let _ = child.stop_and_wait(None, None).await;
         }
         Ok(())
     }
@@ -246,6 +257,12 @@ impl ContainerState {
         result: std::result::Result<ContainerInfo, gastown_core::Error>,
     ) {
         self.ensuring = false;
+        if self.draining {
+            if let Some(reply) = self.parked_drain.take() {
+                self.start_drain(myself, reply).await;
+            }
+            return;
+        }
         let info = match result {
             Ok(info) => info,
             Err(e) => {
@@ -336,12 +353,21 @@ impl ContainerState {
                 )
             })
             .collect();
-        self.gate = Gate::Closed(Vec::new());
+        // Callers waiting on an earlier boot of a container that was replaced meanwhile
+        // wait for this one.
+        let waiting = match std::mem::replace(&mut self.gate, Gate::Down) {
+            Gate::Closed(waiters) => waiters,
+            _ => Vec::new(),
+        };
+        self.gate = Gate::Closed(waiting);
+        self.boot_seq += 1;
+        let boot = self.boot_seq;
         let mayor = self.mayor.clone();
         let (done_tx, done_rx) = oneshot::channel();
         match self.agent(myself, &mayor).await {
             Ok(actor) => {
                 let _ = actor.cast(AgentMsg::Prewarm {
+                    spec: Box::new(mayor.clone()),
                     done: done_tx,
                     registered: mayor_registered,
                     registry_fetch_ms,
@@ -366,7 +392,7 @@ impl ContainerState {
                 mayor_ms: started.elapsed().as_millis() as u64,
                 non_mayor_agents: others.len(),
             };
-            let _ = me.cast(ContainerMsg::GateOpen(Box::new(report), others));
+            let _ = me.cast(ContainerMsg::GateOpen(boot, Box::new(report), others));
         });
     }
 
@@ -441,13 +467,55 @@ impl ContainerState {
         });
     }
 
-    fn on_drain(&mut self, reply: RpcReplyPort<Result<()>>) {
+    async fn on_drain(&mut self, myself: &ActorRef<ContainerMsg>, reply: RpcReplyPort<Result<()>>) {
+        if self.draining {
+            let _ = reply.send(Err(Error::Stopped));
+            return;
+        }
         self.draining = true;
         for (_, w) in self.pending.drain(..) {
             let _ = w.reply.send(Err(Error::Stopped));
         }
         for w in self.warmups.drain(..) {
             let _ = w.send(Err(Error::Stopped));
+        }
+        if let Gate::Closed(waiters) = &mut self.gate {
+            for w in waiters.drain(..) {
+                let _ = w.send(Err(Error::Stopped));
+            }
+        }
+        if self.ensuring {
+            self.parked_drain = Some(reply);
+        } else {
+            self.start_drain(myself, reply).await;
+        }
+    }
+
+    /// Drains every agent — those with an actor and those the registry says ran in this
+    /// container (an adopted container may hold their newer kilo.db) — then removes the
+    /// container; with a failed snapshot it only stops it.
+    async fn start_drain(
+        &mut self,
+        myself: &ActorRef<ContainerMsg>,
+        reply: RpcReplyPort<Result<()>>,
+    ) {
+        match self.parts.store.registry() {
+            Ok(registry) => {
+                for entry in registry {
+                    if !self.agents.contains_key(&entry.agent) {
+                        let spec = AgentSpec::worker(
+                            entry.agent,
+                            entry.role,
+                            &self.mayor.model,
+                            &self.mayor.small_model,
+                        );
+                        if let Err(e) = self.agent(myself, &spec).await {
+                            tracing::warn!(agent = %spec.id, error = %e, "drain: agent actor");
+                        }
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(town = %self.parts.town, error = %e, "drain: registry"),
         }
         let agents: Vec<_> = self.agents.values().cloned().collect();
         let rt = self.parts.runtime.clone();
@@ -488,6 +556,7 @@ impl ContainerState {
             spec: spec.clone(),
             layout: gastown_core::AgentLayout::new(spec.id.clone()),
             password: Secret::random(),
+            booting: Default::default(),
         };
         let (actor, _) = Actor::spawn_linked(None, AgentActor, ctx, myself.get_cell())
             .await

@@ -1,6 +1,6 @@
 //! What an agent's start needs (shared, read-only) and what it accumulates.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use gastown_core::credentials::CredentialChain;
@@ -52,7 +52,7 @@ impl AgentSpec {
 }
 
 /// Town-wide parts every agent of a container shares.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct TownParts {
     pub(crate) town: TownId,
     pub(crate) runtime: Arc<dyn ContainerRuntime>,
@@ -66,6 +66,20 @@ pub(crate) struct TownParts {
     pub(crate) rigs: Vec<RigConfig>,
     pub(crate) options: StartOptions,
     pub(crate) clock: Clock,
+    /// One lock per rig: every agent of the container shares the rig's bare clone, and two
+    /// clones or a fetch during a `worktree add` must not interleave.
+    pub(crate) rig_locks: parking_lot::Mutex<HashMap<RigId, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl TownParts {
+    /// The lock of `rig`'s shared clone.
+    pub(crate) fn rig_lock(&self, rig: &RigId) -> Arc<tokio::sync::Mutex<()>> {
+        self.rig_locks
+            .lock()
+            .entry(rig.clone())
+            .or_default()
+            .clone()
+    }
 }
 
 /// Everything one agent's phases read. Cloned into each phase step.
@@ -77,6 +91,9 @@ pub(crate) struct AgentContext {
     /// The SDK server's password: one per agent for the life of its actor, so a prewarm and
     /// a later start build identical environments.
     pub(crate) password: Secret,
+    /// The SDK server the sdk phase spawned and does not own yet (still booting): a drain or
+    /// stop reaches it here, even while the phase runs.
+    pub(crate) booting: Arc<parking_lot::Mutex<Option<Arc<dyn ProcessHandle>>>>,
 }
 
 impl AgentContext {

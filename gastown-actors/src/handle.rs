@@ -191,6 +191,7 @@ impl TownHandle {
             .into());
         }
         gastown_core::ModelRef::parse(&spec.model)?;
+        gastown_core::ModelRef::parse(&spec.small_model)?;
         self.call(|reply| TownMsg::StartAgent { spec, reply })
             .await?
     }
@@ -255,6 +256,14 @@ fn open_state(state_dir: &Path) -> Result<(TownStore, SnapshotStore)> {
     std::fs::create_dir_all(state_dir).map_err(|e| {
         gastown_core::Error::io(format!("creating state dir {}", state_dir.display()), e)
     })?;
+    // town.db holds the token signing key and stored credentials, the snapshots hold the
+    // agents' conversations: owner only.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(state_dir, std::fs::Permissions::from_mode(0o700)).map_err(
+            |e| gastown_core::Error::io(format!("restricting {}", state_dir.display()), e),
+        )?;
+    }
     let store = TownStore::open(&state_dir.join("town.db"))?;
     let snapshots = SnapshotStore::new(state_dir.join("snapshots"));
     Ok((store, snapshots))
@@ -278,6 +287,32 @@ pub(crate) fn open_parts(options: TownOptions) -> Result<(Arc<TownParts>, TownAr
         if !valid {
             return Err(gastown_core::Error::InvalidConfig {
                 message: format!("credential variable {var:?} is not an environment variable name"),
+            }
+            .into());
+        }
+        // It must not replace a variable the env builder sets (the server password, the
+        // layout, the token).
+        let launcher = &config.sdk;
+        let reserved = [
+            "PATH",
+            "HOME",
+            "KILO_TEST_HOME",
+            gastown_core::env::TOKEN_VAR,
+        ]
+        .contains(&var.as_str())
+            || var.starts_with("XDG_")
+            || var.starts_with("GASTOWN_")
+            || [
+                &launcher.password_var,
+                &launcher.username_var,
+                &launcher.config_var,
+            ]
+            .contains(&var);
+        if reserved {
+            return Err(gastown_core::Error::InvalidConfig {
+                message: format!(
+                    "credential variable {var:?} is reserved for the agent's environment"
+                ),
             }
             .into());
         }
@@ -309,6 +344,7 @@ pub(crate) fn open_parts(options: TownOptions) -> Result<(Arc<TownParts>, TownAr
         rigs: config.rigs.clone(),
         options: start,
         clock: Clock::new(),
+        rig_locks: Default::default(),
     });
     let args = TownArgs {
         parts: parts.clone(),

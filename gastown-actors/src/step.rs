@@ -11,7 +11,7 @@ use tokio::time::Instant;
 use crate::agent::{AgentMsg, PhaseDone};
 use crate::context::{AgentContext, StartProgress};
 use crate::error::PhaseFailure;
-use crate::phases::run_phase;
+use crate::phases::{run_phase, stop_sdk};
 
 /// Runs one phase attempt, then stops.
 #[derive(Debug)]
@@ -64,8 +64,7 @@ impl Actor for PhaseStep {
                 after_ms: args.timeout.as_millis() as u64,
             }),
         };
-        // The parent may be gone (town shut down); then there is nobody to tell.
-        let _ = args.parent.cast(AgentMsg::PhaseDone(Box::new(PhaseDone {
+        let sent = args.parent.cast(AgentMsg::PhaseDone(Box::new(PhaseDone {
             run_id: args.run_id,
             phase: args.phase,
             attempt: args.attempt,
@@ -73,6 +72,14 @@ impl Actor for PhaseStep {
             elapsed,
             result,
         })));
+        // The parent is gone (town shut down): nobody will own what the phase started.
+        if let Err(ractor::MessagingErr::SendErr(AgentMsg::PhaseDone(done))) = sent {
+            if let Ok(progress) = done.result {
+                if let Some(live) = progress.sdk {
+                    stop_sdk(&live, args.ctx.parts.options.stop_grace).await;
+                }
+            }
+        }
         myself.stop(None);
         Ok(())
     }

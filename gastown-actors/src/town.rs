@@ -49,6 +49,8 @@ pub(crate) enum TownMsg {
     },
     /// Drain every agent (snapshot), remove the container, stop the actor tree.
     Shutdown(RpcReplyPort<Result<()>>),
+    /// The drain of a shutdown finished.
+    ShutdownDone(Result<()>),
     /// The periodic alarm.
     Tick,
     /// A tick finished; `active` sets the next cadence.
@@ -71,6 +73,7 @@ pub(crate) struct TownState {
     container_options: ContainerOptions,
     container: Option<ActorRef<ContainerMsg>>,
     shutting_down: bool,
+    shutdown_waiters: Vec<RpcReplyPort<Result<()>>>,
 }
 
 /// One town's actor.
@@ -93,6 +96,7 @@ impl Actor for TownActor {
             container_options: args.container_options,
             container: None,
             shutting_down: false,
+            shutdown_waiters: Vec::new(),
         })
     }
 
@@ -199,6 +203,11 @@ impl Actor for TownActor {
                 }
             }
             TownMsg::Shutdown(reply) => {
+                // Every caller (handles are clones) is answered when the one drain ends.
+                state.shutdown_waiters.push(reply);
+                if state.shutting_down {
+                    return Ok(());
+                }
                 state.shutting_down = true;
                 let container = state.container.take();
                 let me = myself.clone();
@@ -213,9 +222,19 @@ impl Actor for TownActor {
                     if let Some(c) = container {
                         let _ = c.stop_and_wait(None, None).await;
                     }
-                    me.stop(None);
-                    let _ = reply.send(result);
+                    let _ = me.cast(TownMsg::ShutdownDone(result));
                 });
+            }
+            TownMsg::ShutdownDone(result) => {
+                let mut waiters = std::mem::take(&mut state.shutdown_waiters).into_iter();
+                let summary = result.as_ref().map(|_| ()).map_err(|e| e.to_string());
+                if let Some(first) = waiters.next() {
+                    let _ = first.send(result);
+                }
+                for w in waiters {
+                    let _ = w.send(summary.clone().map_err(Error::Actor));
+                }
+                myself.stop(None);
             }
         }
         Ok(())
@@ -244,7 +263,7 @@ impl Actor for TownActor {
         _state: &mut Self::State,
     ) -> std::result::Result<(), ActorProcessingErr> {
         for child in myself.get_children() {
-            child.stop(None);
+            let _ = child.stop_and_wait(None, None).await;
         }
         Ok(())
     }

@@ -91,3 +91,27 @@ async fn an_invalid_credential_variable_is_rejected_before_any_state_is_written(
     );
     assert!(!state.exists());
 }
+
+#[tokio::test]
+async fn a_credential_variable_may_not_replace_the_server_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let rt = SimulatedRuntime::new(script());
+    for var in [
+        "KILO_SERVER_PASSWORD",
+        "PATH",
+        "XDG_DATA_HOME",
+        "GASTOWN_CONTAINER_TOKEN",
+    ] {
+        let chain = Arc::new(CredentialChain::new(Vec::new()));
+        let options = TownOptions::new(
+            TownConfig::new(TownId::new("bad").unwrap()),
+            &state,
+            rt.clone(),
+        )
+        .with_credentials(chain, var);
+        let err = TownHandle::start(options).await.unwrap_err();
+        assert!(err.to_string().contains("reserved"), "{var}: {err}");
+    }
+    assert!(!state.exists(), "nothing written");
+}

@@ -300,3 +300,47 @@ async fn a_killed_sdk_server_is_redispatched_and_a_killed_container_replaced() {
     assert_eq!(third.session_id, first.session_id);
     town.shutdown().await.unwrap();
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_shutdown_during_the_sdk_boot_stops_the_booting_server_and_answers_every_caller() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = SimulatedRuntime::new(script());
+    let town_id = TownId::new("drain").unwrap();
+    let town = TownHandle::start(options(config("drain", 0), &dir.path().join("s"), &rt))
+        .await
+        .unwrap();
+    let ensure = tokio::spawn({
+        let town = town.clone();
+        async move { town.ensure_mayor().await }
+    });
+    // Mid-boot: the container is up (1.5 s) and kilo is booting (4.5 s).
+    tokio::time::sleep(ms(3000)).await;
+    assert_eq!(rt.live_processes(&town_id).len(), 1, "kilo is booting");
+    let (a, b) = tokio::join!(town.clone().shutdown(), town.clone().shutdown());
+    a.expect("first shutdown");
+    b.expect("a second shutdown waits for the same drain");
+    assert!(matches!(ensure.await.unwrap(), Err(Error::Stopped)));
+    assert!(
+        rt.live_processes(&town_id).is_empty(),
+        "the booting server was stopped"
+    );
+    // ... before its kilo.db was copied out for the snapshot.
+    let log = rt.log();
+    let killed = log
+        .iter()
+        .find(|e| matches!(e.kind, SimEventKind::ProcessKill { .. }))
+        .expect("the drain killed the booting server");
+    let copied = log
+        .iter()
+        .find(|e| {
+            matches!(&e.kind, SimEventKind::FileRead { path } if path.as_str().ends_with("kilo.db"))
+                && e.start >= killed.start
+        })
+        .expect("the drain copied kilo.db");
+    assert!(killed.end <= copied.start, "stopped, then copied");
+    assert_eq!(
+        rt.container_status(&town_id),
+        gastown_core::ContainerStatus::Absent,
+        "the container was removed"
+    );
+}

@@ -51,6 +51,7 @@ pub(super) async fn run(ctx: &AgentContext, mut progress: StartProgress) -> Resu
     // Until the server is healthy, dropping this guard (an error, or the phase timing out)
     // kills the process, so a failed attempt never leaves a stray server behind.
     let guard = KillOnDrop::new(spawned.handle.clone(), ctx.parts.options.stop_grace);
+    *ctx.booting.lock() = Some(spawned.handle.clone());
     let mut output = spawned.output;
     let mut recent = VecDeque::with_capacity(KEPT_LINES);
     let port = loop {
@@ -93,6 +94,7 @@ pub(super) async fn run(ctx: &AgentContext, mut progress: StartProgress) -> Resu
     client
         .wait_healthy(ctx.parts.options.sdk_timeout, HEALTH_POLL)
         .await?;
+    *ctx.booting.lock() = None;
     progress.sdk = Some(LiveSdk {
         process: guard.disarm(),
         client,

@@ -96,8 +96,18 @@ async fn ensure_workspace(ctx: &AgentContext) -> Result<()> {
         .exec_ok(town, &git(ctx, &ContainerPath::root()).arg("init").arg(&ws))
         .await?;
     // "Initialized empty Git repository in …" vs "Reinitialized existing …" (C locale: the
-    // environment sets no LANG).
-    if init.stdout_str().starts_with("Initialized") {
+    // environment sets no LANG). An existing repository whose commit is missing (an attempt
+    // cut off between the two commands) gets it now.
+    let new = init.stdout_str().starts_with("Initialized");
+    let needs_commit = new
+        || !rt
+            .exec(
+                town,
+                &git(ctx, &ws).args(["rev-parse", "-q", "--verify", "HEAD"]),
+            )
+            .await?
+            .success();
+    if needs_commit {
         rt.exec_ok(
             town,
             &git(ctx, &ws).args(["commit", "-q", "--allow-empty", "-m", "gastown workspace"]),
@@ -163,6 +173,8 @@ pub(crate) async fn refresh_browse_worktrees(ctx: &AgentContext) -> Vec<BrowseOu
 /// Makes (or refreshes) a detached worktree of `rig` at `path` from the container's bare
 /// clone of it (cloned on first use, fetched afterwards).
 async fn worktree(ctx: &AgentContext, rig: &RigConfig, path: &ContainerPath) -> Result<()> {
+    let lock = ctx.parts.rig_lock(&rig.id);
+    let _clone_in_use = lock.lock().await;
     let rt = &ctx.parts.runtime;
     let town = &ctx.parts.town;
     rt.put_file(

@@ -256,15 +256,31 @@ pub(super) fn apply(plan: &Plan, files: &mut BTreeMap<ContainerPath, Vec<u8>>) -
             "not a git repository (or any of the parent directories): {cwd}"
         ));
     }
+    if git.sub == "init" {
+        // Like git: a new repository says "Initialized empty …", an existing one
+        // "Reinitialized existing …" (callers tell the two apart by it).
+        let dir = git
+            .positional
+            .first()
+            .and_then(|(_, p)| p.clone())
+            .unwrap_or_else(|| cwd.clone());
+        return match head(&dir, git.bare) {
+            Ok(marker) => {
+                let existed = files.contains_key(&marker);
+                files.insert(marker, b"ref: refs/heads/main\n".to_vec());
+                let word = if existed {
+                    "Reinitialized existing"
+                } else {
+                    "Initialized empty"
+                };
+                let mut out = ok();
+                out.stdout = format!("{word} Git repository in {dir}/.git/\n").into_bytes();
+                out
+            }
+            Err(e) => fatal(e),
+        };
+    }
     let created = match git.sub.as_str() {
-        "init" => {
-            let dir = git
-                .positional
-                .first()
-                .and_then(|(_, p)| p.clone())
-                .unwrap_or_else(|| cwd.clone());
-            head(&dir, git.bare).map(|p| Some((p, b"ref: refs/heads/main\n".to_vec())))
-        }
         "clone" => {
             let dest = match git.positional.as_slice() {
                 [] => return fatal("You must specify a repository to clone.".to_owned()),
