@@ -72,7 +72,7 @@ const CREDENTIALS_REFRESHED_KEY: &str = "credentials_refreshed_ms";
 const CREDENTIAL_REFRESH_EVERY: std::time::Duration = std::time::Duration::from_secs(45 * 60);
 
 /// The live refresh: a new container token written into the warm container.
-async fn refresh_token(parts: &TownParts, now: i64) -> Result<()> {
+pub(crate) async fn refresh_token(parts: &TownParts, now: i64) -> Result<()> {
     let started = Instant::now();
     let agent = AgentId::new(CONTAINER_AGENT)?;
     let token = parts

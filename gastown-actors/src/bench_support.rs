@@ -5,12 +5,8 @@
 //! uses them, and they may change at any time.
 
 use std::sync::Arc;
-use std::time::SystemTime;
 
-use gastown_core::token::{CONTAINER_TOKEN_PATH, TOKEN_TTL};
-use gastown_core::{
-    AgentId, AgentLayout, ContainerOptions, ContainerPath, Result, Secret, StartupPhase,
-};
+use gastown_core::{AgentLayout, ContainerOptions, Result, Secret, StartupPhase};
 
 use crate::context::{AgentContext, AgentSpec, LiveSdk, StartProgress, TownParts};
 use crate::handle::{open_parts, TownOptions};
@@ -80,20 +76,7 @@ impl SerialTown {
     /// # Errors
     /// Minting or the runtime's `put_file`.
     pub async fn live_token_refresh(&self) -> Result<()> {
-        let p = &self.parts;
-        let token = p.signer.mint(
-            &p.town,
-            &AgentId::new("container")?,
-            SystemTime::now(),
-            TOKEN_TTL,
-        )?;
-        p.runtime
-            .put_file(
-                &p.town,
-                &ContainerPath::new(CONTAINER_TOKEN_PATH)?,
-                token.expose().as_bytes(),
-            )
-            .await
+        crate::alarm::refresh_token(&self.parts, self.parts.clock.now_ms()).await
     }
 
     /// The registry, as boot hydration reads it.

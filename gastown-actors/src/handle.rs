@@ -281,10 +281,7 @@ pub(crate) fn open_parts(options: TownOptions) -> Result<(Arc<TownParts>, TownAr
         credentials,
     } = options;
     if let Some((_, var)) = &credentials {
-        let valid = !var.is_empty()
-            && var.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-            && !var.as_bytes()[0].is_ascii_digit();
-        if !valid {
+        if !gastown_core::env::is_var_name(var) {
             return Err(gastown_core::Error::InvalidConfig {
                 message: format!("credential variable {var:?} is not an environment variable name"),
             }

@@ -137,10 +137,7 @@ impl SdkLauncher {
             ("username_var", &self.username_var),
             ("config_var", &self.config_var),
         ] {
-            let valid = !var.is_empty()
-                && var.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-                && !var.as_bytes()[0].is_ascii_digit();
-            if !valid {
+            if !crate::env::is_var_name(var) {
                 return bad(format!(
                     "sdk launcher {what} {var:?} is not an environment variable name"
                 ));

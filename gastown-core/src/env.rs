@@ -19,6 +19,14 @@ pub const AGENT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 /// the config hash.
 pub const TOKEN_VAR: &str = "GASTOWN_CONTAINER_TOKEN";
 
+/// Whether `name` can be an environment variable name: non-empty, `[A-Za-z0-9_]`, not
+/// starting with a digit.
+pub fn is_var_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        && !name.as_bytes()[0].is_ascii_digit()
+}
+
 /// Everything that goes into one agent's environment.
 #[derive(Debug, Clone)]
 pub struct AgentEnvInput<'a> {
