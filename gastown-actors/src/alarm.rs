@@ -1,4 +1,4 @@
-//! The town's periodic alarm (DESIGN.md §9): every 5 s with active work, every 300 s
+//! The town's periodic alarm (`ARCHITECTURE.md`, *Lifecycle timings*): every 5 s with active work, every 300 s
 //! without. Each tick looks at the town store and, when the container is known warm and the
 //! persisted hourly throttle allows it, sends a live container-token refresh — never on a
 //! cold start, which mints and passes the token instead. Credentials are refreshed in the
@@ -18,6 +18,7 @@ use tokio::time::Instant;
 
 use crate::container::ContainerMsg;
 use crate::context::TownParts;
+use crate::telemetry;
 
 /// The id a container-wide token names as its agent.
 const CONTAINER_AGENT: &str = "container";
@@ -87,9 +88,10 @@ pub(crate) async fn refresh_token(parts: &TownParts, now: i64) -> Result<()> {
     parts
         .store
         .time_set(TOKEN_EXPIRES_KEY, now + TOKEN_TTL.as_millis() as i64)?;
-    tracing::info!(
-        town = %parts.town, refresh_token_ms = started.elapsed().as_millis() as u64,
-        "startAgentInContainer.refresh_token_ms"
+    telemetry::timing(
+        telemetry::REFRESH_TOKEN_MS,
+        telemetry::Subject::town(&parts.town),
+        started.elapsed().as_millis() as u64,
     );
     Ok(())
 }
@@ -112,9 +114,13 @@ pub(crate) async fn refresh_credentials(parts: &TownParts) {
         .filter(|(_, r)| r.is_err())
         .map(|(name, _)| *name)
         .collect();
-    tracing::info!(
-        town = %parts.town, git_credential_refresh_ms = started.elapsed().as_millis() as u64,
-        failed = ?failed, "ensureMayor.git_credential_refresh_ms"
+    if !failed.is_empty() {
+        tracing::warn!(town = %parts.town, failed = ?failed, "credential sources failed to refresh");
+    }
+    telemetry::timing(
+        telemetry::GIT_CREDENTIAL_REFRESH_MS,
+        telemetry::Subject::town(&parts.town),
+        started.elapsed().as_millis() as u64,
     );
 }
 

@@ -8,8 +8,9 @@ use std::sync::Arc;
 
 use gastown_core::{AgentLayout, ContainerOptions, Result, Secret, StartupPhase};
 
+use crate::context::open_parts;
 use crate::context::{AgentContext, AgentSpec, LiveSdk, StartProgress, TownParts};
-use crate::handle::{open_parts, TownOptions};
+use crate::options::TownOptions;
 use crate::phases::{refresh_browse_worktrees, run_phase, stop_sdk};
 
 /// A town's shared parts, opened from [`TownOptions`] without starting any actor.
@@ -45,11 +46,11 @@ impl SerialTown {
     /// # Errors
     /// As `TownHandle::start`.
     pub fn open(options: TownOptions) -> crate::Result<Self> {
-        let (parts, args) = open_parts(options)?;
+        let opened = open_parts(options)?;
         Ok(Self {
-            parts,
-            mayor: args.mayor,
-            container_options: args.container_options,
+            parts: opened.parts,
+            mayor: opened.mayor,
+            container_options: opened.container_options,
         })
     }
 

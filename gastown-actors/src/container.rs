@@ -18,6 +18,7 @@ use crate::boot::{BootReport, MayorBoot};
 use crate::context::{AgentContext, AgentSpec, TownParts};
 use crate::error::{Error, Result};
 use crate::ready::{AgentInfo, MayorReady};
+use crate::telemetry;
 
 /// Messages of the [`ContainerActor`].
 #[derive(Debug)]
@@ -336,9 +337,10 @@ impl ContainerState {
             }
         };
         let registry_fetch_ms = started.elapsed().as_millis() as u64;
-        tracing::info!(
-            town = %self.parts.town, registry_fetch_ms, agents = registry.len(),
-            "bootHydration.registry_fetch_ms"
+        telemetry::timing(
+            telemetry::REGISTRY_FETCH_MS,
+            telemetry::Subject::town(&self.parts.town),
+            registry_fetch_ms,
         );
         let mayor_registered = registry.iter().any(|e| e.role == Role::Mayor);
         let others: Vec<AgentSpec> = registry
@@ -403,11 +405,16 @@ impl ContainerState {
         others: Vec<AgentSpec>,
     ) {
         let name = if report.mayor == MayorBoot::Resumed {
-            "bootHydration.mayor_resume_ms"
+            telemetry::MAYOR_RESUME_MS
         } else {
-            "bootHydration.mayor_prewarm_ms"
+            telemetry::MAYOR_PREWARM_MS
         };
-        tracing::info!(town = %self.parts.town, ms = report.mayor_ms, outcome = ?report.mayor, "{name}");
+        let mayor = &self.mayor;
+        telemetry::timing(
+            name,
+            telemetry::Subject::agent(&self.parts.town, &mayor.id, mayor.role),
+            report.mayor_ms,
+        );
         if let Gate::Closed(waiters) = std::mem::replace(&mut self.gate, Gate::Open(report.clone()))
         {
             for w in waiters {
@@ -460,9 +467,11 @@ impl ContainerState {
             });
             let results = futures::future::join_all(resumes).await;
             let resumed = results.iter().filter(|ok| **ok).count();
-            tracing::info!(
-                town = %town, non_mayor_resume_ms = started.elapsed().as_millis() as u64,
-                resumed, failed = results.len() - resumed, "bootHydration.non_mayor_resume_ms"
+            tracing::debug!(town = %town, resumed, failed = results.len() - resumed, "registry resumed");
+            telemetry::timing(
+                telemetry::NON_MAYOR_RESUME_MS,
+                telemetry::Subject::town(&town),
+                started.elapsed().as_millis() as u64,
             );
         });
     }
@@ -525,7 +534,7 @@ impl ContainerState {
             let results = futures::future::join_all(agents.iter().map(|a| async move {
                 match a.call(AgentMsg::Drain, None).await {
                     Ok(CallResult::Success(r)) => r,
-                    _ => Err(Error::Actor("agent actor gone during drain".into())),
+                    _ => Err(Error::Unreachable { actor: "agent" }),
                 }
             }))
             .await;
@@ -560,7 +569,10 @@ impl ContainerState {
         };
         let (actor, _) = Actor::spawn_linked(None, AgentActor, ctx, myself.get_cell())
             .await
-            .map_err(|e| Error::Actor(format!("spawning agent actor: {e}")))?;
+            .map_err(|source| Error::Spawn {
+                actor: "agent",
+                source,
+            })?;
         self.agents.insert(spec.id.clone(), actor.clone());
         Ok(actor)
     }

@@ -8,13 +8,16 @@ use gastown_core::env::{build_agent_env, AgentEnv, AgentEnvInput};
 use gastown_core::sdk::{SdkApi, SdkConnector};
 use gastown_core::snapshot::SnapshotStore;
 use gastown_core::token::TokenSigner;
+use std::path::{Path, PathBuf};
+
 use gastown_core::{
-    AgentId, AgentLayout, ContainerRuntime, ProcessHandle, RigConfig, RigId, Role, SdkLauncher,
-    Secret, TownId, TownStore,
+    AgentId, AgentLayout, ContainerOptions, ContainerRuntime, ProcessHandle, RigConfig, RigId,
+    Role, SdkLauncher, Secret, TownId, TownStore,
 };
 
 use crate::clock::Clock;
-use crate::options::StartOptions;
+use crate::error::Result;
+use crate::options::{StartOptions, TownOptions};
 
 /// Which agent to start, with which models.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,7 +100,12 @@ pub(crate) struct AgentContext {
 }
 
 impl AgentContext {
-    /// The agent's environment for `token` (the one env builder; DESIGN.md §5 rule 3).
+    /// Who this agent's telemetry events are about.
+    pub(crate) fn subject(&self) -> crate::telemetry::Subject<'_> {
+        crate::telemetry::Subject::agent(&self.parts.town, &self.spec.id, self.spec.role)
+    }
+
+    /// The agent's environment for `token` (the one env builder, so a prewarm and a real start build the same environment and config hash).
     pub(crate) fn env(&self, token: &Secret, credentials: &BTreeMap<String, Secret>) -> AgentEnv {
         build_agent_env(&AgentEnvInput {
             town: &self.parts.town,
@@ -137,6 +145,126 @@ pub(crate) struct StartProgress {
     /// The run was caused by a configuration change: the session phase pushes the new
     /// model onto the resumed session with a `noReply` message.
     pub(crate) push_model: bool,
-    /// Named timings of the run (the seeds' names, ms), for the startup report.
-    pub(crate) timings: BTreeMap<String, u64>,
+}
+
+fn open_state(state_dir: &Path) -> Result<(TownStore, SnapshotStore)> {
+    std::fs::create_dir_all(state_dir).map_err(|e| {
+        gastown_core::Error::io(format!("creating state dir {}", state_dir.display()), e)
+    })?;
+    // town.db holds the token signing key and stored credentials, the snapshots hold the
+    // agents' conversations: owner only.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(state_dir, std::fs::Permissions::from_mode(0o700)).map_err(
+            |e| gastown_core::Error::io(format!("restricting {}", state_dir.display()), e),
+        )?;
+    }
+    let store = TownStore::open(&state_dir.join("town.db"))?;
+    let snapshots = SnapshotStore::new(state_dir.join("snapshots"));
+    Ok((store, snapshots))
+}
+
+/// Where a rig that lives in a host directory is mounted (read-only) inside the container.
+pub(crate) fn rig_mount_point(rig: &RigConfig) -> gastown_core::ContainerPath {
+    gastown_core::ContainerPath::new(format!("/mnt/rigs/{}", rig.id))
+        .expect("rig ids are path-safe")
+}
+
+/// The store key of the town's token signing key.
+const SIGNING_KEY: &str = "container_token_signing_key";
+
+/// A town's state, opened and validated: what a town actor (or the bench's serial schedule)
+/// runs on.
+#[derive(Debug)]
+pub(crate) struct OpenedTown {
+    /// The parts every agent shares.
+    pub(crate) parts: Arc<TownParts>,
+    /// The mayor's spec from the configuration.
+    pub(crate) mayor: AgentSpec,
+    /// The container's options (read-only mounts of rigs in host directories).
+    pub(crate) container_options: ContainerOptions,
+}
+
+/// Validates the options and opens the town's state.
+///
+/// # Errors
+/// `InvalidConfig` for a bad configuration or credential variable, `Io` when the state
+/// directory cannot be created, `Store` when `town.db` cannot be opened.
+pub(crate) fn open_parts(options: TownOptions) -> Result<OpenedTown> {
+    let TownOptions {
+        config,
+        state_dir,
+        runtime,
+        start,
+        sdk_connector,
+        credentials,
+    } = options;
+    if let Some((_, var)) = &credentials {
+        if !gastown_core::env::is_var_name(var) {
+            return Err(gastown_core::Error::InvalidConfig {
+                message: format!("credential variable {var:?} is not an environment variable name"),
+            }
+            .into());
+        }
+        // It must not replace a variable the env builder sets (the server password, the
+        // layout, the token).
+        let launcher = &config.sdk;
+        let reserved = [
+            "PATH",
+            "HOME",
+            "KILO_TEST_HOME",
+            gastown_core::env::TOKEN_VAR,
+        ]
+        .contains(&var.as_str())
+            || var.starts_with("XDG_")
+            || var.starts_with("GASTOWN_")
+            || [
+                &launcher.password_var,
+                &launcher.username_var,
+                &launcher.config_var,
+            ]
+            .contains(&var);
+        if reserved {
+            return Err(gastown_core::Error::InvalidConfig {
+                message: format!(
+                    "credential variable {var:?} is reserved for the agent's environment"
+                ),
+            }
+            .into());
+        }
+    }
+    config.validate()?;
+    let (store, snapshots) = open_state(&state_dir)?;
+    let signer = TokenSigner::new(store.secret_get_or_create(SIGNING_KEY)?);
+    let mut container_options = ContainerOptions::default();
+    for rig in config.rigs.iter().filter(|r| r.url.starts_with('/')) {
+        container_options =
+            container_options.with_read_only_mount(PathBuf::from(&rig.url), rig_mount_point(rig));
+    }
+    let mayor = AgentSpec {
+        id: AgentId::mayor(),
+        role: Role::Mayor,
+        model: config.mayor_model.clone(),
+        small_model: config.mayor_small_model.clone(),
+        rig: None,
+    };
+    let parts = Arc::new(TownParts {
+        town: config.town.clone(),
+        runtime,
+        store,
+        snapshots: Arc::new(snapshots),
+        signer,
+        launcher: config.sdk.clone(),
+        sdk: sdk_connector,
+        credentials,
+        rigs: config.rigs.clone(),
+        options: start,
+        clock: Clock::new(),
+        rig_locks: Default::default(),
+    });
+    Ok(OpenedTown {
+        parts,
+        mayor,
+        container_options,
+    })
 }

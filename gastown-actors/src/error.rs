@@ -97,7 +97,38 @@ pub enum Error {
     /// The town is shutting down or has stopped; the request was not served.
     #[error("town is shutting down or stopped")]
     Stopped,
-    /// An actor could not be spawned or reached.
-    #[error("actor error: {0}")]
-    Actor(String),
+    /// A drain (shutdown) failed: nothing was lost — the container was stopped but kept
+    /// with its files. Shared: every caller of `shutdown` gets the same error.
+    #[error("draining town {town} failed: {source}")]
+    Drain {
+        /// The town.
+        town: String,
+        /// The first agent's or the runtime's failure.
+        #[source]
+        source: Arc<Error>,
+    },
+    /// An actor of the tree could not be spawned.
+    #[error("spawning the {actor} actor failed: {source}")]
+    Spawn {
+        /// Which actor (`town`, `container`, `agent`).
+        actor: &'static str,
+        /// ractor's error.
+        #[source]
+        source: ractor::SpawnErr,
+    },
+    /// An actor of the tree stopped before it answered (its town is going away).
+    #[error("the {actor} actor stopped before it answered")]
+    Unreachable {
+        /// Which actor.
+        actor: &'static str,
+    },
+    /// A blocking task (a snapshot copy) panicked or was cancelled.
+    #[error("{context}: {source}")]
+    Task {
+        /// What the task was doing.
+        context: &'static str,
+        /// tokio's error.
+        #[source]
+        source: tokio::task::JoinError,
+    },
 }

@@ -1,30 +1,15 @@
-//! Options of the actor layer: phase timeouts, retry budgets, grace periods.
+//! Options of the actor layer: how to start a town ([`TownOptions`]) and the phase
+//! timeouts, retry budgets and grace periods of its agents' starts ([`StartOptions`]).
 
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
-use gastown_core::StartupPhase;
-
-/// A phase step's retry budget, OTP-style: at most `max_restarts` restarts within
-/// `within`, waiting `backoff`, doubled after each restart, before the next attempt.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RetryPolicy {
-    /// Restarts allowed after the first attempt (default 2).
-    pub max_restarts: u32,
-    /// The window the restarts are counted in (default 60 s).
-    pub within: Duration,
-    /// The wait before the first restart, doubled for each further one (default 250 ms).
-    pub backoff: Duration,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        Self {
-            max_restarts: 2,
-            within: Duration::from_secs(60),
-            backoff: Duration::from_millis(250),
-        }
-    }
-}
+use gastown_core::credentials::CredentialChain;
+pub use gastown_core::policy::RetryPolicy;
+use gastown_core::sdk::{HttpConnector, SdkConnector};
+use gastown_core::{ContainerRuntime, StartupPhase, TownConfig};
 
 /// Timeouts and retry budgets of the five startup phases, and the grace periods used when
 /// stopping SDK servers.
@@ -100,6 +85,74 @@ impl StartOptions {
     /// Sets the retry budget.
     pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
         self.retry = retry;
+        self
+    }
+}
+
+/// How to start a town.
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct TownOptions {
+    /// The town's configuration (validated by [`TownHandle::start`]).
+    pub config: TownConfig,
+    /// Where the town keeps its state across restarts: `town.db` (the town store) and
+    /// `snapshots/<agent>/kilo.db`. Created if missing.
+    pub state_dir: PathBuf,
+    /// Where the town's processes run.
+    pub runtime: Arc<dyn ContainerRuntime>,
+    /// Phase timeouts, retry budgets and grace periods.
+    pub start: StartOptions,
+    /// How clients of SDK servers are made (HTTP by default; a simulated runtime brings
+    /// its own).
+    pub sdk_connector: Arc<dyn SdkConnector>,
+    /// Where agents' git credentials come from (resolved at each dispatch from cached
+    /// sources, refreshed in the background), and the variable that carries them
+    /// (e.g. `GIT_TOKEN`). `None`: agents get no credential.
+    pub credentials: Option<(Arc<CredentialChain>, String)>,
+}
+
+impl fmt::Debug for TownOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TownOptions")
+            .field("town", &self.config.town)
+            .field("state_dir", &self.state_dir)
+            .field("runtime", &self.runtime.name())
+            .finish_non_exhaustive()
+    }
+}
+
+impl TownOptions {
+    /// Options with default [`StartOptions`].
+    pub fn new(
+        config: TownConfig,
+        state_dir: impl Into<PathBuf>,
+        runtime: Arc<dyn ContainerRuntime>,
+    ) -> Self {
+        Self {
+            config,
+            state_dir: state_dir.into(),
+            runtime,
+            start: StartOptions::default(),
+            sdk_connector: Arc::new(HttpConnector),
+            credentials: None,
+        }
+    }
+
+    /// Passes each agent the first credential `chain` resolves, in the variable `var`.
+    pub fn with_credentials(mut self, chain: Arc<CredentialChain>, var: impl Into<String>) -> Self {
+        self.credentials = Some((chain, var.into()));
+        self
+    }
+
+    /// Sets how clients of SDK servers are made.
+    pub fn with_sdk_connector(mut self, connector: Arc<dyn SdkConnector>) -> Self {
+        self.sdk_connector = connector;
+        self
+    }
+
+    /// Sets the phase timeouts, retry budgets and grace periods.
+    pub fn with_start_options(mut self, start: StartOptions) -> Self {
+        self.start = start;
         self
     }
 }

@@ -1,10 +1,17 @@
-//! [`TownActor`]: one per town. Owns the town's state and decides; never blocks its
-//! mailbox on slow I/O — requests are forwarded with their reply ports to the
-//! ContainerActor, and shutdown runs in a spawned task.
+//! [`TownHandle`], the embedder's typed async API to a town, and [`TownActor`] behind it:
+//! one per town. The actor owns the town's state and decides; it never blocks its mailbox
+//! on slow I/O — requests are forwarded with their reply ports to the ContainerActor, and
+//! shutdown runs in a spawned task.
+//!
+//! A request reads top-down: `TownHandle::ensure_mayor` → [`TownMsg::EnsureMayor`] here →
+//! the ContainerActor (`container.rs`: container start, boot hydration) → the AgentActor
+//! (`agent/`: the five phases) → the phase's own file (`phases/`) → the runtime.
 
+use std::fmt;
 use std::sync::Arc;
 
-use gastown_core::{AgentId, ContainerOptions};
+use gastown_core::{AgentId, ContainerOptions, Role, TownId};
+use ractor::rpc::CallResult;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use tokio::time::Instant;
 
@@ -13,9 +20,177 @@ use gastown_core::policy::alarm_interval;
 use crate::alarm;
 use crate::boot::BootReport;
 use crate::container::{ContainerActor, ContainerArgs, ContainerMsg};
-use crate::context::{AgentSpec, TownParts};
+use crate::context::{open_parts, AgentSpec, TownParts};
 use crate::error::{Error, Result};
+use crate::options::TownOptions;
 use crate::ready::{AgentInfo, MayorReady};
+
+/// A running town. Cheap to clone; every clone talks to the same TownActor.
+///
+/// Dropping every handle does not stop the town; call [`TownHandle::shutdown`], which
+/// snapshots every agent before the container goes away.
+#[derive(Clone)]
+pub struct TownHandle {
+    town: TownId,
+    actor: ActorRef<TownMsg>,
+}
+
+impl fmt::Debug for TownHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TownHandle")
+            .field("town", &self.town)
+            .finish()
+    }
+}
+
+impl TownHandle {
+    /// Validates the configuration, opens the town's state and starts its actor. Starts no
+    /// container and no process: that is [`TownHandle::ensure_mayor`]'s job.
+    ///
+    /// # Errors
+    /// [`Error::Core`] with `InvalidConfig` for a bad configuration, `Io` when the state
+    /// directory cannot be created, `Store` when `town.db` cannot be opened (corrupted, or
+    /// written by a newer version); [`Error::Spawn`] if the actor cannot be spawned.
+    pub async fn start(options: TownOptions) -> Result<Self> {
+        let opened = open_parts(options)?;
+        let town = opened.parts.town.clone();
+        let args = TownArgs {
+            parts: opened.parts,
+            mayor: opened.mayor,
+            container_options: opened.container_options,
+        };
+        let (actor, _) = Actor::spawn(None, TownActor, args)
+            .await
+            .map_err(|source| Error::Spawn {
+                actor: "town",
+                source,
+            })?;
+        Ok(Self { town, actor })
+    }
+
+    /// The town's id.
+    pub fn town(&self) -> &TownId {
+        &self.town
+    }
+
+    /// Makes the mayor ready — starts the container and the five phases if needed, or
+    /// confirms a running mayor with a health probe — and returns its endpoint, session and
+    /// startup report. Concurrent calls join one start.
+    ///
+    /// # Errors
+    /// [`Error::Start`] naming the phase that failed (after its retry budget);
+    /// [`Error::Container`] when the container cannot be started; [`Error::Stopped`] during
+    /// shutdown.
+    pub async fn ensure_mayor(&self) -> Result<MayorReady> {
+        self.call(TownMsg::EnsureMayor).await?
+    }
+
+    /// Ensures the mayor, then records `text` in its session as a user message without an
+    /// LLM turn (`noReply`). Returns the message id.
+    ///
+    /// # Errors
+    /// As [`TownHandle::ensure_mayor`]; [`Error::Core`] with `Sdk` when the SDK server
+    /// rejects the message.
+    pub async fn send_mayor_message(&self, text: &str) -> Result<String> {
+        self.ensure_mayor().await?;
+        let text = text.to_owned();
+        self.call(|reply| TownMsg::SendMayorMessage { text, reply })
+            .await?
+    }
+
+    /// What runs for the mayor: endpoint, process id, session, code browsing state (`None`
+    /// before the first `ensure_mayor`).
+    ///
+    /// # Errors
+    /// [`Error::Stopped`] after shutdown.
+    pub async fn mayor_info(&self) -> Result<Option<AgentInfo>> {
+        self.agent_info(&AgentId::mayor()).await
+    }
+
+    /// What runs for an agent (`None` if the town has not started it).
+    ///
+    /// # Errors
+    /// [`Error::Stopped`] after shutdown.
+    pub async fn agent_info(&self, agent: &AgentId) -> Result<Option<AgentInfo>> {
+        let agent = agent.clone();
+        self.call(|reply| TownMsg::AgentInfo { agent, reply }).await
+    }
+
+    /// Starts (or confirms) a worker agent — a polecat with its own worktree of its rig, or
+    /// a refinery — through the same five phases as the mayor.
+    ///
+    /// # Errors
+    /// As [`TownHandle::ensure_mayor`]; `InvalidConfig` for a spec naming the mayor's role or
+    /// an unknown rig.
+    pub async fn start_agent(&self, spec: AgentSpec) -> Result<MayorReady> {
+        if spec.role == Role::Mayor || spec.id == AgentId::mayor() {
+            return Err(gastown_core::Error::InvalidConfig {
+                message: "start_agent is for workers; use ensure_mayor for the mayor".into(),
+            }
+            .into());
+        }
+        gastown_core::ModelRef::parse(&spec.model)?;
+        gastown_core::ModelRef::parse(&spec.small_model)?;
+        self.call(|reply| TownMsg::StartAgent { spec, reply })
+            .await?
+    }
+
+    /// Starts the town's container if needed and runs boot hydration: the mayor is resumed
+    /// (if registered) or prewarmed before anyone asks; returns when the hydration gate
+    /// opens. Other registered agents keep resuming in the background.
+    ///
+    /// # Errors
+    /// [`Error::Container`] when the container cannot be started; [`Error::Stopped`].
+    pub async fn warm_up(&self) -> Result<BootReport> {
+        self.call(TownMsg::WarmUp).await?
+    }
+
+    /// Changes the mayor's models (`provider/model`). The next [`TownHandle::ensure_mayor`]
+    /// restarts its SDK server with the new configuration (a different config hash) and
+    /// pushes the new model onto the resumed session with a `noReply` message.
+    ///
+    /// # Errors
+    /// `InvalidConfig` for a malformed model; [`Error::Stopped`].
+    pub async fn update_mayor_model(&self, model: &str, small_model: Option<&str>) -> Result<()> {
+        let model = model.to_owned();
+        let small_model = small_model.map(str::to_owned);
+        self.call(|reply| TownMsg::UpdateMayorModel {
+            model,
+            small_model,
+            reply,
+        })
+        .await?
+    }
+
+    /// Stops every agent's SDK server, snapshots its `kilo.db` into the state directory,
+    /// removes the container and stops the actors. If a snapshot fails the container is
+    /// stopped but kept (nothing is lost) and the error is returned.
+    ///
+    /// # Errors
+    /// [`Error::Drain`] holding the first drain failure (snapshot, runtime); every clone
+    /// that called `shutdown` gets the same one.
+    pub async fn shutdown(self) -> Result<()> {
+        self.call(TownMsg::Shutdown).await?
+    }
+
+    /// Stops the town's actors without draining: SDK servers are stopped, nothing is
+    /// snapshotted, and the container is left as it is, for a later [`TownHandle::start`]
+    /// on the same state directory to adopt (e.g. when the embedding process restarts).
+    /// What the agents wrote since their last snapshot stays in the container.
+    pub async fn detach(self) {
+        let _ = self.actor.stop_and_wait(None, None).await;
+    }
+
+    async fn call<T: Send + 'static>(
+        &self,
+        msg: impl FnOnce(ractor::RpcReplyPort<T>) -> TownMsg,
+    ) -> Result<T> {
+        match self.actor.call(msg, None).await {
+            Ok(CallResult::Success(v)) => Ok(v),
+            _ => Err(Error::Stopped),
+        }
+    }
+}
 
 /// Messages of the [`TownActor`].
 #[derive(Debug)]
@@ -214,8 +389,8 @@ impl Actor for TownActor {
                 tokio::spawn(async move {
                     let result = match &container {
                         Some(c) => match c.call(ContainerMsg::Drain, None).await {
-                            Ok(ractor::rpc::CallResult::Success(r)) => r,
-                            _ => Err(Error::Actor("container actor gone during drain".into())),
+                            Ok(CallResult::Success(r)) => r,
+                            _ => Err(Error::Unreachable { actor: "container" }),
                         },
                         None => Ok(()),
                     };
@@ -226,13 +401,13 @@ impl Actor for TownActor {
                 });
             }
             TownMsg::ShutdownDone(result) => {
-                let mut waiters = std::mem::take(&mut state.shutdown_waiters).into_iter();
-                let summary = result.as_ref().map(|_| ()).map_err(|e| e.to_string());
-                if let Some(first) = waiters.next() {
-                    let _ = first.send(result);
-                }
-                for w in waiters {
-                    let _ = w.send(summary.clone().map_err(Error::Actor));
+                // One error, shared by every caller.
+                let result = result.map_err(Arc::new);
+                for w in std::mem::take(&mut state.shutdown_waiters) {
+                    let _ = w.send(result.clone().map_err(|source| Error::Drain {
+                        town: state.parts.town.to_string(),
+                        source,
+                    }));
                 }
                 myself.stop(None);
             }
@@ -307,7 +482,10 @@ impl TownState {
         };
         let (c, _) = Actor::spawn_linked(None, ContainerActor, args, myself.get_cell())
             .await
-            .map_err(|e| Error::Actor(format!("spawning container actor: {e}")))?;
+            .map_err(|source| Error::Spawn {
+                actor: "container",
+                source,
+            })?;
         self.container = Some(c.clone());
         Ok(c)
     }

@@ -104,11 +104,16 @@ pub(super) async fn run(ctx: &AgentContext, mut progress: StartProgress) -> Resu
     Ok(progress)
 }
 
-/// Stops an SDK server: SIGTERM, then SIGKILL after `grace`. Errors are logged, not
-/// returned: the caller is already replacing or abandoning the server.
+/// Stops a running SDK server (see [`stop_server`]).
 pub(crate) async fn stop_sdk(live: &LiveSdk, grace: Duration) {
-    if let Err(e) = live.process.kill(grace).await {
-        tracing::warn!(endpoint = %live.endpoint, error = %e, "stopping SDK server");
+    stop_server(live.process.as_ref(), grace).await
+}
+
+/// Stops an SDK server process: SIGTERM, then SIGKILL after `grace`. Errors are logged,
+/// not returned: the caller is already replacing or abandoning the server.
+pub(crate) async fn stop_server(process: &dyn ProcessHandle, grace: Duration) {
+    if let Err(e) = process.kill(grace).await {
+        tracing::warn!(pid = ?process.pid(), error = %e, "stopping SDK server");
     }
 }
 

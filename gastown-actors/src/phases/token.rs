@@ -1,6 +1,6 @@
 //! `token`: resolve the agent's credentials (cheap: cached sources only — refreshing them is
 //! background work), mint the container token locally and build the agent's environment
-//! with both. A fresh start never makes a live refresh round trip (DESIGN.md §5 rule 1);
+//! with both. A fresh start never makes a live refresh round trip (`ARCHITECTURE.md`, *Phase path*);
 //! the mint time is stored so the hourly refresh throttle counts from it.
 
 use std::time::SystemTime;
@@ -11,7 +11,6 @@ use gastown_core::Result;
 use crate::context::{AgentContext, StartProgress};
 
 pub(super) async fn run(ctx: &AgentContext, mut progress: StartProgress) -> Result<StartProgress> {
-    let started = tokio::time::Instant::now();
     if let Some((chain, var)) = &ctx.parts.credentials {
         let resolution = chain.resolve().await;
         tracing::debug!(
@@ -39,8 +38,5 @@ pub(super) async fn run(ctx: &AgentContext, mut progress: StartProgress) -> Resu
         .time_set(TOKEN_EXPIRES_KEY, now_ms + TOKEN_TTL.as_millis() as i64)?;
     progress.env = Some(ctx.env(&token, &progress.credentials));
     progress.token = Some(token);
-    let ms = started.elapsed().as_millis() as u64;
-    progress.timings.insert("token_mint_ms".into(), ms);
-    tracing::debug!(town = %ctx.parts.town, agent = %ctx.spec.id, token_mint_ms = ms, "token_mint_ms");
     Ok(progress)
 }

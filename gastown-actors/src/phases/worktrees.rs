@@ -4,7 +4,8 @@
 //! The mayor's read-only browse worktrees (one bare clone per rig per container, fetched
 //! on later starts) are *not* made here: the mayor starts with whatever checkouts exist and
 //! [`refresh_browse_worktrees`] sets them up in the background, then rewrites `AGENTS.md`
-//! (the seeds' deferred browse worktree setup).
+//! (the deferred browse worktree setup of Kilo Gastown's cold-start fixes; `ARCHITECTURE.md`,
+//! *Phase path*).
 
 use std::collections::BTreeMap;
 
@@ -12,13 +13,9 @@ use gastown_core::{
     AgentLayout, CommandSpec, ContainerPath, ContainerRuntimeExt, Result, RigConfig, Role, Word,
 };
 
-use crate::context::{AgentContext, StartProgress};
+use crate::context::{rig_mount_point, AgentContext, StartProgress};
 use crate::ready::BrowseState;
-
-/// Where a rig that lives in a host directory is mounted (read-only) inside the container.
-pub(crate) fn rig_mount_point(rig: &RigConfig) -> ContainerPath {
-    ContainerPath::new(format!("/mnt/rigs/{}", rig.id)).expect("rig ids are path-safe")
-}
+use crate::telemetry;
 
 /// The rig's clone source as seen from inside the container: the mount point for a rig in a
 /// host directory, the URL otherwise.
@@ -57,15 +54,8 @@ fn git(ctx: &AgentContext, cwd: &ContainerPath) -> CommandSpec {
 const GITCONFIG: &str =
     "[safe]\n\tdirectory = *\n[user]\n\tname = gastown\n\temail = gastown@localhost\n";
 
-pub(super) async fn run(ctx: &AgentContext, mut progress: StartProgress) -> Result<StartProgress> {
-    let started = tokio::time::Instant::now();
+pub(super) async fn run(ctx: &AgentContext, progress: StartProgress) -> Result<StartProgress> {
     ensure_workspace(ctx).await?;
-    let ms = started.elapsed().as_millis() as u64;
-    progress.timings.insert("workspace_created_ms".into(), ms);
-    tracing::debug!(
-        town = %ctx.parts.town, agent = %ctx.spec.id, workspace_created_ms = ms,
-        "mayor.workspace_created_ms"
-    );
     // The mayor's AGENTS.md and browse worktrees are background work (see
     // refresh_browse_worktrees); only a polecat's own worktree is on its critical path.
     if ctx.spec.role == Role::Polecat {
@@ -159,11 +149,8 @@ pub(crate) async fn refresh_browse_worktrees(ctx: &AgentContext) -> Vec<BrowseOu
             state,
         });
     }
-    tracing::info!(
-        town = %ctx.parts.town, agent = %ctx.spec.id, role = "mayor",
-        browse_worktree_setup_ms = started.elapsed().as_millis() as u64, rigs = outcomes.len(),
-        "mayor.browse_worktree_setup_ms"
-    );
+    let ms = started.elapsed().as_millis() as u64;
+    telemetry::timing(telemetry::BROWSE_WORKTREE_SETUP_MS, ctx.subject(), ms);
     if let Err(e) = write_agents_md(ctx, &outcomes).await {
         tracing::warn!(town = %ctx.parts.town, error = %e, "rewriting AGENTS.md");
     }
@@ -253,9 +240,6 @@ async fn write_agents_md(ctx: &AgentContext, outcomes: &[BrowseOutcome]) -> Resu
         .put_file(&ctx.parts.town, &path, md.as_bytes())
         .await?;
     let ms = started.elapsed().as_millis() as u64;
-    tracing::debug!(
-        town = %ctx.parts.town, agent = %ctx.spec.id, write_agents_md_ms = ms,
-        "mayor.write_agents_md_ms"
-    );
+    telemetry::timing(telemetry::WRITE_AGENTS_MD_MS, ctx.subject(), ms);
     Ok(ms)
 }

@@ -11,7 +11,8 @@
 //! - [`idle_stop`]: whether to stop an idle container;
 //! - [`token_refresh`]: whether to send a live container-token refresh;
 //! - [`heartbeat`]: stale heartbeats, unhooking, and the workers' idle-exit timeouts;
-//! - [`dispatch`]: retrying a failed dispatch.
+//! - [`dispatch`]: retrying a failed dispatch;
+//! - [`start_run`]: the run of an agent's five startup phases (next phase, retry, finish).
 //!
 //! Every number is a public constant whose doc says where it comes from (DESIGN.md §9,
 //! itself drawn from the seeds).
@@ -22,6 +23,7 @@ pub mod dispatch;
 pub mod ensure;
 pub mod heartbeat;
 pub mod idle_stop;
+pub mod start_run;
 pub mod token_refresh;
 
 pub use active_work::{has_active_work, AgentView, BeadView, TownView};
@@ -30,6 +32,7 @@ pub use dispatch::{next_dispatch_attempt, DispatchRetry, DispatchVerdict};
 pub use ensure::{decide_ensure, EnsureObservation, ServerObservation};
 pub use heartbeat::{idle_exit_after, is_heartbeat_stale, should_unhook};
 pub use idle_stop::{should_stop_idle_container, IdleStopInput};
+pub use start_run::{AttemptOutcome, RetryPolicy, RunStep, StartRun};
 pub use token_refresh::{should_refresh_token, TokenRefreshInput};
 
 use std::time::Duration;

@@ -1,0 +1,93 @@
+//! Confirming a running SDK server before answering `ensure`: the real process's status
+//! and a health probe, at once and within a timeout (`ARCHITECTURE.md`, *Decision tree*:
+//! a short circuit needs an observed live process, not remembered fields).
+
+use std::time::Duration;
+
+use gastown_core::policy::ServerObservation;
+use gastown_core::StartupReport;
+use ractor::ActorRef;
+
+use super::{AgentMsg, AgentState, Mode};
+use crate::context::LiveSdk;
+use crate::error::Error;
+use crate::phases::stop_server;
+use crate::ready::MayorReady;
+
+impl AgentState {
+    /// Probes `live` in a spawned task that reports [`AgentMsg::ProbeDone`].
+    pub(super) fn begin_probe(&mut self, myself: &ActorRef<AgentMsg>, live: LiveSdk) {
+        let probe_id = self.next_id();
+        self.mode = Mode::Probing { probe_id };
+        let timeout = self.ctx.parts.options.probe_timeout;
+        let me = myself.clone();
+        tokio::spawn(async move {
+            let server = probe(&live, timeout).await;
+            let _ = me.cast(AgentMsg::ProbeDone { probe_id, server });
+        });
+    }
+
+    /// Answers the waiters from a live server (a short circuit), or replaces a dead one.
+    pub(super) fn on_probe_done(
+        &mut self,
+        myself: &ActorRef<AgentMsg>,
+        probe_id: u64,
+        server: ServerObservation,
+    ) {
+        if !matches!(self.mode, Mode::Probing { probe_id: p } if p == probe_id) {
+            return;
+        }
+        let decision = self.decide(Some(server));
+        if decision.starts_agent() {
+            // The town believed the server ran; the real process or its health says no.
+            if let Some(live) = self.live.take() {
+                let grace = self.ctx.parts.options.stop_grace;
+                tokio::spawn(async move { stop_server(live.process.as_ref(), grace).await });
+            }
+            self.begin_run(myself, decision, false);
+            return;
+        }
+        self.record_decision(decision);
+        self.mode = Mode::Idle;
+        for b in self.boot_waiters.drain(..) {
+            let _ = b.send(true);
+        }
+        let endpoint = self.live.as_ref().map(|l| l.endpoint.clone());
+        for w in self.waiters.drain(..) {
+            let ready = match (&endpoint, &self.session_id) {
+                (Some(endpoint), Some(session_id)) => Ok(MayorReady {
+                    endpoint: endpoint.clone(),
+                    session_id: session_id.clone(),
+                    report: StartupReport::short_circuit(
+                        decision,
+                        w.requested.elapsed().as_millis() as u64,
+                    ),
+                }),
+                _ => Err(Error::NotRunning {
+                    agent: self.ctx.spec.id.clone(),
+                }),
+            };
+            let _ = w.reply.send(ready);
+        }
+    }
+}
+
+/// Looks at the real process and asks the server for its health within `timeout`.
+async fn probe(live: &LiveSdk, timeout: Duration) -> ServerObservation {
+    // Both at once: on Docker the process status is an engine round trip of its own. A
+    // probe that does not finish in time counts as a dead server.
+    let both = async { tokio::join!(live.process.status(), live.client.health()) };
+    match tokio::time::timeout(timeout, both).await {
+        Ok((status, health)) => {
+            let process_alive = status.is_alive();
+            ServerObservation {
+                process_alive,
+                healthy: process_alive && matches!(health, Ok(h) if h.healthy),
+            }
+        }
+        Err(_) => ServerObservation {
+            process_alive: false,
+            healthy: false,
+        },
+    }
+}
