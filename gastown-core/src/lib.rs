@@ -62,5 +62,5 @@ pub use runtime::{
     OutputLine, ProcessHandle, SpawnedProcess, Stream,
 };
 pub use secret::Secret;
-pub use status::{AgentStatus, ContainerStatus, ProcessStatus};
+pub use status::{AgentStatus, BeadStatus, ContainerStatus, ProcessStatus};
 pub use store::TownStore;

@@ -7,8 +7,7 @@
 use std::time::Duration;
 
 use crate::role::Role;
-use crate::status::AgentStatus;
-use crate::store::{AgentRecord, BeadRecord, BeadStatus};
+use crate::status::{AgentStatus, BeadStatus};
 
 use super::elapsed;
 
@@ -37,18 +36,6 @@ pub struct AgentView {
     pub heartbeat_ms: Option<i64>,
 }
 
-impl From<&AgentRecord> for AgentView {
-    fn from(record: &AgentRecord) -> Self {
-        Self {
-            role: record.role,
-            status: record.status,
-            has_hook: record.hook.is_some(),
-            last_activity_ms: record.last_activity_ms,
-            heartbeat_ms: record.heartbeat_ms,
-        }
-    }
-}
-
 /// What [`has_active_work`] needs to know about one bead.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BeadView {
@@ -60,33 +47,14 @@ pub struct BeadView {
     pub assigned: bool,
 }
 
-impl From<&BeadRecord> for BeadView {
-    fn from(record: &BeadRecord) -> Self {
-        Self {
-            kind: record.kind.clone(),
-            status: record.status,
-            assigned: record.assignee.is_some(),
-        }
-    }
-}
-
-/// The town's agents and beads, as [`has_active_work`] sees them.
+/// The town's agents and beads, as [`has_active_work`] sees them. Built from the town
+/// store's rows by `gastown_core::store::town_view`, or by hand in tests.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TownView {
     /// Every agent of the town.
     pub agents: Vec<AgentView>,
     /// Every bead of the town.
     pub beads: Vec<BeadView>,
-}
-
-impl TownView {
-    /// A view of the town store's rows.
-    pub fn from_records(agents: &[AgentRecord], beads: &[BeadRecord]) -> Self {
-        Self {
-            agents: agents.iter().map(AgentView::from).collect(),
-            beads: beads.iter().map(BeadView::from).collect(),
-        }
-    }
 }
 
 /// True when the town has active work at `now_ms` (ms since the Unix epoch), per
