@@ -1,8 +1,9 @@
-//! "Does the town have active work?" (DESIGN.md §9) — the input of the alarm cadence,
-//! the health probes and the idle stop.
+//! "Does the town have active work?" (ARCHITECTURE.md, *Lifecycle timings*) — the input
+//! of the alarm cadence, the health probes and the idle stop.
 //!
-//! The seeds' bug: a mayor waiting for the user counted as working, so every town with a
-//! mayor ticked at 5 s and kept its container awake forever. Only non-mayor work counts.
+//! The bug it fixes (Kilo Gastown #1450): a mayor waiting for the user counted as working,
+//! so every town with a mayor ticked at 5 s and kept its container awake forever. Only
+//! non-mayor work counts.
 
 use std::time::Duration;
 
@@ -12,13 +13,14 @@ use crate::status::{AgentStatus, BeadStatus};
 use super::elapsed;
 
 /// A stalled non-mayor agent counts as active work while its last activity is younger
-/// than this: 30 min (DESIGN.md §9). Past it, the stall no longer keeps the town awake.
+/// than this: 30 min (a Kilo Gastown code value; ARCHITECTURE.md, *Lifecycle timings*).
+/// Past it, the stall no longer keeps the town awake.
 pub const STALLED_ACTIVE_WINDOW: Duration = Duration::from_secs(30 * 60);
 
-/// The bead kind of an issue (DESIGN.md §2).
+/// The bead kind of an issue (`beads.kind`; ARCHITECTURE.md, *Vocabulary*).
 pub const BEAD_KIND_ISSUE: &str = "issue";
 
-/// The bead kind of a merge request (DESIGN.md §2).
+/// The bead kind of a merge request (`beads.kind`; ARCHITECTURE.md, *Vocabulary*).
 pub const BEAD_KIND_MERGE_REQUEST: &str = "merge_request";
 
 /// What [`has_active_work`] needs to know about one agent.
@@ -58,7 +60,7 @@ pub struct TownView {
 }
 
 /// True when the town has active work at `now_ms` (ms since the Unix epoch), per
-/// DESIGN.md §9 — any of:
+/// ARCHITECTURE.md, *Lifecycle timings* (Kilo Gastown #1450 and PR #3151) — any of:
 ///
 /// - a non-mayor agent `working`;
 /// - a non-mayor agent `stalled` whose last activity is younger than
