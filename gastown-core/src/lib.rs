@@ -3,7 +3,7 @@
 //! # Layout
 //!
 //! - [`ids`], [`role`], [`status`], [`phase`]: the vocabulary (validated ids, roles, the
-//!   seeds' two status sets, the five startup phases).
+//!   status sets, the five startup phases; ARCHITECTURE.md, *Vocabulary*).
 //! - [`config`]: [`TownConfig`] — rigs, the mayor's models, the SDK launcher.
 //! - [`path`], [`command`], [`runtime`]: the [`ContainerRuntime`] trait and what it takes.
 //! - [`layout`], [`env`]: where an agent's files live, and the one env builder that a start

@@ -5,7 +5,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 /// One of the five steps every agent start runs, in this order:
-/// `token → hydrate → worktrees → sdk → session` (DESIGN.md §1).
+/// `token → hydrate → worktrees → sdk → session` (ARCHITECTURE.md, *Phase path*).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StartupPhase {

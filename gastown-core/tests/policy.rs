@@ -39,7 +39,7 @@ fn mayor(status: AgentStatus, last_activity_ms: i64) -> AgentRecord {
     m
 }
 
-/// The seeds' bug end to end: a town whose only agent is a waiting mayor has no active
+/// Kilo Gastown #1450's bug end to end: a town whose only agent is a waiting mayor has no active
 /// work, ticks slowly, sends no probes, and its container is stopped once the mayor has
 /// been quiet for 5 min.
 #[test]

@@ -1,5 +1,5 @@
 //! gastown's [`ContainerRuntime`](gastown_core::ContainerRuntime) on host processes: the
-//! **local** backend (DESIGN.md §6), the embedded default.
+//! **local** backend (ARCHITECTURE.md, *Crates and actors*), the embedded default.
 //!
 //! A town's "container" is a directory, `<root>/<town>/`, plus the process groups the
 //! runtime spawned for it. Container paths map under that directory

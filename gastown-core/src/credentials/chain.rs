@@ -52,8 +52,8 @@ impl CredentialChain {
 
     /// The default chain: personal → integration → stored, skipping the ones not given.
     /// A user's own token wins; then the integration's, refreshed in the background so it
-    /// never lapses; the stored token comes last because nothing refreshes it (the seeds
-    /// preferred it and handed out expired tokens).
+    /// never lapses; the stored token comes last because nothing refreshes it (Kilo
+    /// Gastown PR #3151: preferring it handed out expired tokens).
     pub fn standard(
         personal: Option<PersonalToken>,
         integration: Option<IntegrationTokenProvider>,

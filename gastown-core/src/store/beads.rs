@@ -1,6 +1,7 @@
-//! A minimal bead table and the events queue the reconciler drains (DESIGN.md §9: an
-//! event about a deleted bead or agent is terminal, and deleting a bead deletes its
-//! queued events).
+//! A minimal bead table and the events queue the reconciler drains (ARCHITECTURE.md,
+//! *Lifecycle timings*): an event about a deleted bead or agent is terminal, and deleting
+//! a bead deletes its queued events in the same transaction — Kilo Gastown PR #3047
+//! (shipped in PR #2974), whose orphaned events were retried on every alarm tick forever.
 
 use rusqlite::{Connection, OptionalExtension};
 

@@ -1,4 +1,4 @@
-//! [`TownStore`]: a town's state in one SQLite file (DESIGN.md §8).
+//! [`TownStore`]: a town's state in one SQLite file (ARCHITECTURE.md, *Persistence*).
 //!
 //! One file per town, in WAL mode so readers never wait for the writer. The schema is
 //! versioned with `PRAGMA user_version` and upgraded by the `migrations` submodule when
