@@ -65,6 +65,22 @@ impl From<Secret> for Word {
 /// another's process, and SDK servers start in parallel with no process-global lock (Kilo
 /// Gastown PR #3151 serialised every start behind one because `createKilo` read
 /// `process.cwd()` and `process.env`; ARCHITECTURE.md, *SDK server*).
+///
+/// `Debug` prints every argument and variable but shows a [`Word::Secret`] as `***`.
+///
+/// ```
+/// use gastown_core::{CommandSpec, ContainerPath, Secret};
+///
+/// let ws = ContainerPath::new("/workspace/mayor")?;
+/// let cmd = CommandSpec::new("git")
+///     .args(["status", "--short"])
+///     .env("PATH", "/usr/bin:/bin")
+///     .env("GIT_TOKEN", Secret::new("ghp_example"))
+///     .cwd(ws);
+/// assert_eq!(cmd.args.len(), 2);
+/// assert!(!format!("{cmd:?}").contains("ghp_example"));
+/// # Ok::<(), gastown_core::Error>(())
+/// ```
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct CommandSpec {
     /// The program: a bare name resolved by the backend, or an absolute path.

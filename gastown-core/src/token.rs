@@ -41,6 +41,12 @@ pub struct TokenClaims {
 }
 
 /// Mints and verifies container tokens with one HS256 key.
+///
+/// A token is a compact JWT (`header.claims.signature`, base64url) whose claims are
+/// [`TokenClaims`]; it reaches an agent in `GASTOWN_CONTAINER_TOKEN`
+/// ([`env::TOKEN_VAR`](crate::env::TOKEN_VAR)) at start, and a warm container in
+/// [`CONTAINER_TOKEN_PATH`] on a live refresh. The town keeps the key in its store, so
+/// tokens survive a restart of the embedding process. `Debug` hides the key.
 #[derive(Clone)]
 pub struct TokenSigner {
     key: Secret,
@@ -64,7 +70,9 @@ impl TokenSigner {
         Self { key }
     }
 
-    /// Mints a token for `agent` of `town`, issued at `now`, valid for `ttl`.
+    /// Mints a token for `agent` of `town`, issued at `now`, valid for `ttl` (whole
+    /// seconds: `iat` and `exp` are seconds since the Unix epoch; use [`TOKEN_TTL`]). Local
+    /// and cheap — no round trip, which is why a fresh start mints instead of refreshing.
     ///
     /// # Errors
     /// [`Error::Token`] if encoding fails.

@@ -13,6 +13,26 @@
 //! [`ContainerOptions`](gastown_core::ContainerOptions) are not enforced; mounts are
 //! symlinks, so `read_only` is not enforced either. Use the Docker backend for isolation.
 //!
+//! # Layout
+//!
+//! - `runtime`: [`LocalRuntime`] and its builder — the `ContainerRuntime` methods, the
+//!   per-town directories and the stop/remove sequence ([`REMOVE_GRACE`]);
+//! - `process`: [`LocalProcess`], the handle of a spawned process group (status, kill with
+//!   a grace period, exit code);
+//! - `programs`: resolving a bare program name (`kilo`, `git`) to a host binary — the map
+//!   given to [`LocalRuntimeBuilder::with_program`] first, then the host `PATH` captured
+//!   when the runtime was built;
+//! - `paths`: container path → host path under `<root>/<town>/`, and the value a process
+//!   gets for a [`Word`](gastown_core::Word);
+//! - `mounts`: [`Mount`](gastown_core::Mount)s as symlinks, validated before any is made;
+//! - `output`: a child's stdout and stderr as the bounded line channel of a
+//!   [`SpawnedProcess`](gastown_core::SpawnedProcess) (at most 1024 lines buffered, lines
+//!   of at most 64 KiB).
+//!
+//! It passes the whole conformance suite of `gastown_core::conformance` (see
+//! `tests/conformance.rs`); the architecture around it is in the repository's
+//! `ARCHITECTURE.md`.
+//!
 //! ```no_run
 //! # async fn demo() -> gastown_core::Result<()> {
 //! use gastown_core::{CommandSpec, ContainerOptions, ContainerRuntime, TownId};
