@@ -6,7 +6,7 @@
 //!   status sets, the five startup phases; ARCHITECTURE.md, *Vocabulary*).
 //! - [`config`]: [`TownConfig`] — rigs, the mayor's models, the SDK launcher.
 //! - [`path`], [`command`], [`runtime`]: the [`ContainerRuntime`] trait and what it takes.
-//! - [`layout`], [`env`]: where an agent's files live, and the one env builder that a start
+//! - [`layout`], [`env`](mod@env): where an agent's files live, and the one env builder that a start
 //!   and a prewarm share.
 //! - [`token`]: container tokens (HS256 JWT).
 //! - [`sdk`]: the HTTP client of the SDK server (`kilo serve`).
