@@ -1,7 +1,8 @@
 //! Criterion benches of the mayor's cold-start critical path.
 //!
-//! - `simulated/*`: the mayor-first actor path and the seeds' serial schedule (built from
-//!   the same phase steps) on the simulated runtime, a test double. Each iteration reports
+//! - `simulated/*`: the mayor-first actor path and the serial schedule of the Gastown
+//!   cold-start analysis (ARCHITECTURE.md, *Phase path*; built from the same phase steps)
+//!   on the simulated runtime, a test double. Each iteration reports
 //!   its *virtual* mayor-ready time through `iter_custom`, so the numbers are the scripted
 //!   critical paths — exact and the same on any machine.
 //! - `local/*`: the real kilo on the local runtime, wall-clock: a cold start and a

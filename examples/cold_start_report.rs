@@ -8,7 +8,8 @@
 //! Scenarios:
 //! - `mayor_first` and `seed_serial` for (agents, rigs) in {(0,0), (20,5)} on the
 //!   simulated runtime (a test double; virtual time, exact): the actor path against the
-//!   seeds' serial schedule built from the same phase steps. `floor_ms` is the critical-path
+//!   serial schedule of the Gastown cold-start analysis (ARCHITECTURE.md, *Phase path*),
+//!   built from the same phase steps. `floor_ms` is the critical-path
 //!   sum of the script (container start + hydrate + SDK boot + health + session).
 //! - `cold`, `warm_prewarmed`, `warm_model_changed` on the local runtime with the real kilo,
 //!   and on Docker when an engine answers: medians of `--runs` runs (default 5), the actor

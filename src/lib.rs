@@ -12,6 +12,11 @@
 //!
 //! Start with `examples/town.rs` (`scripts/run-example.sh`), which cold-starts a mayor,
 //! shuts the town down and resumes the same session from its snapshot.
+//!
+//! The vocabulary (town, rig, mayor, polecat, refinery, bead, hook, hydrate, prewarm,
+//! registry), the phase path `token → hydrate → worktrees → sdk → session`, the
+//! `ensure_mayor` decision tree, the lifecycle timings and the telemetry names are in the
+//! repository's `ARCHITECTURE.md`, with the upstream source of each.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

@@ -1,6 +1,7 @@
 //! Scenarios shared by `benches/cold_start.rs` and `examples/cold_start_report.rs`: the
-//! mayor-first actor path against the seeds' serial schedule on the simulated runtime (a
-//! test double, in virtual time), and against a bare "physical floor" sequence on real
+//! mayor-first actor path against the serial schedule of the Gastown cold-start analysis
+//! (ARCHITECTURE.md, *Phase path*) on the simulated runtime (a test double, in virtual
+//! time), and against a bare "physical floor" sequence on real
 //! runtimes with the real kilo.
 //!
 //! Not a library API: bench and example code only.
@@ -141,10 +142,10 @@ pub fn sim_mayor_first(agents: usize, rigs: usize) -> Duration {
     })
 }
 
-/// Mayor-ready time (virtual) of the seeds' serial schedule, built from the same phase
-/// steps: live token refresh to a cold container (starting it), registry fetch, every
-/// registered agent resumed one after another, browse worktrees for every rig, then the
-/// mayor's start.
+/// Mayor-ready time (virtual) of the serial schedule the Gastown cold-start analysis
+/// measured, built from the same phase steps: live token refresh to a cold container
+/// (starting it), registry fetch, every registered agent resumed one after another, browse
+/// worktrees for every rig, then the mayor's start.
 pub fn sim_seed_serial(agents: usize, rigs: usize) -> Duration {
     paused_runtime().block_on(async {
         let dir = tempfile::tempdir().unwrap();

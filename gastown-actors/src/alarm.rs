@@ -7,7 +7,8 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use gastown_core::policy::{has_active_work, should_refresh_token, TokenRefreshInput, TownView};
+use gastown_core::policy::{has_active_work, should_refresh_token, TokenRefreshInput};
+use gastown_core::store::town_view;
 use gastown_core::token::{
     CONTAINER_TOKEN_PATH, TOKEN_EXPIRES_KEY, TOKEN_REFRESHED_KEY, TOKEN_TTL,
 };
@@ -27,7 +28,7 @@ const CONTAINER_AGENT: &str = "container";
 pub(crate) async fn tick(parts: &TownParts, container: Option<ActorRef<ContainerMsg>>) -> bool {
     let now = parts.clock.now_ms();
     let active = match (parts.store.agents(), parts.store.beads()) {
-        (Ok(agents), Ok(beads)) => has_active_work(&TownView::from_records(&agents, &beads), now),
+        (Ok(agents), Ok(beads)) => has_active_work(&town_view(&agents, &beads), now),
         (Err(e), _) | (_, Err(e)) => {
             tracing::warn!(town = %parts.town, error = %e, "alarm: reading the town store");
             false

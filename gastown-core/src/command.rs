@@ -61,8 +61,26 @@ impl From<Secret> for Word {
 /// A command to run inside a container.
 ///
 /// The environment is exactly `env`: backends start from an empty environment and inherit
-/// nothing from the host or from other processes (DESIGN.md §5 rule 6), so one agent's
-/// secrets never reach another's process.
+/// nothing from the host or from other processes, so one agent's secrets never reach
+/// another's process, and SDK servers start in parallel with no process-global lock (Kilo
+/// Gastown PR #3151 serialised every start behind one because `createKilo` read
+/// `process.cwd()` and `process.env`; ARCHITECTURE.md, *SDK server*).
+///
+/// `Debug` prints every argument and variable but shows a [`Word::Secret`] as `***`.
+///
+/// ```
+/// use gastown_core::{CommandSpec, ContainerPath, Secret};
+///
+/// let ws = ContainerPath::new("/workspace/mayor")?;
+/// let cmd = CommandSpec::new("git")
+///     .args(["status", "--short"])
+///     .env("PATH", "/usr/bin:/bin")
+///     .env("GIT_TOKEN", Secret::new("ghp_example"))
+///     .cwd(ws);
+/// assert_eq!(cmd.args.len(), 2);
+/// assert!(!format!("{cmd:?}").contains("ghp_example"));
+/// # Ok::<(), gastown_core::Error>(())
+/// ```
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct CommandSpec {
     /// The program: a bare name resolved by the backend, or an absolute path.

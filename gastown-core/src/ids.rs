@@ -36,6 +36,12 @@ impl fmt::Display for IdRejection {
     }
 }
 
+/// Checks `value` against the id rules; `kind` (`town`, `agent`, `rig`) names the id in the
+/// error.
+///
+/// # Errors
+/// [`Error::InvalidId`] with the first [`IdRejection`] that applies (empty, then too long,
+/// then a bad character) and at most the first 80 characters of `value`.
 fn validate(kind: &'static str, value: &str) -> Result<()> {
     let reason = if value.is_empty() {
         Some(IdRejection::Empty)
@@ -126,17 +132,35 @@ macro_rules! id_type {
 }
 
 id_type!(
-    /// A town's id: the unit of tenancy (one mayor, its rigs, agents and beads).
+    /// A town's id: the unit of tenancy (one mayor, its rigs, agents and beads;
+    /// ARCHITECTURE.md, *Vocabulary*). It names the town's container (`<prefix>-<town>`
+    /// and the label `gastown.town=<town>` on Docker, `<root>/<town>/` locally), so
+    /// orphans can be found.
+    ///
+    /// ```
+    /// use gastown_core::TownId;
+    ///
+    /// let town = TownId::new("acme-prod")?;
+    /// assert_eq!(town.as_str(), "acme-prod");
+    /// assert!(TownId::new("Acme").is_err()); // upper case
+    /// assert!(TownId::new("a/b").is_err()); // would be two path components
+    /// # Ok::<(), gastown_core::Error>(())
+    /// ```
     TownId,
     "town"
 );
 id_type!(
-    /// An agent's id, unique within its town (the mayor's is `mayor`).
+    /// An agent's id, unique within its town (the mayor's is `mayor`, see
+    /// [`AgentId::mayor`]). It is a path component of the agent's layout
+    /// (`/agents/<agent>/…`, [`AgentLayout`](crate::AgentLayout)), its snapshot directory
+    /// and its town-store rows.
     AgentId,
     "agent"
 );
 id_type!(
-    /// A rig's id: the name of one git repository the town works on.
+    /// A rig's id: the name of one git repository the town works on. It names the
+    /// container's bare clone (`/rigs/<rig>.git`) and the mayor's browse worktree
+    /// (`/workspace/mayor/browse/<rig>`).
     RigId,
     "rig"
 );

@@ -1,4 +1,5 @@
-//! Finding the kilo binary (`kilo serve` is the SDK server every agent runs, DESIGN.md §7).
+//! Finding the kilo binary (`kilo serve` is the SDK server every agent runs;
+//! ARCHITECTURE.md, *SDK server*).
 //!
 //! The binary comes from the npm package `@kilocode/cli-linux-x64`, pinned to
 //! [`KILO_VERSION`]; `scripts/install-kilo.sh` installs it into the project-local,
@@ -11,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 
-/// The kilo version gastown is checked against (the SDK API facts in DESIGN.md §7 were
+/// The kilo version gastown is checked against (the facts in ARCHITECTURE.md, *SDK server*,
 /// verified on it); `scripts/install-kilo.sh` installs exactly this version.
 pub const KILO_VERSION: &str = "7.7.9";
 

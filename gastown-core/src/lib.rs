@@ -3,10 +3,10 @@
 //! # Layout
 //!
 //! - [`ids`], [`role`], [`status`], [`phase`]: the vocabulary (validated ids, roles, the
-//!   seeds' two status sets, the five startup phases).
+//!   status sets, the five startup phases; ARCHITECTURE.md, *Vocabulary*).
 //! - [`config`]: [`TownConfig`] — rigs, the mayor's models, the SDK launcher.
 //! - [`path`], [`command`], [`runtime`]: the [`ContainerRuntime`] trait and what it takes.
-//! - [`layout`], [`env`]: where an agent's files live, and the one env builder that a start
+//! - [`layout`], [`env`](mod@env): where an agent's files live, and the one env builder that a start
 //!   and a prewarm share.
 //! - [`token`]: container tokens (HS256 JWT).
 //! - [`sdk`]: the HTTP client of the SDK server (`kilo serve`).
@@ -62,5 +62,5 @@ pub use runtime::{
     OutputLine, ProcessHandle, SpawnedProcess, Stream,
 };
 pub use secret::Secret;
-pub use status::{AgentStatus, ContainerStatus, ProcessStatus};
+pub use status::{AgentStatus, BeadStatus, ContainerStatus, ProcessStatus};
 pub use store::TownStore;

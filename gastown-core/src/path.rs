@@ -11,6 +11,18 @@ use crate::error::{Error, Result};
 /// Always absolute, `/`-separated, with no `..` or `.` component, no empty component and
 /// no NUL byte, so a backend can map it under its own root (the local runtime does) without
 /// escaping it. `/` itself is allowed.
+///
+/// ```
+/// use gastown_core::ContainerPath;
+///
+/// let data = ContainerPath::new("/agents/mayor/data/")?; // the trailing `/` is dropped
+/// assert_eq!(data.as_str(), "/agents/mayor/data");
+/// assert_eq!(data.join("kilo/kilo.db")?.as_str(), "/agents/mayor/data/kilo/kilo.db");
+/// assert_eq!(data.parent().unwrap().as_str(), "/agents/mayor");
+/// assert!(ContainerPath::new("/agents/../etc").is_err());
+/// assert!(ContainerPath::new("agents").is_err()); // relative
+/// # Ok::<(), gastown_core::Error>(())
+/// ```
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct ContainerPath(String);

@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::phase::StartupPhase;
 
-/// What `ensure_mayor` decided, with the seeds' outcome names
-/// (recorded as the `mayor.ensure_decision` event).
+/// What `ensure_mayor` decided, with Kilo Gastown's outcome names (Kilo Gastown PR #3122;
+/// ARCHITECTURE.md, *Decision tree*), recorded as the `mayor.ensure_decision` event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EnsureDecision {
@@ -23,7 +23,7 @@ pub enum EnsureDecision {
 }
 
 impl EnsureDecision {
-    /// The seeds' name (`short_circuit_warm`, `short_circuit_idle`, `sdk_dead_redispatch`,
+    /// Kilo Gastown's name (`short_circuit_warm`, `short_circuit_idle`, `sdk_dead_redispatch`,
     /// `fresh_dispatch`).
     pub fn as_str(self) -> &'static str {
         match self {
@@ -75,12 +75,13 @@ pub struct StartupReport {
     pub total_ms: u64,
     /// The phases that ran, in order (empty for a short circuit).
     pub phases: Vec<PhaseTiming>,
-    /// Named timings known when the agent became ready, in ms, under the seeds' names
-    /// (DESIGN.md §9): `token_mint_ms`, `workspace_created_ms`, `write_agents_md_ms`,
-    /// `db_hydrated`, `sdk_ready`, `session_created`, and for a cold container
+    /// Named timings known when the agent became ready, in ms, under Kilo Gastown's names
+    /// (ARCHITECTURE.md, *Telemetry*): `token_mint_ms`, `workspace_created_ms`,
+    /// `db_hydrated`, `sdk_ready`, `session_created`, and for the start boot hydration made
     /// `registry_fetch_ms` and `mayor_resume_ms` or `mayor_prewarm_ms`. Work that runs in
-    /// the background (`browse_worktree_setup_ms`, `non_mayor_resume_ms`,
-    /// `git_credential_refresh_ms`, `refresh_token_ms`) is reported as tracing events only.
+    /// the background (`browse_worktree_setup_ms`, `write_agents_md_ms`,
+    /// `non_mayor_resume_ms`, `git_credential_refresh_ms`, `refresh_token_ms`) is reported
+    /// as tracing events only. Empty for a short circuit.
     #[serde(default)]
     pub timings: BTreeMap<String, u64>,
 }

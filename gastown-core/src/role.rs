@@ -4,7 +4,9 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-/// What an agent does in its town.
+/// What an agent does in its town (ARCHITECTURE.md, *Vocabulary*). Stored in the town
+/// store and passed to the agent's SDK server as `GASTOWN_AGENT_ROLE` (its plugin decides
+/// from it which tools to register, per Kilo Gastown PR #3151).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {

@@ -6,6 +6,18 @@ use rand::RngCore;
 
 /// A secret value (password, token). `Debug` prints `Secret(***)`; there is no `Display`.
 /// Read it with [`Secret::expose`] only where it is handed to its one consumer.
+///
+/// Used for every SDK server password (one [`Secret::random`] per agent), container token,
+/// git credential and the town's token signing key. Equality compares the values, in
+/// ordinary (not constant) time.
+///
+/// ```
+/// use gastown_core::Secret;
+///
+/// let password = Secret::random();
+/// assert_eq!(password.expose().len(), 64);
+/// assert_eq!(format!("{password:?}"), "Secret(***)");
+/// ```
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
 

@@ -1,4 +1,4 @@
-//! Snapshots of agents' `kilo.db` (DESIGN.md §8).
+//! Snapshots of agents' `kilo.db` (ARCHITECTURE.md, *Persistence*).
 //!
 //! The SDK server keeps its sessions in a SQLite database in WAL mode, so a plain file
 //! copy of a live database can be torn. A snapshot is therefore taken with SQLite's online

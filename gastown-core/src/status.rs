@@ -1,5 +1,10 @@
-//! The two status vocabularies of the seeds: the worker side's view of an agent, and the
-//! container side's view of a process.
+//! The status vocabularies (ARCHITECTURE.md, *Vocabulary*): the worker side's view of an
+//! agent ([`AgentStatus`]), the container side's view of a process ([`ProcessStatus`]) and
+//! of the container ([`ContainerStatus`]), and a bead's lifecycle ([`BeadStatus`]).
+//!
+//! The agent and process sets are Kilo Gastown's (the `waiting` mayor status comes from
+//! Kilo Gastown #1450, so a mayor awaiting the user is not active work). Every stored name
+//! is the `snake_case` of the variant, as `as_str` and `parse` spell it.
 
 use std::fmt;
 
@@ -88,4 +93,54 @@ pub enum ContainerStatus {
     Running,
     /// The container exists but is not running (stopped, killed from outside, exited).
     Exited,
+}
+
+/// A bead's status, as the town store keeps it (the `status` column of `beads`).
+///
+/// The five Kilo Gastown bead statuses. It lives here rather than in
+/// [`store`](crate::store) so the pure [`policy`](crate::policy) module can read it
+/// without importing store types; `gastown_core::store::BeadStatus` re-exports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BeadStatus {
+    /// Waiting for an agent.
+    Open,
+    /// An agent works on it.
+    InProgress,
+    /// Done by its polecat, under review.
+    InReview,
+    /// Finished.
+    Closed,
+    /// Given up.
+    Failed,
+}
+
+impl BeadStatus {
+    /// The stored name (`open`, `in_progress`, `in_review`, `closed`, `failed`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BeadStatus::Open => "open",
+            BeadStatus::InProgress => "in_progress",
+            BeadStatus::InReview => "in_review",
+            BeadStatus::Closed => "closed",
+            BeadStatus::Failed => "failed",
+        }
+    }
+
+    /// Parses a stored name; `None` for anything else.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "open" => BeadStatus::Open,
+            "in_progress" => BeadStatus::InProgress,
+            "in_review" => BeadStatus::InReview,
+            "closed" => BeadStatus::Closed,
+            "failed" => BeadStatus::Failed,
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Display for BeadStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }

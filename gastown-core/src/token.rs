@@ -1,5 +1,6 @@
 //! Container tokens: HS256 JWTs that name a town and an agent, minted locally (no round
-//! trip) and valid for 8 hours (the seeds' container-token lifetime).
+//! trip) and valid for 8 hours (Kilo Gastown's container-token lifetime; ARCHITECTURE.md,
+//! *Lifecycle timings*).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -17,11 +18,13 @@ pub const TOKEN_REFRESHED_KEY: &str = "container_token_refreshed_ms";
 /// Town store time key: when the current container token expires (ms).
 pub const TOKEN_EXPIRES_KEY: &str = "container_token_expires_ms";
 
-/// How long a container token is valid: 8 h (DESIGN.md §9).
+/// How long a container token is valid: 8 h (a Kilo Gastown code value).
 pub const TOKEN_TTL: Duration = Duration::from_secs(8 * 3600);
-/// A live refresh goes out at most this often: 1 h (DESIGN.md §9).
+/// A live refresh goes out at most this often: 1 h (Kilo Gastown #1450; the throttle is
+/// persisted under [`TOKEN_REFRESHED_KEY`]).
 pub const REFRESH_THROTTLE: Duration = Duration::from_secs(3600);
-/// On boot, a token this close to expiry is refreshed: 30 min (DESIGN.md §9).
+/// A token this close to expiry is refreshed even inside the throttle: 30 min (a Kilo
+/// Gastown code value, where it applied on boot).
 pub const REFRESH_NEAR_EXPIRY: Duration = Duration::from_secs(30 * 60);
 
 /// The claims of a container token.
@@ -38,6 +41,12 @@ pub struct TokenClaims {
 }
 
 /// Mints and verifies container tokens with one HS256 key.
+///
+/// A token is a compact JWT (`header.claims.signature`, base64url) whose claims are
+/// [`TokenClaims`]; it reaches an agent in `GASTOWN_CONTAINER_TOKEN`
+/// ([`env::TOKEN_VAR`](crate::env::TOKEN_VAR)) at start, and a warm container in
+/// [`CONTAINER_TOKEN_PATH`] on a live refresh. The town keeps the key in its store, so
+/// tokens survive a restart of the embedding process. `Debug` hides the key.
 #[derive(Clone)]
 pub struct TokenSigner {
     key: Secret,
@@ -61,7 +70,9 @@ impl TokenSigner {
         Self { key }
     }
 
-    /// Mints a token for `agent` of `town`, issued at `now`, valid for `ttl`.
+    /// Mints a token for `agent` of `town`, issued at `now`, valid for `ttl` (whole
+    /// seconds: `iat` and `exp` are seconds since the Unix epoch; use [`TOKEN_TTL`]). Local
+    /// and cheap — no round trip, which is why a fresh start mints instead of refreshing.
     ///
     /// # Errors
     /// [`Error::Token`] if encoding fails.

@@ -9,7 +9,7 @@ use gastown_core::policy::{
     should_unhook, DispatchVerdict, EnsureObservation, IdleStopInput, ServerObservation,
     TokenRefreshInput, TownView,
 };
-use gastown_core::store::{AgentRecord, BeadRecord, BeadStatus};
+use gastown_core::store::{town_view, AgentRecord, BeadRecord, BeadStatus};
 use gastown_core::{AgentId, AgentStatus, EnsureDecision, Role, TownStore};
 
 const NOW: i64 = 1_700_000_000_000;
@@ -28,7 +28,7 @@ fn view(store: &TownStore, bead_ids: &[&str]) -> TownView {
         .iter()
         .filter_map(|id| store.bead(id).unwrap())
         .collect();
-    TownView::from_records(&agents, &beads)
+    town_view(&agents, &beads)
 }
 
 fn mayor(status: AgentStatus, last_activity_ms: i64) -> AgentRecord {
@@ -39,7 +39,7 @@ fn mayor(status: AgentStatus, last_activity_ms: i64) -> AgentRecord {
     m
 }
 
-/// The seeds' bug end to end: a town whose only agent is a waiting mayor has no active
+/// Kilo Gastown #1450's bug end to end: a town whose only agent is a waiting mayor has no active
 /// work, ticks slowly, sends no probes, and its container is stopped once the mayor has
 /// been quiet for 5 min.
 #[test]

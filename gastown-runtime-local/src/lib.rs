@@ -1,5 +1,5 @@
 //! gastown's [`ContainerRuntime`](gastown_core::ContainerRuntime) on host processes: the
-//! **local** backend (DESIGN.md §6), the embedded default.
+//! **local** backend (ARCHITECTURE.md, *Crates and actors*), the embedded default.
 //!
 //! A town's "container" is a directory, `<root>/<town>/`, plus the process groups the
 //! runtime spawned for it. Container paths map under that directory
@@ -12,6 +12,26 @@
 //! process can open any host path it is given); memory and pid limits in
 //! [`ContainerOptions`](gastown_core::ContainerOptions) are not enforced; mounts are
 //! symlinks, so `read_only` is not enforced either. Use the Docker backend for isolation.
+//!
+//! # Layout
+//!
+//! - `runtime`: [`LocalRuntime`] and its builder — the `ContainerRuntime` methods, the
+//!   per-town directories and the stop/remove sequence ([`REMOVE_GRACE`]);
+//! - `process`: [`LocalProcess`], the handle of a spawned process group (status, kill with
+//!   a grace period, exit code);
+//! - `programs`: resolving a bare program name (`kilo`, `git`) to a host binary — the map
+//!   given to [`LocalRuntimeBuilder::with_program`] first, then the host `PATH` captured
+//!   when the runtime was built;
+//! - `paths`: container path → host path under `<root>/<town>/`, and the value a process
+//!   gets for a [`Word`](gastown_core::Word);
+//! - `mounts`: [`Mount`](gastown_core::Mount)s as symlinks, validated before any is made;
+//! - `output`: a child's stdout and stderr as the bounded line channel of a
+//!   [`SpawnedProcess`](gastown_core::SpawnedProcess) (at most 1024 lines buffered, lines
+//!   of at most 64 KiB).
+//!
+//! It passes the whole conformance suite of `gastown_core::conformance` (see
+//! `tests/conformance.rs`); the architecture around it is in the repository's
+//! `ARCHITECTURE.md`.
 //!
 //! ```no_run
 //! # async fn demo() -> gastown_core::Result<()> {

@@ -32,6 +32,12 @@ pub(crate) fn pump(
     rx
 }
 
+/// Reads `stream` line by line into `ring`, tagging each line with `which`.
+///
+/// A line ends at `\n`; the `\n` and a `\r` before it are stripped, bytes that are not
+/// UTF-8 become U+FFFD, and a line longer than [`MAX_LINE_BYTES`] arrives as several lines
+/// of at most that many bytes. Returns at end of file, or on a read error (logged at
+/// `debug`: the child's output is best effort, its exit status is what callers check).
 async fn read_lines(
     stream: impl AsyncRead + Unpin,
     which: Stream,
@@ -69,6 +75,10 @@ async fn read_lines(
     }
 }
 
+/// Moves lines from the broadcast ring to the caller's channel until either side closes.
+///
+/// Lines the ring overwrote before this task read them (the caller fell more than
+/// [`OUTPUT_BUFFER_LINES`] behind) are counted and logged at `debug`, not an error.
 async fn forward(mut ring: broadcast::Receiver<OutputLine>, tx: mpsc::Sender<OutputLine>) {
     loop {
         match ring.recv().await {

@@ -12,7 +12,10 @@ use gastown_core::{Error, Result};
 /// program itself needs resolving on the host.
 #[derive(Debug, Clone)]
 pub(crate) struct Programs {
+    /// Bare program name → host binary, from `LocalRuntimeBuilder::with_program`.
     map: BTreeMap<String, PathBuf>,
+    /// The absolute directories of this process's `PATH` when the runtime was built, in
+    /// order (relative entries are dropped: they would depend on the current directory).
     search: Vec<PathBuf>,
 }
 
@@ -79,7 +82,8 @@ impl Programs {
     }
 }
 
-/// A regular file (after symlinks) with an execute bit.
+/// A regular file (after symlinks) with an execute bit for anyone (`mode & 0o111`); the
+/// spawn itself reports a binary this user still cannot run.
 fn is_executable(path: &Path) -> bool {
     std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }

@@ -52,8 +52,8 @@ impl CredentialChain {
 
     /// The default chain: personal → integration → stored, skipping the ones not given.
     /// A user's own token wins; then the integration's, refreshed in the background so it
-    /// never lapses; the stored token comes last because nothing refreshes it (the seeds
-    /// preferred it and handed out expired tokens).
+    /// never lapses; the stored token comes last because nothing refreshes it (Kilo
+    /// Gastown PR #3151: preferring it handed out expired tokens).
     pub fn standard(
         personal: Option<PersonalToken>,
         integration: Option<IntegrationTokenProvider>,
@@ -107,7 +107,10 @@ impl CredentialChain {
 
     /// Runs every source's [`CredentialSource::refresh`] concurrently; returns each
     /// source's name and outcome, in chain order. For background use only (it may wait
-    /// on the network).
+    /// on the network; the actors' alarm calls it every 45 min, inside the 1 h life of an
+    /// integration token — ARCHITECTURE.md, *Lifecycle timings*). It never fails as a
+    /// whole: a source's error is its entry's `Err` (also logged at `warn`), and that
+    /// source keeps its previous token.
     pub async fn refresh_all(&self) -> Vec<(&'static str, Result<()>)> {
         let outcomes = join_all(self.sources.iter().map(|s| s.refresh())).await;
         self.sources

@@ -1,5 +1,6 @@
-//! A platform integration's token (e.g. a GitHub App installation token, 1 h lifetime in
-//! the seeds): fetched over the network in the background, served from a cache.
+//! A platform integration's token (e.g. a GitHub App installation token, 1 h lifetime per
+//! Kilo Gastown PR #3151): fetched over the network in the background, served from a
+//! cache.
 
 use std::fmt;
 use std::sync::Arc;

@@ -1,8 +1,9 @@
 //! Credentials for the agents' git hosting (the `GH_TOKEN`/`GIT_TOKEN` an agent's env
-//! carries), resolved by a chain of sources (issue 4 item 6).
+//! carries), resolved by a chain of sources (ARCHITECTURE.md, *Lifecycle timings*).
 //!
-//! The seeds refreshed git credentials on the mayor's critical path, and preferred a
-//! stored token over the integration's, so long-lived towns handed out an expired token.
+//! Kilo Gastown refreshed git credentials on the mayor's critical path (the Gastown
+//! cold-start analysis, recommendation 4), and preferred a stored token over the
+//! integration's, so long-lived towns handed out an expired token (Kilo Gastown PR #3151).
 //! Here:
 //!
 //! - [`CredentialSource::resolve`] is cheap (a configured value, a cache, a local store

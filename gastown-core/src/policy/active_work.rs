@@ -1,25 +1,26 @@
-//! "Does the town have active work?" (DESIGN.md §9) — the input of the alarm cadence,
-//! the health probes and the idle stop.
+//! "Does the town have active work?" (ARCHITECTURE.md, *Lifecycle timings*) — the input
+//! of the alarm cadence, the health probes and the idle stop.
 //!
-//! The seeds' bug: a mayor waiting for the user counted as working, so every town with a
-//! mayor ticked at 5 s and kept its container awake forever. Only non-mayor work counts.
+//! The bug it fixes (Kilo Gastown #1450): a mayor waiting for the user counted as working,
+//! so every town with a mayor ticked at 5 s and kept its container awake forever. Only
+//! non-mayor work counts.
 
 use std::time::Duration;
 
 use crate::role::Role;
-use crate::status::AgentStatus;
-use crate::store::{AgentRecord, BeadRecord, BeadStatus};
+use crate::status::{AgentStatus, BeadStatus};
 
 use super::elapsed;
 
 /// A stalled non-mayor agent counts as active work while its last activity is younger
-/// than this: 30 min (DESIGN.md §9). Past it, the stall no longer keeps the town awake.
+/// than this: 30 min (a Kilo Gastown code value; ARCHITECTURE.md, *Lifecycle timings*).
+/// Past it, the stall no longer keeps the town awake.
 pub const STALLED_ACTIVE_WINDOW: Duration = Duration::from_secs(30 * 60);
 
-/// The bead kind of an issue (DESIGN.md §2).
+/// The bead kind of an issue (`beads.kind`; ARCHITECTURE.md, *Vocabulary*).
 pub const BEAD_KIND_ISSUE: &str = "issue";
 
-/// The bead kind of a merge request (DESIGN.md §2).
+/// The bead kind of a merge request (`beads.kind`; ARCHITECTURE.md, *Vocabulary*).
 pub const BEAD_KIND_MERGE_REQUEST: &str = "merge_request";
 
 /// What [`has_active_work`] needs to know about one agent.
@@ -37,18 +38,6 @@ pub struct AgentView {
     pub heartbeat_ms: Option<i64>,
 }
 
-impl From<&AgentRecord> for AgentView {
-    fn from(record: &AgentRecord) -> Self {
-        Self {
-            role: record.role,
-            status: record.status,
-            has_hook: record.hook.is_some(),
-            last_activity_ms: record.last_activity_ms,
-            heartbeat_ms: record.heartbeat_ms,
-        }
-    }
-}
-
 /// What [`has_active_work`] needs to know about one bead.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BeadView {
@@ -60,17 +49,8 @@ pub struct BeadView {
     pub assigned: bool,
 }
 
-impl From<&BeadRecord> for BeadView {
-    fn from(record: &BeadRecord) -> Self {
-        Self {
-            kind: record.kind.clone(),
-            status: record.status,
-            assigned: record.assignee.is_some(),
-        }
-    }
-}
-
-/// The town's agents and beads, as [`has_active_work`] sees them.
+/// The town's agents and beads, as [`has_active_work`] sees them. Built from the town
+/// store's rows by `gastown_core::store::town_view`, or by hand in tests.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TownView {
     /// Every agent of the town.
@@ -79,18 +59,8 @@ pub struct TownView {
     pub beads: Vec<BeadView>,
 }
 
-impl TownView {
-    /// A view of the town store's rows.
-    pub fn from_records(agents: &[AgentRecord], beads: &[BeadRecord]) -> Self {
-        Self {
-            agents: agents.iter().map(AgentView::from).collect(),
-            beads: beads.iter().map(BeadView::from).collect(),
-        }
-    }
-}
-
 /// True when the town has active work at `now_ms` (ms since the Unix epoch), per
-/// DESIGN.md §9 — any of:
+/// ARCHITECTURE.md, *Lifecycle timings* (Kilo Gastown #1450 and PR #3151) — any of:
 ///
 /// - a non-mayor agent `working`;
 /// - a non-mayor agent `stalled` whose last activity is younger than

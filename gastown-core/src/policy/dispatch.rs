@@ -1,4 +1,5 @@
-//! Retrying a failed dispatch (DESIGN.md §9).
+//! Retrying a failed dispatch (ARCHITECTURE.md, *Lifecycle timings*; the "stay `working`"
+//! rule is Kilo Gastown PR #3151's).
 //!
 //! What counts as a failure is the caller's: if the start request may have been accepted
 //! (the error arrived late), the agent stays `working` and the stale-heartbeat rule
@@ -9,10 +10,12 @@ use std::time::Duration;
 
 use super::elapsed;
 
-/// The wait between two dispatch attempts of one agent: 30 s (DESIGN.md §9).
+/// The wait between two dispatch attempts of one agent: 30 s (a Kilo Gastown code value;
+/// ARCHITECTURE.md, *Lifecycle timings*).
 pub const DISPATCH_RETRY_COOLDOWN: Duration = Duration::from_secs(30);
 
-/// At most this many dispatch attempts in all: 5 (DESIGN.md §9).
+/// At most this many dispatch attempts in all, the first included: 5 (a Kilo Gastown code
+/// value; ARCHITECTURE.md, *Lifecycle timings*).
 pub const DISPATCH_MAX_ATTEMPTS: u32 = 5;
 
 /// What to do about the next dispatch attempt.
@@ -36,7 +39,7 @@ pub struct DispatchRetry {
 }
 
 impl DispatchRetry {
-    /// DESIGN.md §9's budget: [`DISPATCH_RETRY_COOLDOWN`] (30 s),
+    /// The budget of ARCHITECTURE.md, *Lifecycle timings*: [`DISPATCH_RETRY_COOLDOWN`] (30 s),
     /// [`DISPATCH_MAX_ATTEMPTS`] (5).
     pub const DEFAULT: DispatchRetry = DispatchRetry {
         cooldown: DISPATCH_RETRY_COOLDOWN,

@@ -1,10 +1,10 @@
-//! The `ensure_mayor` decision tree (DESIGN.md §5 rule 5, issue 4 item 4), with the
-//! seeds' outcome names ([`EnsureDecision`]).
+//! The `ensure_mayor` decision tree (ARCHITECTURE.md, *Decision tree*), with Kilo
+//! Gastown's outcome names ([`EnsureDecision`], from Kilo Gastown PR #3122).
 //!
-//! The seeds' bug it fixes: `ensureMayor` short-circuited on remembered fields ("the
-//! container says the mayor runs") while the SDK server was gone, so the user had to
-//! refresh. Here a short circuit needs an observed live process *and* a passing health
-//! probe.
+//! The bug it fixes (Kilo Gastown PR #3122): `ensureMayor` short-circuited on remembered
+//! fields ("the container says the mayor runs": `serverPort`, `sessionId`) while the SDK
+//! server was gone, so the user had to refresh. Here a short circuit needs an observed
+//! live process *and* a passing health probe.
 
 use crate::report::EnsureDecision;
 use crate::status::AgentStatus;

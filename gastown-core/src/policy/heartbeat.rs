@@ -1,9 +1,11 @@
-//! Heartbeats, unhooking, and the workers' idle exit (DESIGN.md §9).
+//! Heartbeats, unhooking, and the workers' idle exit (ARCHITECTURE.md, *Lifecycle
+//! timings*).
 //!
-//! The seeds' bug: a dispatch whose error arrived after the container had accepted the
-//! start marked the agent idle; the "idle agent hooked to a live bead" rule then tore the
-//! hook out from under a live session. Now such an agent stays `working`, and an idle
-//! hooked agent loses its hook only once its heartbeat is stale.
+//! The bug it fixes (Kilo Gastown PR #3151): a dispatch whose error arrived after the
+//! container had accepted the start marked the agent idle; the "idle agent hooked to a
+//! live bead" rule then tore the hook out from under a live session. Now such an agent
+//! stays `working`, and an idle hooked agent loses its hook only once its heartbeat is
+//! stale.
 
 use std::time::Duration;
 
@@ -12,20 +14,24 @@ use crate::status::AgentStatus;
 
 use super::elapsed;
 
-/// How often an agent reports a heartbeat: 30 s (DESIGN.md §9).
+/// How often an agent reports a heartbeat: 30 s (a Kilo Gastown code value;
+/// ARCHITECTURE.md, *Lifecycle timings*).
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(30);
 
-/// A heartbeat older than this is stale: 90 s (DESIGN.md §9; three missed heartbeats).
+/// A heartbeat older than this is stale: 90 s (Kilo Gastown PR #3151; three missed
+/// heartbeats at [`HEARTBEAT_INTERVAL`]).
 pub const HEARTBEAT_STALE_AFTER: Duration = Duration::from_secs(90);
 
-/// A polecat exits this long after its session goes idle: 120 s (DESIGN.md §9).
+/// A polecat exits this long after its session goes idle: 120 s (the 2-minute idle timer
+/// of Kilo Gastown #1450).
 pub const POLECAT_IDLE_EXIT: Duration = Duration::from_secs(120);
 
-/// A refinery exits this long after its session goes idle: 600 s (DESIGN.md §9).
+/// A refinery exits this long after its session goes idle: 600 s (a Kilo Gastown code
+/// value; ARCHITECTURE.md, *Lifecycle timings*).
 pub const REFINERY_IDLE_EXIT: Duration = Duration::from_secs(600);
 
 /// While the container drains, a worker exits this long after going idle: 10 s
-/// (DESIGN.md §9).
+/// (a Kilo Gastown code value; ARCHITECTURE.md, *Lifecycle timings*).
 pub const DRAINING_IDLE_EXIT: Duration = Duration::from_secs(10);
 
 /// True when the heartbeat at `heartbeat_ms` is stale at `now_ms` (both ms since the

@@ -1,8 +1,9 @@
-//! Stopping an idle town's container (DESIGN.md §9; the seeds' `stopContainerIfIdle`).
+//! Stopping an idle town's container (ARCHITECTURE.md, *Lifecycle timings*; Kilo
+//! Gastown PR #3113's `stopContainerIfIdle`, shipped in PR #2974).
 //!
 //! Without it, a container whose sleep timer is kept alive by anything (a dashboard
-//! terminal's keep-alives in the seeds) runs forever; the seeds counted 300+ containers
-//! for ~100 active users.
+//! terminal's keep-alives in Kilo Gastown PR #3113) runs forever; that PR counted 300+
+//! containers for ~100 active users.
 
 use std::time::Duration;
 
@@ -11,10 +12,10 @@ use crate::status::AgentStatus;
 use super::elapsed;
 
 /// The mayor must have been quiet (idle, waiting) for longer than this: 5 min
-/// (DESIGN.md §9).
+/// (Kilo Gastown PR #3113).
 pub const IDLE_STOP_MAYOR_QUIET: Duration = Duration::from_secs(5 * 60);
 
-/// At most one stop attempt per this span: 2 min (DESIGN.md §9), so a slow or failing
+/// At most one stop attempt per this span: 2 min (Kilo Gastown PR #3113), so a slow or failing
 /// stop does not thrash. A failed stop is retried on a later tick: with no active work
 /// the alarm ticks every 300 s, past the throttle.
 pub const IDLE_STOP_THROTTLE: Duration = Duration::from_secs(2 * 60);
@@ -43,7 +44,7 @@ pub struct IdleStopInput {
 /// - the mayor is quiet: `idle`, `waiting`, `dead` or absent, and its last activity is
 ///   older than [`IDLE_STOP_MAYOR_QUIET`] (5 min). A quiet mayor with no recorded
 ///   activity counts as quiet long enough: this runtime has no platform sleep timer to
-///   fall back on (the seeds had one), so an unknown must not keep a container up forever;
+///   fall back on (Kilo Gastown had one), so an unknown must not keep a container up forever;
 /// - the container is running/healthy;
 /// - no attempt within [`IDLE_STOP_THROTTLE`] (2 min).
 pub fn should_stop_idle_container(input: IdleStopInput, now_ms: i64) -> bool {

@@ -1,4 +1,5 @@
-//! Pure lifecycle policies (DESIGN.md §3, §5, §9): what the town should do, as functions
+//! Pure lifecycle policies (ARCHITECTURE.md, *Decision tree* and *Lifecycle timings*):
+//! what the town should do, as functions
 //! of data. No I/O and no clock reads — `now` is always a parameter, in ms since the Unix
 //! epoch — so the actors that hold state and do I/O can call them on every tick, and
 //! tests can pin every boundary.
@@ -14,8 +15,10 @@
 //! - [`dispatch`]: retrying a failed dispatch;
 //! - [`start_run`]: the run of an agent's five startup phases (next phase, retry, finish).
 //!
-//! Every number is a public constant whose doc says where it comes from (DESIGN.md §9,
-//! itself drawn from the seeds).
+//! Every number is a public constant whose doc gives its unit and where it comes from
+//! (ARCHITECTURE.md, *Lifecycle timings*, which names the upstream Kilo Gastown source of
+//! each). Nothing here imports the town store: `gastown_core::store::town_view` turns its
+//! rows into the views these functions read.
 
 pub mod active_work;
 pub mod alarm;

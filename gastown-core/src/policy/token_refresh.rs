@@ -1,10 +1,11 @@
-//! Live container-token refresh (DESIGN.md §5 rule 1, §9; issue 4 item 1).
+//! Live container-token refresh (ARCHITECTURE.md, *Lifecycle timings*).
 //!
-//! Two seeds' bugs: a live `/refresh-token` went to a cold container on the mayor's
-//! critical path (a fresh start mints the token and passes it in the start request
-//! instead), and the hourly throttle lived in memory, so every restart of the town's
-//! process refreshed at once. The throttle's timestamp is the caller's to persist (the
-//! town store's time kv); this policy only reads it.
+//! Two upstream bugs it fixes: a live `/refresh-token` went to a cold container on the
+//! mayor's critical path (the Gastown cold-start analysis, recommendation 1: a fresh start
+//! mints the token and passes it in its start request instead), and the hourly throttle
+//! lived in memory, so every restart of the town's process refreshed at once (Kilo
+//! Gastown #1450). The throttle's timestamp is the caller's to persist (the town store's
+//! time kv); this policy only reads it.
 
 use std::time::Duration;
 
@@ -13,11 +14,11 @@ use crate::token;
 use super::elapsed;
 
 /// A live refresh goes out at most this often: 1 h ([`token::REFRESH_THROTTLE`],
-/// DESIGN.md §9).
+/// Kilo Gastown #1450).
 pub const TOKEN_REFRESH_THROTTLE: Duration = token::REFRESH_THROTTLE;
 
 /// A token this close to expiry is refreshed even inside the throttle: 30 min
-/// ([`token::REFRESH_NEAR_EXPIRY`], DESIGN.md §9).
+/// ([`token::REFRESH_NEAR_EXPIRY`], a Kilo Gastown code value).
 pub const TOKEN_REFRESH_NEAR_EXPIRY: Duration = token::REFRESH_NEAR_EXPIRY;
 
 /// What [`should_refresh_token`] looks at. Times are ms since the Unix epoch.
@@ -38,7 +39,8 @@ pub struct TokenRefreshInput {
 /// epoch):
 ///
 /// - never unless the container is known warm (a cold start mints and passes the token
-///   in its start request instead; refreshing a cold container is the seeds' bug);
+///   in its start request instead; refreshing a cold container is the bug of the Gastown
+///   cold-start analysis);
 /// - a token within [`TOKEN_REFRESH_NEAR_EXPIRY`] (30 min) of expiry, or past it, is
 ///   refreshed even inside the throttle: the throttle exists to spare the container
 ///   requests, not to let the agents' token lapse;

@@ -1,60 +1,14 @@
-//! A minimal bead table and the events queue the reconciler drains (DESIGN.md §9: an
-//! event about a deleted bead or agent is terminal, and deleting a bead deletes its
-//! queued events).
-
-use std::fmt;
+//! A minimal bead table and the events queue the reconciler drains (ARCHITECTURE.md,
+//! *Lifecycle timings*): an event about a deleted bead or agent is terminal, and deleting
+//! a bead deletes its queued events in the same transaction — Kilo Gastown PR #3047
+//! (shipped in PR #2974), whose orphaned events were retried on every alarm tick forever.
 
 use rusqlite::{Connection, OptionalExtension};
 
 use super::{parse_column, store_err, TownStore};
 use crate::error::Result;
 use crate::ids::AgentId;
-
-/// A bead's status (DESIGN.md §2).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum BeadStatus {
-    /// Waiting for an agent.
-    Open,
-    /// An agent works on it.
-    InProgress,
-    /// Done by its polecat, under review.
-    InReview,
-    /// Finished.
-    Closed,
-    /// Given up.
-    Failed,
-}
-
-impl BeadStatus {
-    /// The stored name (`open`, `in_progress`, `in_review`, `closed`, `failed`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            BeadStatus::Open => "open",
-            BeadStatus::InProgress => "in_progress",
-            BeadStatus::InReview => "in_review",
-            BeadStatus::Closed => "closed",
-            BeadStatus::Failed => "failed",
-        }
-    }
-
-    /// Parses a stored name; `None` for anything else.
-    pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "open" => BeadStatus::Open,
-            "in_progress" => BeadStatus::InProgress,
-            "in_review" => BeadStatus::InReview,
-            "closed" => BeadStatus::Closed,
-            "failed" => BeadStatus::Failed,
-            _ => return None,
-        })
-    }
-}
-
-impl fmt::Display for BeadStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+use crate::status::BeadStatus;
 
 /// One bead.
 #[derive(Debug, Clone, PartialEq, Eq)]

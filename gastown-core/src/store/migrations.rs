@@ -79,7 +79,11 @@ pub(super) fn user_version(conn: &Connection) -> rusqlite::Result<u32> {
     conn.query_row("PRAGMA user_version", [], |row| row.get(0))
 }
 
-/// Refuses a schema newer than [`SCHEMA_VERSION`].
+/// Refuses a schema newer than [`SCHEMA_VERSION`]; `location` names the file in the error.
+///
+/// # Errors
+/// [`Error::InvalidConfig`] when `version` is newer (the file was written by a newer
+/// gastown and is left untouched).
 pub(super) fn check_known(version: u32, location: &str) -> Result<()> {
     if version > SCHEMA_VERSION {
         return Err(Error::InvalidConfig {
@@ -94,6 +98,11 @@ pub(super) fn check_known(version: u32, location: &str) -> Result<()> {
 
 /// Applies every missing migration, each in its own `BEGIN IMMEDIATE` transaction that
 /// re-reads the version under the write lock, so concurrent openers apply each one once.
+///
+/// # Errors
+/// [`Error::Store`] naming `location` and the version migrated from when a statement
+/// fails (that migration is rolled back; earlier ones stay); [`Error::InvalidConfig`] as
+/// [`check_known`].
 pub(super) fn migrate(conn: &mut Connection, location: &str) -> Result<()> {
     loop {
         let version = user_version(conn)

@@ -1,4 +1,4 @@
-//! [`TownStore`]: a town's state in one SQLite file (DESIGN.md §8).
+//! [`TownStore`]: a town's state in one SQLite file (ARCHITECTURE.md, *Persistence*).
 //!
 //! One file per town, in WAL mode so readers never wait for the writer. The schema is
 //! versioned with `PRAGMA user_version` and upgraded by the `migrations` submodule when
@@ -18,6 +18,7 @@ mod beads;
 mod kv;
 mod migrations;
 mod registry;
+mod view;
 
 use std::fmt;
 use std::path::Path;
@@ -30,10 +31,12 @@ use rusqlite::{Connection, OpenFlags};
 
 use crate::error::{Error, Result};
 
+pub use crate::status::BeadStatus;
 pub use agents::AgentRecord;
-pub use beads::{BeadRecord, BeadStatus, EventRecord};
+pub use beads::{BeadRecord, EventRecord};
 pub use migrations::SCHEMA_VERSION;
 pub use registry::RegistryEntry;
+pub use view::town_view;
 
 /// How long a statement waits for another connection's lock before failing with
 /// `SQLITE_BUSY`, in ms. Writes here take well under a millisecond, so 5 s only runs out

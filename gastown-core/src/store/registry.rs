@@ -1,5 +1,5 @@
 //! The registry: the agents that were running or starting when the container last
-//! stopped, which boot hydration resumes (mayor first, DESIGN.md §5).
+//! stopped, which boot hydration resumes (mayor first; ARCHITECTURE.md, *Phase path*).
 
 use super::{parse_column, store_err, TownStore};
 use crate::error::Result;
