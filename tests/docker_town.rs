@@ -1,5 +1,5 @@
 //! A whole town on the Docker runtime, through the embedding API (`TownHandle`), on a real
-//! Docker Engine with the real `kilo serve` in gastown's agent image (issue 3):
+//! Docker Engine with the real `kilo serve` in gastown's agent image :
 //!
 //! - a town shut down and started again (a new container) resumes the mayor's session
 //!   from its snapshot, and shutdown leaves no container or volume behind;

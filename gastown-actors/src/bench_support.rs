@@ -1,7 +1,7 @@
 //! Not a public API: the pieces of the **reference serial schedule** that
 //! `benches/cold_start.rs` and `examples/cold_start_report.rs` measure mayor-first boot
 //! against. They run the very phase steps the actors run, with no actors, in whatever
-//! order the caller chooses (the seeds' original order, there). Nothing in the library
+//! order the caller chooses (the original serial order of the Gastown cold-start analysis, there). Nothing in the library
 //! uses them, and they may change at any time.
 
 use std::sync::Arc;
@@ -71,7 +71,7 @@ impl SerialTown {
             .map(|_| ())
     }
 
-    /// A live token refresh: a token written into the container (which the seeds sent even
+    /// A live token refresh: a token written into the container (which the original Gastown path sent even
     /// to a cold container, starting it).
     ///
     /// # Errors
@@ -106,7 +106,7 @@ impl SerialTown {
     }
 
     /// Sets up every rig's browse worktree for `mayor` and writes its `AGENTS.md`, waiting
-    /// for all of it (the seeds did this on the mayor's critical path).
+    /// for all of it (the original Gastown path did this on the mayor's critical path).
     pub async fn browse_worktrees(&self, mayor: AgentSpec) {
         refresh_browse_worktrees(&self.context(mayor)).await;
     }

@@ -14,7 +14,7 @@ pub enum MayorBoot {
     Failed,
 }
 
-/// What boot hydration did (DESIGN.md §5 rule 2: mayor first, the others in the
+/// What boot hydration did (`ARCHITECTURE.md`, *Phase path*: mayor first, the others in the
 /// background).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BootReport {

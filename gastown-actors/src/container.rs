@@ -76,15 +76,24 @@ enum Gate {
 /// The ContainerActor's state.
 #[derive(Debug)]
 pub(crate) struct ContainerState {
+    /// What every agent shares (runtime, store, snapshots, signer).
     parts: Arc<TownParts>,
+    /// How the container is started (read-only rig mounts); passed on every start.
     options: ContainerOptions,
+    /// The mayor's current spec: boot hydration starts the mayor with it, so a model
+    /// changed before a cold start is the one its first server gets.
     mayor: AgentSpec,
+    /// The per-agent SDK server cache: one AgentActor per agent, spawned on first use.
     agents: HashMap<AgentId, ActorRef<AgentMsg>>,
     /// Requests waiting for the runtime's start to finish.
     pending: Vec<(AgentSpec, Waiter)>,
+    /// `warm_up` callers waiting for the runtime's start, answered at the gate.
     warmups: Vec<RpcReplyPort<Result<BootReport>>>,
+    /// A runtime start is in flight: queued requests share it instead of starting another.
     ensuring: bool,
+    /// The hydration gate: closed while boot hydration brings the mayor up.
     gate: Gate,
+    /// A drain began: every new request is refused with `Stopped`.
     draining: bool,
     /// A drain that arrived while the runtime's start was in flight: it runs when the start
     /// returns, so a container created after the drain is not left behind.

@@ -1,5 +1,5 @@
 //! The actor tree of gastown: [`TownHandle`] → TownActor → ContainerActor → AgentActor →
-//! phase steps (DESIGN.md §4).
+//! phase steps (`ARCHITECTURE.md`, *Crates and actors*).
 //!
 //! - **TownActor**: one per town; decides and forwards, never blocks its mailbox.
 //! - **ContainerActor**: starts or adopts the town's container through the
@@ -9,6 +9,24 @@
 //!   the five phases `token → hydrate → worktrees → sdk → session` as supervised child
 //!   steps, each with a timeout and a retry budget ([`StartOptions`]); a failure that
 //!   exhausts the budget is a [`StartError`] naming the phase.
+//!
+//! # Layout
+//!
+//! One request reads top-down through four files, never back up (`ARCHITECTURE.md`,
+//! *Crates and actors*):
+//!
+//! - `town.rs`: [`TownHandle`], the embedder's API, beside the TownActor it talks to;
+//! - `container.rs`: the ContainerActor — container start or adoption, boot hydration
+//!   (mayor first) and the hydration gate, the agents' actors, the drain;
+//! - `agent/`: the AgentActor — `mod.rs` (messages, the ensure decision), `run.rs` (one
+//!   start driven by the pure [`StartRun`](gastown_core::policy::StartRun) machine),
+//!   `probe.rs` (confirming a running server), `drain.rs` (stop and snapshot);
+//! - `phases/`: one file per phase, plain async functions on the runtime trait, and the
+//!   supervised attempt that runs one of them (a timeout, a caught panic, an abort).
+//!
+//! Beside the path: `context.rs` (what every phase reads, opened from [`TownOptions`]),
+//! `options.rs`, `error.rs`, [`telemetry`] (the one vocabulary of event names), `alarm.rs`
+//! (the periodic tick), `ready.rs` and `boot.rs` (what callers get back), `clock.rs`.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {

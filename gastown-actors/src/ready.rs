@@ -2,7 +2,7 @@
 
 use gastown_core::{AgentId, StartupReport};
 
-/// Whether the mayor can browse its rigs' code yet (DESIGN.md §5: browse worktrees are set
+/// Whether the mayor can browse its rigs' code yet (`ARCHITECTURE.md`, *Phase path*: browse worktrees are set
 /// up in the background, and the mayor's status says when code browsing is still warming).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BrowseState {

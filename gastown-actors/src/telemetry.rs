@@ -2,7 +2,7 @@
 //! and the helpers that emit them.
 //!
 //! Names are the Gastown cold-start analysis's timing names (`ARCHITECTURE.md`,
-//! *Telemetry*), kept as they are so dashboards built on the seeds' instrumentation read
+//! *Telemetry*), kept as they are so dashboards built on Kilo Gastown's instrumentation read
 //! ours. Every event is a `tracing` event at `info` (phase timings) or `debug` level whose
 //! message is its name, with the fields `town`, `agent`, `role` and, for timings, `ms`.
 //! Each one is emitted by the code its name describes: a phase's timing when that phase

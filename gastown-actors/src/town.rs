@@ -243,11 +243,18 @@ pub(crate) struct TownArgs {
 /// The TownActor's state.
 #[derive(Debug)]
 pub(crate) struct TownState {
+    /// What every agent shares (runtime, store, snapshots, signer).
     parts: Arc<TownParts>,
+    /// The mayor's spec; `update_mayor_model` changes it for the next start.
     mayor: AgentSpec,
+    /// How the container is started (read-only rig mounts).
     container_options: ContainerOptions,
+    /// The ContainerActor, spawned on the first request that needs the container; a
+    /// failed one is forgotten and the next request spawns another, which adopts.
     container: Option<ActorRef<ContainerMsg>>,
+    /// A shutdown began: requests are refused and ticks stop.
     shutting_down: bool,
+    /// Every `shutdown` caller (handles are clones), answered with the one drain's result.
     shutdown_waiters: Vec<RpcReplyPort<Result<()>>>,
 }
 

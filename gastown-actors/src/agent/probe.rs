@@ -52,6 +52,11 @@ impl AgentState {
         for b in self.boot_waiters.drain(..) {
             let _ = b.send(true);
         }
+        if self.ctx.spec.role == gastown_core::Role::Mayor && !self.waiters.is_empty() {
+            let ms = self.waiters.iter().map(|w| w.requested.elapsed()).max();
+            let ms = ms.unwrap_or_default().as_millis() as u64;
+            crate::telemetry::mayor_done(self.subject(), false, decision, ms);
+        }
         let endpoint = self.live.as_ref().map(|l| l.endpoint.clone());
         for w in self.waiters.drain(..) {
             let ready = match (&endpoint, &self.session_id) {

@@ -242,8 +242,11 @@ impl AgentState {
             phases,
             timings,
         };
-        if is_mayor {
-            telemetry::mayor_done(self.subject(), run.prewarm, report.decision, total_ms);
+        if is_mayor && run.prewarm {
+            telemetry::mayor_done(self.subject(), true, report.decision, total_ms);
+        }
+        if is_mayor && !self.waiters.is_empty() {
+            telemetry::mayor_done(self.subject(), false, report.decision, total_ms);
         }
         self.session_id = Some(session_id.clone());
         let endpoint = live.endpoint.clone();
