@@ -1,18 +1,33 @@
-//! The town's periodic alarm (`ARCHITECTURE.md`, *Lifecycle timings*): every 5 s with active work, every 300 s
-//! without. Each tick looks at the town store and, when the container is known warm and the
-//! persisted hourly throttle allows it, sends a live container-token refresh — never on a
-//! cold start, which mints and passes the token instead. Credentials are refreshed in the
-//! background on the same hourly rhythm, never on the `ensure_mayor` path.
+//! The town's periodic alarm (`ARCHITECTURE.md`, *Lifecycle timings*): every 5 s with
+//! active work, every 300 s without. Each tick reads the town store and:
+//!
+//! - probes the agents' health, only with active work (a waiting mayor is not active
+//!   work), so an idle town's container gets no request between ticks but the hourly token
+//!   refresh;
+//! - sends a live container-token refresh when the container is known warm and the
+//!   persisted hourly throttle allows it — never on a cold start, which mints and passes
+//!   the token instead; credentials are refreshed on their own persisted schedule;
+//! - decides the idle stop: no active work and the mayor quiet for the town's window
+//!   (5 min by default, Kilo Gastown PR #3113), at most one attempt per 2 min.
+//!
+//! A tick runs in a task of its own; one that panics or errors is logged and the alarm
+//! carries on at the idle cadence.
 
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use gastown_core::policy::{has_active_work, should_refresh_token, TokenRefreshInput};
+use std::time::Duration;
+
+use gastown_core::policy::idle_stop::IDLE_STOP_THROTTLE;
+use gastown_core::policy::{
+    alarm_interval, has_active_work, should_probe_health, should_refresh_token,
+    should_stop_idle_container_after, IdleStopInput, TokenRefreshInput,
+};
 use gastown_core::store::town_view;
 use gastown_core::token::{
     CONTAINER_TOKEN_PATH, TOKEN_EXPIRES_KEY, TOKEN_REFRESHED_KEY, TOKEN_TTL,
 };
-use gastown_core::{AgentId, ContainerPath, Result};
+use gastown_core::{AgentId, ContainerPath, ContainerStatus, Result, Role};
 use ractor::rpc::CallResult;
 use ractor::ActorRef;
 use tokio::time::Instant;
@@ -24,16 +39,53 @@ use crate::telemetry;
 /// The id a container-wide token names as its agent.
 const CONTAINER_AGENT: &str = "container";
 
-/// One alarm tick. Returns whether the town has active work (which sets the next cadence).
-pub(crate) async fn tick(parts: &TownParts, container: Option<ActorRef<ContainerMsg>>) -> bool {
+/// Town store time key: when the alarm last attempted an idle stop (ms), persisted before
+/// the stop so the throttle survives a restart.
+pub(crate) const IDLE_STOP_ATTEMPT_KEY: &str = "idle_stop_attempt_ms";
+
+/// What a tick decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TickPlan {
+    /// The town has active work (5 s cadence, health probes).
+    pub(crate) active: bool,
+    /// When the next tick is due: the cadence, or sooner when the mayor's quiet window
+    /// (or the idle-stop throttle) ends first, so an idle stop happens when it is due.
+    pub(crate) next_in: Duration,
+    /// Stop the idle container now; the mayor has been quiet this long (ms).
+    pub(crate) stop_idle: Option<u64>,
+}
+
+impl TickPlan {
+    /// The plan of a tick that failed: nothing to do, the idle cadence.
+    pub(crate) fn fallback() -> Self {
+        Self {
+            active: false,
+            next_in: alarm_interval(false),
+            stop_idle: None,
+        }
+    }
+}
+
+/// One alarm tick: reads the town store, probes the agents' health only with active work,
+/// refreshes the token and credentials on their throttles, and decides the idle stop.
+///
+/// `retry_stop`: an earlier idle stop failed and no request has woken the town since; the
+/// container may still be there (stopped, or running without servers), so it counts as
+/// present for the stop decision and the drain is tried again.
+pub(crate) async fn tick(
+    parts: &TownParts,
+    container: Option<ActorRef<ContainerMsg>>,
+    retry_stop: bool,
+) -> TickPlan {
     let now = parts.clock.now_ms();
-    let active = match (parts.store.agents(), parts.store.beads()) {
-        (Ok(agents), Ok(beads)) => has_active_work(&town_view(&agents, &beads), now),
+    let (agents, beads) = match (parts.store.agents(), parts.store.beads()) {
+        (Ok(agents), Ok(beads)) => (agents, beads),
         (Err(e), _) | (_, Err(e)) => {
             tracing::warn!(town = %parts.town, error = %e, "alarm: reading the town store");
-            false
+            return TickPlan::fallback();
         }
     };
+    let active = has_active_work(&town_view(&agents, &beads), now);
     let warm = match &container {
         Some(c) => matches!(
             c.call(ContainerMsg::IsWarm, None).await,
@@ -41,6 +93,61 @@ pub(crate) async fn tick(parts: &TownParts, container: Option<ActorRef<Container
         ),
         None => false,
     };
+    let left_over = retry_stop
+        && container.is_none()
+        && matches!(parts.runtime.status(&parts.town).await, Ok(s) if s != ContainerStatus::Absent);
+    // Each probe resets nothing here, but costs the container a request: only while
+    // someone is working (`ARCHITECTURE.md`, *Lifecycle timings*).
+    if warm && should_probe_health(active) {
+        if let Some(c) = &container {
+            let _ = c.cast(ContainerMsg::HealthCheck);
+        }
+    }
+    refresh_on_schedule(parts, warm, now).await;
+
+    let mayor = agents.iter().find(|a| a.role == Role::Mayor);
+    let last_stop_attempt_ms = parts.store.time_get(IDLE_STOP_ATTEMPT_KEY).ok().flatten();
+    let input = IdleStopInput {
+        active_work: active,
+        mayor_status: mayor.map(|m| m.status),
+        mayor_last_activity_ms: mayor.and_then(|m| m.last_activity_ms),
+        container_running_healthy: warm || left_over,
+        last_stop_attempt_ms,
+    };
+    let quiet = parts.idle_stop_after;
+    let mut next_in = alarm_interval(active);
+    let mut stop_idle = None;
+    if should_stop_idle_container_after(input, quiet, now) {
+        // Persisted first: a crash mid-stop still throttles the next attempt.
+        if let Err(e) = parts.store.time_set(IDLE_STOP_ATTEMPT_KEY, now) {
+            tracing::warn!(town = %parts.town, error = %e, "alarm: recording the idle stop");
+        }
+        let since = input.mayor_last_activity_ms.unwrap_or(now);
+        stop_idle = Some(u64::try_from(now - since).unwrap_or(0));
+    } else if warm && !active {
+        // Wake when the stop falls due rather than up to a whole idle cadence later.
+        let due = [
+            input
+                .mayor_last_activity_ms
+                .map(|at| at + quiet.as_millis() as i64 + 1),
+            last_stop_attempt_ms.map(|at| at + IDLE_STOP_THROTTLE.as_millis() as i64),
+        ];
+        if let Some(due) = due.into_iter().flatten().max() {
+            if due > now {
+                next_in = next_in.min(Duration::from_millis((due - now) as u64));
+            }
+        }
+    }
+    TickPlan {
+        active,
+        next_in,
+        stop_idle,
+    }
+}
+
+/// The live token refresh (warm container, hourly persisted throttle) and the credential
+/// refresh (its own persisted schedule, warm container or not).
+async fn refresh_on_schedule(parts: &TownParts, warm: bool, now: i64) {
     let input = TokenRefreshInput {
         container_warm: warm,
         last_refresh_ms: parts.store.time_get(TOKEN_REFRESHED_KEY).ok().flatten(),
@@ -64,7 +171,6 @@ pub(crate) async fn tick(parts: &TownParts, container: Option<ActorRef<Container
     {
         refresh_credentials(parts).await;
     }
-    active
 }
 
 /// Town store time key: when credentials were last refreshed (ms).

@@ -17,6 +17,7 @@ use crate::agent::{AgentActor, AgentMsg, Waiter};
 use crate::boot::{BootReport, MayorBoot};
 use crate::context::{AgentContext, AgentSpec, TownParts};
 use crate::error::{Error, Result};
+use crate::events::{StopReason, TownEvent};
 use crate::ready::{AgentInfo, MayorReady};
 use crate::telemetry;
 
@@ -44,6 +45,9 @@ pub(crate) enum ContainerMsg {
         agent: AgentId,
         reply: RpcReplyPort<Option<AgentInfo>>,
     },
+    /// The alarm's health check (only with active work): every agent with a running
+    /// server probes it, and a dead one is redispatched.
+    HealthCheck,
     /// Whether the container is known warm (started by this actor and not lost since).
     IsWarm(RpcReplyPort<bool>),
     /// The runtime's start (or adopt) finished.
@@ -52,7 +56,12 @@ pub(crate) enum ContainerMsg {
     /// others.
     GateOpen(u64, Box<BootReport>, Vec<AgentSpec>),
     /// Drain every agent (stop + snapshot), then remove the container.
-    Drain(RpcReplyPort<Result<()>>),
+    Drain {
+        /// Why the container goes away (told to event subscribers).
+        reason: StopReason,
+        /// Answered when the container is removed (or stopped and kept).
+        reply: RpcReplyPort<Result<()>>,
+    },
 }
 
 /// Arguments of a [`ContainerActor`].
@@ -97,7 +106,7 @@ pub(crate) struct ContainerState {
     draining: bool,
     /// A drain that arrived while the runtime's start was in flight: it runs when the start
     /// returns, so a container created after the drain is not left behind.
-    parked_drain: Option<RpcReplyPort<Result<()>>>,
+    parked_drain: Option<(StopReason, RpcReplyPort<Result<()>>)>,
     /// Counts boots, so a boot's gate-open message is not taken for a later boot's.
     boot_seq: u64,
 }
@@ -193,10 +202,15 @@ impl Actor for ContainerActor {
                     let _ = reply.send(None);
                 }
             },
+            ContainerMsg::HealthCheck => {
+                for agent in state.agents.values() {
+                    let _ = agent.cast(AgentMsg::HealthCheck);
+                }
+            }
             ContainerMsg::IsWarm(reply) => {
                 let _ = reply.send(matches!(state.gate, Gate::Open(_)) && !state.draining);
             }
-            ContainerMsg::Drain(reply) => state.on_drain(&myself, reply).await,
+            ContainerMsg::Drain { reason, reply } => state.on_drain(&myself, reason, reply).await,
         }
         Ok(())
     }
@@ -268,8 +282,8 @@ impl ContainerState {
     ) {
         self.ensuring = false;
         if self.draining {
-            if let Some(reply) = self.parked_drain.take() {
-                self.start_drain(myself, reply).await;
+            if let Some((reason, reply)) = self.parked_drain.take() {
+                self.start_drain(myself, reason, reply).await;
             }
             return;
         }
@@ -291,6 +305,12 @@ impl ContainerState {
                 return;
             }
         };
+        self.parts.events.publish(
+            None,
+            TownEvent::ContainerStarted {
+                created: info.created,
+            },
+        );
         if info.created {
             if !matches!(self.gate, Gate::Down) {
                 tracing::warn!(town = %self.parts.town, "container was replaced; its processes are gone");
@@ -485,7 +505,12 @@ impl ContainerState {
         });
     }
 
-    async fn on_drain(&mut self, myself: &ActorRef<ContainerMsg>, reply: RpcReplyPort<Result<()>>) {
+    async fn on_drain(
+        &mut self,
+        myself: &ActorRef<ContainerMsg>,
+        reason: StopReason,
+        reply: RpcReplyPort<Result<()>>,
+    ) {
         if self.draining {
             let _ = reply.send(Err(Error::Stopped));
             return;
@@ -503,9 +528,9 @@ impl ContainerState {
             }
         }
         if self.ensuring {
-            self.parked_drain = Some(reply);
+            self.parked_drain = Some((reason, reply));
         } else {
-            self.start_drain(myself, reply).await;
+            self.start_drain(myself, reason, reply).await;
         }
     }
 
@@ -515,6 +540,7 @@ impl ContainerState {
     async fn start_drain(
         &mut self,
         myself: &ActorRef<ContainerMsg>,
+        reason: StopReason,
         reply: RpcReplyPort<Result<()>>,
     ) {
         match self.parts.store.registry() {
@@ -539,6 +565,7 @@ impl ContainerState {
         let rt = self.parts.runtime.clone();
         let town = self.parts.town.clone();
         let grace = self.parts.options.stop_grace;
+        let events = self.parts.events.clone();
         tokio::spawn(async move {
             let results = futures::future::join_all(agents.iter().map(|a| async move {
                 match a.call(AgentMsg::Drain, None).await {
@@ -556,6 +583,7 @@ impl ContainerState {
                 }
                 None => rt.remove(&town).await.map_err(Error::Core),
             };
+            events.publish(None, TownEvent::ContainerStopped { reason });
             let _ = reply.send(result);
         });
     }

@@ -68,7 +68,11 @@ pub(crate) struct TownParts {
     pub(crate) credentials: Option<(Arc<CredentialChain>, String)>,
     pub(crate) rigs: Vec<RigConfig>,
     pub(crate) options: StartOptions,
+    /// The mayor's quiet window before an idle stop.
+    pub(crate) idle_stop_after: std::time::Duration,
     pub(crate) clock: Clock,
+    /// The town's event bus: what embedders see through `TownHandle::events`.
+    pub(crate) events: Arc<crate::events::EventBus>,
     /// One lock per rig: every agent of the container shares the rig's bare clone, and two
     /// clones or a fetch during a `worktree add` must not interleave.
     pub(crate) rig_locks: parking_lot::Mutex<HashMap<RigId, Arc<tokio::sync::Mutex<()>>>>,
@@ -100,6 +104,11 @@ pub(crate) struct AgentContext {
 }
 
 impl AgentContext {
+    /// Publishes `event` about this agent on the town's bus.
+    pub(crate) fn publish(&self, event: crate::events::TownEvent) {
+        self.parts.events.publish(Some(&self.spec.id), event);
+    }
+
     /// Who this agent's telemetry events are about.
     pub(crate) fn subject(&self) -> crate::telemetry::Subject<'_> {
         crate::telemetry::Subject::agent(&self.parts.town, &self.spec.id, self.spec.role)
@@ -198,6 +207,7 @@ pub(crate) fn open_parts(options: TownOptions) -> Result<OpenedTown> {
         start,
         sdk_connector,
         credentials,
+        idle_stop_after,
     } = options;
     if let Some((_, var)) = &credentials {
         if !gastown_core::env::is_var_name(var) {
@@ -259,7 +269,9 @@ pub(crate) fn open_parts(options: TownOptions) -> Result<OpenedTown> {
         credentials,
         rigs: config.rigs.clone(),
         options: start,
+        idle_stop_after,
         clock: Clock::new(),
+        events: Arc::new(crate::events::EventBus::new(Clock::new())),
         rig_locks: Default::default(),
     });
     Ok(OpenedTown {

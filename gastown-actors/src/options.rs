@@ -109,6 +109,10 @@ pub struct TownOptions {
     /// sources, refreshed in the background), and the variable that carries them
     /// (e.g. `GIT_TOKEN`). `None`: agents get no credential.
     pub credentials: Option<(Arc<CredentialChain>, String)>,
+    /// How long the mayor must be quiet (no message, no turn) with no active work before
+    /// the alarm drains and stops the container (default 5 min, Kilo Gastown PR #3113).
+    /// The next `ensure_mayor` wakes the town with the same session.
+    pub idle_stop_after: Duration,
 }
 
 impl fmt::Debug for TownOptions {
@@ -135,6 +139,7 @@ impl TownOptions {
             start: StartOptions::default(),
             sdk_connector: Arc::new(HttpConnector),
             credentials: None,
+            idle_stop_after: gastown_core::policy::idle_stop::IDLE_STOP_MAYOR_QUIET,
         }
     }
 
@@ -147,6 +152,13 @@ impl TownOptions {
     /// Sets how clients of SDK servers are made.
     pub fn with_sdk_connector(mut self, connector: Arc<dyn SdkConnector>) -> Self {
         self.sdk_connector = connector;
+        self
+    }
+
+    /// Sets how long a quiet mayor keeps an idle town's container up (see
+    /// [`TownOptions::idle_stop_after`]).
+    pub fn with_idle_stop_after(mut self, quiet: Duration) -> Self {
+        self.idle_stop_after = quiet;
         self
     }
 

@@ -27,7 +27,10 @@ fn config(town: &str, _rigs: usize) -> TownConfig {
 }
 
 fn options(config: TownConfig, state: &Path, rt: &Arc<SimulatedRuntime>) -> TownOptions {
-    TownOptions::new(config, state, rt.clone()).with_sdk_connector(rt.sdk_connector())
+    // The container must stay warm for the hour this test watches: no idle stop.
+    TownOptions::new(config, state, rt.clone())
+        .with_sdk_connector(rt.sdk_connector())
+        .with_idle_stop_after(Duration::from_secs(86_400))
 }
 
 #[tokio::test(start_paused = true)]

@@ -10,6 +10,7 @@ use ractor::RpcReplyPort;
 use super::AgentState;
 use crate::context::AgentContext;
 use crate::error::{Error, Result};
+use crate::events::TownEvent;
 use crate::phases::stop_server;
 
 impl AgentState {
@@ -47,6 +48,7 @@ async fn drain(ctx: &AgentContext, servers: Vec<Arc<dyn ProcessHandle>>) -> Resu
         Err(gastown_core::Error::FileNotFound { .. }) => None,
         Err(e) => return Err(e.into()),
     };
+    let started = tokio::time::Instant::now();
     let snapshots = ctx.parts.snapshots.clone();
     let agent = ctx.spec.id.clone();
     let info =
@@ -59,6 +61,10 @@ async fn drain(ctx: &AgentContext, servers: Vec<Arc<dyn ProcessHandle>>) -> Resu
     tracing::info!(
         town = %town, agent = %ctx.spec.id, bytes = info.bytes, "kilo.db snapshot taken"
     );
+    ctx.publish(TownEvent::SnapshotTaken {
+        bytes: info.bytes,
+        ms: started.elapsed().as_millis() as u64,
+    });
     if let Err(e) = ctx
         .parts
         .store
@@ -66,5 +72,8 @@ async fn drain(ctx: &AgentContext, servers: Vec<Arc<dyn ProcessHandle>>) -> Resu
     {
         tracing::warn!(agent = %ctx.spec.id, error = %e, "recording drained agent");
     }
+    ctx.publish(TownEvent::AgentStatusChanged {
+        status: AgentStatus::Idle,
+    });
     Ok(())
 }

@@ -84,6 +84,9 @@ pub(crate) enum AgentMsg {
         /// What it saw.
         server: ServerObservation,
     },
+    /// The alarm's health check: probe the running server (if idle), redispatch a dead
+    /// one.
+    HealthCheck,
     /// The container was replaced underneath: every process in it is gone.
     ContainerLost,
     /// Stop the SDK server and snapshot its `kilo.db`; replies when the snapshot is safe.
@@ -188,6 +191,11 @@ impl Actor for AgentActor {
             AgentMsg::RetryPhase { run_id } => state.on_retry(&myself, run_id),
             AgentMsg::ProbeDone { probe_id, server } => {
                 state.on_probe_done(&myself, probe_id, server)
+            }
+            AgentMsg::HealthCheck => {
+                if let (Mode::Idle, Some(live)) = (&state.mode, state.live.clone()) {
+                    state.begin_probe(&myself, live);
+                }
             }
             AgentMsg::ContainerLost => {
                 // The processes died with the container; the handle would only lie.
@@ -323,6 +331,8 @@ impl AgentState {
         if let Err(e) = result {
             tracing::warn!(agent = %id, error = %e, "recording agent status");
         }
+        self.ctx
+            .publish(crate::events::TownEvent::AgentStatusChanged { status });
     }
 
     fn on_browse_done(&mut self, outcomes: Vec<BrowseOutcome>) {

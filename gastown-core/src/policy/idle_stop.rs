@@ -48,6 +48,16 @@ pub struct IdleStopInput {
 /// - the container is running/healthy;
 /// - no attempt within [`IDLE_STOP_THROTTLE`] (2 min).
 pub fn should_stop_idle_container(input: IdleStopInput, now_ms: i64) -> bool {
+    should_stop_idle_container_after(input, IDLE_STOP_MAYOR_QUIET, now_ms)
+}
+
+/// [`should_stop_idle_container`] with the mayor's quiet window set by the town (its
+/// options) instead of the default [`IDLE_STOP_MAYOR_QUIET`].
+pub fn should_stop_idle_container_after(
+    input: IdleStopInput,
+    quiet: Duration,
+    now_ms: i64,
+) -> bool {
     if input.active_work || !input.container_running_healthy {
         return false;
     }
@@ -57,7 +67,7 @@ pub fn should_stop_idle_container(input: IdleStopInput, now_ms: i64) -> bool {
     };
     let quiet_long_enough = input
         .mayor_last_activity_ms
-        .is_none_or(|at| elapsed(at, now_ms) > IDLE_STOP_MAYOR_QUIET);
+        .is_none_or(|at| elapsed(at, now_ms) > quiet);
     let throttled = input
         .last_stop_attempt_ms
         .is_some_and(|at| elapsed(at, now_ms) < IDLE_STOP_THROTTLE);

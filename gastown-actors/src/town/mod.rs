@@ -18,12 +18,17 @@ use tokio::time::Instant;
 use gastown_core::policy::alarm_interval;
 
 use crate::alarm;
+use crate::alarm::TickPlan;
 use crate::boot::BootReport;
 use crate::container::{ContainerActor, ContainerArgs, ContainerMsg};
 use crate::context::{open_parts, AgentSpec, TownParts};
+
+mod idle;
 use crate::error::{Error, Result};
+use crate::events::{EventBus, StopReason, TownEventRecord};
 use crate::options::TownOptions;
 use crate::ready::{AgentInfo, MayorReady};
+use futures::stream::BoxStream;
 
 /// A running town. Cheap to clone; every clone talks to the same TownActor.
 ///
@@ -33,6 +38,9 @@ use crate::ready::{AgentInfo, MayorReady};
 pub struct TownHandle {
     town: TownId,
     actor: ActorRef<TownMsg>,
+    /// Read directly, not through the actor: subscribing must work while the actor is
+    /// busy, and must never queue behind a start.
+    events: Arc<EventBus>,
 }
 
 impl fmt::Debug for TownHandle {
@@ -54,6 +62,7 @@ impl TownHandle {
     pub async fn start(options: TownOptions) -> Result<Self> {
         let opened = open_parts(options)?;
         let town = opened.parts.town.clone();
+        let events = opened.parts.events.clone();
         let args = TownArgs {
             parts: opened.parts,
             mayor: opened.mayor,
@@ -65,12 +74,32 @@ impl TownHandle {
                 actor: "town",
                 source,
             })?;
-        Ok(Self { town, actor })
+        Ok(Self {
+            town,
+            actor,
+            events,
+        })
     }
 
     /// The town's id.
     pub fn town(&self) -> &TownId {
         &self.town
+    }
+
+    /// Every [`TownEvent`] published from now on, in order: agent statuses, streamed
+    /// reply text, completed messages, session errors, container starts and stops with
+    /// their reason, snapshots, idle stops. A subscriber that falls more than 1,024 events
+    /// behind gets a [`TownEvent::Lagged`] record (cursor 0) instead of the ones it
+    /// missed, and never slows the town; it can catch up with
+    /// [`TownHandle::events_since`]. The stream ends when the town is dropped.
+    pub fn events(&self) -> BoxStream<'static, TownEventRecord> {
+        self.events.subscribe()
+    }
+
+    /// The kept events with a cursor above `cursor` (0: all kept), in order. The town
+    /// keeps the last 2,000 events per agent and 2,000 town-wide ones.
+    pub fn events_since(&self, cursor: u64) -> Vec<TownEventRecord> {
+        self.events.since(cursor)
     }
 
     /// Makes the mayor ready — starts the container and the five phases if needed, or
@@ -228,8 +257,10 @@ pub(crate) enum TownMsg {
     ShutdownDone(Result<()>),
     /// The periodic alarm.
     Tick,
-    /// A tick finished; `active` sets the next cadence.
-    TickDone { active: bool },
+    /// A tick finished with its plan (next cadence, idle stop).
+    TickDone(TickPlan),
+    /// The idle stop's drain finished (the container is gone, or stopped and kept).
+    IdleStopDone(Result<()>),
 }
 
 /// Arguments of a [`TownActor`].
@@ -256,6 +287,14 @@ pub(crate) struct TownState {
     shutting_down: bool,
     /// Every `shutdown` caller (handles are clones), answered with the one drain's result.
     shutdown_waiters: Vec<RpcReplyPort<Result<()>>>,
+    /// An idle stop is draining the container: requests wait in `parked` until it is
+    /// gone, then wake the town (a new container, the same sessions).
+    idle_stopping: bool,
+    /// Requests that arrived during an idle stop, replayed in order when it ends.
+    parked: Vec<TownMsg>,
+    /// The last idle stop failed and nothing has woken the town since: the alarm tries
+    /// again (after the persisted 2 min throttle).
+    stop_retry: bool,
 }
 
 /// One town's actor.
@@ -279,6 +318,9 @@ impl Actor for TownActor {
             container: None,
             shutting_down: false,
             shutdown_waiters: Vec::new(),
+            idle_stopping: false,
+            parked: Vec::new(),
+            stop_retry: false,
         })
     }
 
@@ -298,6 +340,10 @@ impl Actor for TownActor {
         msg: Self::Msg,
         state: &mut Self::State,
     ) -> std::result::Result<(), ActorProcessingErr> {
+        if state.idle_stopping && msg.waits_for_idle_stop() {
+            state.parked.push(msg);
+            return Ok(());
+        }
         match msg {
             TownMsg::EnsureMayor(reply) => {
                 let spec = state.mayor.clone();
@@ -367,23 +413,9 @@ impl Actor for TownActor {
                     }
                 }
             }
-            TownMsg::Tick => {
-                if state.shutting_down {
-                    return Ok(());
-                }
-                let parts = state.parts.clone();
-                let container = state.container.clone();
-                let me = myself.clone();
-                tokio::spawn(async move {
-                    let active = alarm::tick(&parts, container).await;
-                    let _ = me.cast(TownMsg::TickDone { active });
-                });
-            }
-            TownMsg::TickDone { active } => {
-                if !state.shutting_down {
-                    myself.send_after(alarm_interval(active), || TownMsg::Tick);
-                }
-            }
+            TownMsg::Tick => state.on_tick(&myself),
+            TownMsg::TickDone(plan) => state.on_tick_done(&myself, plan).await,
+            TownMsg::IdleStopDone(result) => state.on_idle_stop_done(&myself, result),
             TownMsg::Shutdown(reply) => {
                 // Every caller (handles are clones) is answered when the one drain ends.
                 state.shutdown_waiters.push(reply);
@@ -395,7 +427,16 @@ impl Actor for TownActor {
                 let me = myself.clone();
                 tokio::spawn(async move {
                     let result = match &container {
-                        Some(c) => match c.call(ContainerMsg::Drain, None).await {
+                        Some(c) => match c
+                            .call(
+                                |reply| ContainerMsg::Drain {
+                                    reason: StopReason::Shutdown,
+                                    reply,
+                                },
+                                None,
+                            )
+                            .await
+                        {
                             Ok(CallResult::Success(r)) => r,
                             _ => Err(Error::Unreachable { actor: "container" }),
                         },
@@ -451,6 +492,20 @@ impl Actor for TownActor {
     }
 }
 
+impl TownMsg {
+    /// Requests that must wait for an idle stop to finish: they would otherwise race the
+    /// drain with a new container start.
+    fn waits_for_idle_stop(&self) -> bool {
+        !matches!(
+            self,
+            TownMsg::Tick
+                | TownMsg::TickDone(_)
+                | TownMsg::IdleStopDone(_)
+                | TownMsg::ShutdownDone(_)
+        )
+    }
+}
+
 impl TownState {
     /// Forwards a request to make an agent ready, reply port and all, to the container.
     async fn ensure_agent(
@@ -464,6 +519,8 @@ impl TownState {
             let _ = reply.send(Err(Error::Stopped));
             return;
         }
+        // A request wakes the town: a failed idle stop is not retried under it.
+        self.stop_retry = false;
         match self.container(myself).await {
             Ok(c) => {
                 let _ = c.cast(ContainerMsg::EnsureAgent {

@@ -1,0 +1,102 @@
+//! The TownActor's alarm and idle stop: each tick runs in a task of its own and reports a
+//! [`TickPlan`]; an idle stop drains the container in a spawned task while requests wait,
+//! and the next request wakes the town with a new container and the same sessions
+//! (`ARCHITECTURE.md`, *Lifecycle timings*).
+
+use gastown_core::policy::alarm_interval;
+use ractor::rpc::CallResult;
+use ractor::ActorRef;
+
+use super::{TownMsg, TownState};
+use crate::alarm::{self, TickPlan};
+use crate::container::ContainerMsg;
+use crate::error::{Error, Result};
+use crate::events::{StopReason, TownEvent};
+
+impl TownState {
+    pub(super) fn on_tick(&mut self, myself: &ActorRef<TownMsg>) {
+        if self.shutting_down || self.idle_stopping {
+            // Shutdown ends the alarm; an idle stop restarts it when done.
+            return;
+        }
+        let parts = self.parts.clone();
+        let container = self.container.clone();
+        let retry_stop = self.stop_retry;
+        let me = myself.clone();
+        tokio::spawn(async move {
+            // In a task of its own: a tick that panics costs one tick, not the alarm.
+            let plan =
+                tokio::spawn(async move { alarm::tick(&parts, container, retry_stop).await });
+            let plan = plan.await.unwrap_or_else(|e| {
+                tracing::error!(error = %e, "alarm tick failed; keeping the alarm");
+                TickPlan::fallback()
+            });
+            let _ = me.cast(TownMsg::TickDone(plan));
+        });
+    }
+
+    pub(super) async fn on_tick_done(&mut self, myself: &ActorRef<TownMsg>, plan: TickPlan) {
+        if self.shutting_down {
+            return;
+        }
+        match plan.stop_idle {
+            Some(quiet_ms) if self.begin_idle_stop(myself, quiet_ms).await => {}
+            _ => {
+                myself.send_after(plan.next_in, || TownMsg::Tick);
+            }
+        }
+    }
+
+    /// Drains and stops the idle town's container in a spawned task that reports
+    /// [`TownMsg::IdleStopDone`]. False when there is no container to stop.
+    async fn begin_idle_stop(&mut self, myself: &ActorRef<TownMsg>, quiet_ms: u64) -> bool {
+        if self.container.is_none() && self.stop_retry {
+            // A retry: a fresh ContainerActor drains what the failed stop left (its drain
+            // covers every registered agent) without starting anything.
+            if let Err(e) = self.container(myself).await {
+                tracing::warn!(town = %self.parts.town, error = %e, "idle stop retry");
+            }
+        }
+        let Some(container) = self.container.take() else {
+            return false;
+        };
+        self.idle_stopping = true;
+        tracing::info!(town = %self.parts.town, quiet_ms, "idle stop");
+        self.parts
+            .events
+            .publish(None, TownEvent::IdleStop { quiet_ms });
+        let me = myself.clone();
+        tokio::spawn(async move {
+            let drained = container
+                .call(
+                    |reply| ContainerMsg::Drain {
+                        reason: StopReason::Idle,
+                        reply,
+                    },
+                    None,
+                )
+                .await;
+            let result = match drained {
+                Ok(CallResult::Success(r)) => r,
+                _ => Err(Error::Unreachable { actor: "container" }),
+            };
+            let _ = container.stop_and_wait(None, None).await;
+            let _ = me.cast(TownMsg::IdleStopDone(result));
+        });
+        true
+    }
+
+    pub(super) fn on_idle_stop_done(&mut self, myself: &ActorRef<TownMsg>, result: Result<()>) {
+        self.idle_stopping = false;
+        self.stop_retry = result.is_err();
+        if let Err(e) = result {
+            // Nothing is lost (the container is stopped but kept); the persisted attempt
+            // time throttles the retry to a later tick.
+            tracing::warn!(town = %self.parts.town, error = %e, "idle stop failed");
+        }
+        for parked in std::mem::take(&mut self.parked) {
+            let _ = myself.cast(parked);
+        }
+        myself.send_after(alarm_interval(false), || TownMsg::Tick);
+    }
+}
