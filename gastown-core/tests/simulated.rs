@@ -14,7 +14,7 @@ use gastown_core::conformance;
 use gastown_core::env::{build_agent_env, AgentEnvInput};
 use gastown_core::sdk::{parse_listening_line, SdkApi, SdkClientOptions};
 use gastown_core::simulated::{
-    SdkOp, SimEventKind, SimScript, SimulatedRuntime, TOKEN_REFRESH_PATH,
+    SdkOp, SimEventKind, SimScript, SimulatedError, SimulatedRuntime, TOKEN_REFRESH_PATH,
 };
 use gastown_core::snapshot::SnapshotStore;
 use gastown_core::{
@@ -810,15 +810,19 @@ async fn scripted_failures_are_typed_and_lose_nothing() {
     let r = rt
         .exec(&t, &CommandSpec::new("sh").args(["-c", "true"]))
         .await;
+    let err = r.unwrap_err();
     assert!(
         matches!(
-            r,
-            Err(Error::Runtime {
+            err,
+            Error::Generic {
                 runtime: "simulated",
                 ..
-            })
+            }
+        ) && matches!(
+            err.backend_error::<SimulatedError>(),
+            Some(SimulatedError::CannotRun { .. })
         ),
-        "{r:?}"
+        "{err:?}"
     );
 
     // A failing git subcommand is charged, exits 128, and leaves no marker.

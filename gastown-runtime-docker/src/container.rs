@@ -12,7 +12,7 @@ use bollard::query_parameters::{
 };
 use gastown_core::{ContainerInfo, ContainerOptions, ContainerStatus, Error, Result, TownId};
 
-use crate::errors::{is_not_found, runtime, runtime_msg, status_of};
+use crate::error::{is_not_found, status_of, Error as DockerError};
 use crate::runtime::DockerRuntime;
 use crate::volume::AGENTS_MOUNT;
 
@@ -79,7 +79,7 @@ impl DockerRuntime {
         match self.docker.inspect_container(&name, None).await {
             Ok(c) => Ok(Some(c)),
             Err(e) if is_not_found(&e) => Ok(None),
-            Err(e) => Err(runtime(format!("inspecting container {name}"), e)),
+            Err(e) => Err(DockerError::api("inspecting container", name, e).into()),
         }
     }
 
@@ -115,21 +115,28 @@ impl DockerRuntime {
                         Ok(created) => created.id,
                         // Someone else created it first: take it up on the next round.
                         Err(e) if status_of(&e) == Some(409) => continue,
+                        // 400: the engine refused the town's configuration (a mount, a
+                        // limit); its own error says which.
                         Err(e) if status_of(&e) == Some(400) => {
-                            return Err(Error::InvalidConfig {
-                                message: format!("the engine refused container {name}: {e}"),
-                            })
+                            return Err(DockerError::Refused {
+                                container: name,
+                                source: e,
+                            }
+                            .into())
                         }
-                        Err(e) => return Err(runtime(format!("creating container {name}"), e)),
+                        Err(e) => {
+                            return Err(DockerError::api("creating container", name, e).into())
+                        }
                     }
                 }
                 Some(c) => {
                     let id = c.id.clone().unwrap_or_else(|| name.clone());
                     if !is_managed(&c) {
-                        return Err(runtime_msg(format!(
-                            "a container named {name} exists but gastown does not manage it \
-                             (no {LABEL_MANAGED}=true label); remove or rename it"
-                        )));
+                        return Err(DockerError::NotManaged {
+                            kind: "container",
+                            name,
+                        }
+                        .into());
                     }
                     if is_running(&c) {
                         self.remember(town);
@@ -182,9 +189,11 @@ impl DockerRuntime {
                 }
             }
         }
-        Err(runtime_msg(format!(
-            "container {name} kept changing under concurrent starts; gave up after {START_ATTEMPTS} attempts"
-        )))
+        Err(DockerError::StartContention {
+            name,
+            attempts: START_ATTEMPTS,
+        }
+        .into())
     }
 
     /// Starts a container by id.
@@ -193,7 +202,7 @@ impl DockerRuntime {
             Ok(()) => Ok(Started::Now),
             Err(e) if status_of(&e) == Some(304) => Ok(Started::Already),
             Err(e) if is_not_found(&e) => Ok(Started::Vanished),
-            Err(e) => Err(runtime(format!("starting container {id}"), e)),
+            Err(e) => Err(DockerError::api("starting container", id, e).into()),
         }
     }
 
@@ -201,15 +210,17 @@ impl DockerRuntime {
     async fn verify_up(&self, id: &str) -> Result<()> {
         match self.docker.inspect_container(id, None).await {
             Ok(c) if is_running(&c) => Ok(()),
-            Ok(c) => Err(runtime_msg(format!(
-                "container {id} exited right after it started (exit code {:?}, error {:?})",
-                c.state.as_ref().and_then(|s| s.exit_code),
-                c.state
+            Ok(c) => Err(DockerError::ExitedAtStart {
+                id: id.to_owned(),
+                exit_code: c.state.as_ref().and_then(|s| s.exit_code),
+                error: c
+                    .state
                     .as_ref()
                     .and_then(|s| s.error.clone())
-                    .unwrap_or_default()
-            ))),
-            Err(e) => Err(runtime(format!("inspecting container {id}"), e)),
+                    .unwrap_or_default(),
+            }
+            .into()),
+            Err(e) => Err(DockerError::api("inspecting container", id, e).into()),
         }
     }
 
@@ -223,7 +234,7 @@ impl DockerRuntime {
             Err(e) if is_not_found(&e) => Ok(()),
             // 409: removal already in progress (a racing remove).
             Err(e) if status_of(&e) == Some(409) => Ok(()),
-            Err(e) => Err(runtime(format!("removing container {id}"), e)),
+            Err(e) => Err(DockerError::api("removing container", id, e).into()),
         }
     }
 
@@ -341,7 +352,7 @@ impl DockerRuntime {
         match self.docker.stop_container(&name, Some(opts)).await {
             Ok(()) => Ok(()),
             Err(e) if status_of(&e) == Some(304) || is_not_found(&e) => Ok(()),
-            Err(e) => Err(runtime(format!("stopping container {name}"), e)),
+            Err(e) => Err(DockerError::api("stopping container", name, e).into()),
         }
     }
 

@@ -7,7 +7,7 @@ use futures::TryStreamExt;
 use gastown_core::{CommandSpec, ContainerPath, Error, Result, TownId};
 
 use crate::archive::{first_file, single_file, Extracted};
-use crate::errors::{is_not_found, runtime, runtime_msg, status_of};
+use crate::error::{is_not_found, status_of, Error as DockerError};
 use crate::runtime::DockerRuntime;
 
 /// How many symlinks `get_file` follows before giving up (as a loop guard).
@@ -47,9 +47,11 @@ impl DockerRuntime {
                 if self.upload(town, &parent, tar).await? {
                     Ok(())
                 } else {
-                    Err(runtime_msg(format!(
-                        "{parent} vanished while writing {path}"
-                    )))
+                    Err(DockerError::ParentVanished {
+                        parent: parent.to_string(),
+                        path: path.to_string(),
+                    }
+                    .into())
                 }
             }
         }
@@ -75,7 +77,7 @@ impl DockerRuntime {
             Err(e) if status_of(&e) == Some(409) => {
                 Err(Error::ContainerNotRunning { town: town.clone() })
             }
-            Err(e) => Err(runtime(format!("writing into {dir} in {name}"), e)),
+            Err(e) => Err(DockerError::api("writing into", format!("{dir} in {name}"), e).into()),
         }
     }
 
@@ -103,7 +105,9 @@ impl DockerRuntime {
                         path: path.to_string(),
                     });
                 }
-                Err(e) => return Err(runtime(format!("reading {path} in {name}"), e)),
+                Err(e) => {
+                    return Err(DockerError::api("reading", format!("{path} in {name}"), e).into())
+                }
             };
             match first_file(&bytes)
                 .map_err(|e| Error::io(format!("reading the archive of {path}"), e))?
@@ -113,15 +117,19 @@ impl DockerRuntime {
                     current = resolve_link(&current, &target)?;
                 }
                 Extracted::NotAFile => {
-                    return Err(runtime_msg(format!(
-                        "{path} in {name} is not a regular file"
-                    )))
+                    return Err(DockerError::NotAFile {
+                        path: path.to_string(),
+                        container: name,
+                    }
+                    .into())
                 }
             }
         }
-        Err(runtime_msg(format!(
-            "{path} in {name}: too many levels of symbolic links"
-        )))
+        Err(DockerError::SymlinkLoop {
+            path: path.to_string(),
+            container: name,
+        }
+        .into())
     }
 
     pub(crate) async fn endpoint_url(&self, town: &TownId, port: u16) -> Result<String> {
@@ -141,11 +149,8 @@ impl DockerRuntime {
                     .filter_map(|n| n.ip_address.clone())
                     .find(|ip| !ip.is_empty())
             })
-            .ok_or_else(|| {
-                runtime_msg(format!(
-                    "container {} has no network address",
-                    self.container_name(town)
-                ))
+            .ok_or_else(|| DockerError::NoAddress {
+                container: self.container_name(town),
             })?;
         Ok(format!("http://{ip}:{port}"))
     }

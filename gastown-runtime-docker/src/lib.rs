@@ -34,11 +34,8 @@
 #![warn(missing_docs)]
 
 mod archive;
-mod assemble;
 mod container;
-mod context;
-mod deps;
-mod errors;
+mod error;
 mod exec;
 mod files;
 mod hygiene;
@@ -47,11 +44,14 @@ mod lines;
 pub mod options;
 mod process;
 mod runtime;
+#[doc(hidden)]
+pub mod test_support;
 mod volume;
 mod wrapper;
 
-pub use assemble::{AGENT_UID, BUSYBOX_HOST_PATH, KILO_IMAGE_PATH};
 pub use container::{LABEL_MANAGED, LABEL_PREFIX, LABEL_TOWN};
+pub use error::{BoxError, Error};
+pub use image::assemble::{AGENT_UID, BUSYBOX_HOST_PATH, KILO_IMAGE_PATH};
 pub use image::IMAGE_REPOSITORY;
 pub use options::{AgentImage, DockerOptions};
 pub use process::DockerProcess;

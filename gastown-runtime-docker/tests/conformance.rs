@@ -2,16 +2,14 @@
 //! a real Docker Engine, with the real agent image. One test per check, so every failure
 //! shows; skipped (with a line) when no engine answers, unless `GASTOWN_REQUIRE_DOCKER=1`.
 
-mod common;
-
-use common::{runtime, town, Cleanup};
 use gastown_core::conformance;
+use gastown_runtime_docker::test_support::{prefix, runtime, town, Cleanup};
 
 macro_rules! check {
     ($($name:ident),* $(,)?) => {$(
         #[tokio::test]
         async fn $name() {
-            let prefix = common::prefix("c");
+            let prefix = prefix("c");
             let Some(rt) = runtime(&prefix).await else { return };
             let town = town(stringify!($name));
             let _cleanup = Cleanup::town(&prefix, &town);
@@ -43,7 +41,7 @@ check!(
 
 #[tokio::test]
 async fn check_port_reachable() {
-    let prefix = common::prefix("c");
+    let prefix = prefix("c");
     let Some(rt) = runtime(&prefix).await else {
         return;
     };
@@ -55,7 +53,7 @@ async fn check_port_reachable() {
 /// `run_all` itself, on one runtime shared by every check (as CI runs it).
 #[tokio::test]
 async fn run_all() {
-    let prefix = common::prefix("all");
+    let prefix = prefix("all");
     let Some(rt) = runtime(&prefix).await else {
         return;
     };

@@ -31,6 +31,7 @@
 //! work takes no virtual time (checked by `tests/simulated.rs`).
 
 mod db;
+mod error;
 mod exec;
 mod log;
 mod process;
@@ -40,6 +41,7 @@ mod sdk;
 mod state;
 
 pub use db::SimMessage;
+pub use error::SimulatedError;
 pub use log::{SdkOp, SimEvent, SimEventKind};
 pub use runtime::SimulatedRuntime;
 pub use script::{SimScript, TOKEN_REFRESH_PATH};
