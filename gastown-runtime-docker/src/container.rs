@@ -91,6 +91,15 @@ impl DockerRuntime {
         }
     }
 
+    /// `start` of the trait: creates the town's agents volume, then creates, adopts,
+    /// starts or replaces the container until one runs. Every engine call can lose a race
+    /// with another runtime (even in another process) starting or removing the same town,
+    /// so each round re-reads the engine's state instead of trusting the previous one;
+    /// [`START_ATTEMPTS`] rounds bound it.
+    ///
+    /// # Errors
+    /// `InvalidConfig` for a bad mount or limit; `NotManaged` (in `Generic`) when a
+    /// container of that name is not ours; `StartContention` when the races never settle.
     pub(crate) async fn start_container(
         &self,
         town: &TownId,
@@ -197,6 +206,8 @@ impl DockerRuntime {
     }
 
     /// Starts a container by id.
+    /// 304 means a racing start got there first and 404 a racing remove: both are
+    /// outcomes for the caller's loop to act on, not errors.
     async fn start_by_id(&self, id: &str) -> Result<Started> {
         match self.docker.start_container(id, None).await {
             Ok(()) => Ok(Started::Now),
@@ -238,6 +249,10 @@ impl DockerRuntime {
         }
     }
 
+    /// The create request of `town`'s container: the keepalive entrypoint, the declared
+    /// mounts plus the agents volume, the limits, and the confinement (no capabilities,
+    /// `no-new-privileges`). Validated here, before the engine sees it, so a bad mount is
+    /// `InvalidConfig` naming the host path rather than an engine error.
     fn create_body(
         &self,
         town: &TownId,
@@ -335,6 +350,8 @@ impl DockerRuntime {
         })
     }
 
+    /// `status` of the trait. A paused container counts as exited: nothing in it can run
+    /// a command until it is resumed, and gastown never pauses containers itself.
     pub(crate) async fn container_status(&self, town: &TownId) -> Result<ContainerStatus> {
         Ok(match self.inspect(town).await? {
             None => ContainerStatus::Absent,
@@ -343,6 +360,9 @@ impl DockerRuntime {
         })
     }
 
+    /// `stop` of the trait: the engine's stop sends SIGTERM to the keepalive (which
+    /// passes it to every process) and SIGKILL after `grace`. An absent or stopped
+    /// container is already where the caller wants it.
     pub(crate) async fn stop_container(&self, town: &TownId, grace: Duration) -> Result<()> {
         let name = self.container_name(town);
         // The engine counts whole seconds; round up so the grace is never cut short.
@@ -356,17 +376,21 @@ impl DockerRuntime {
         }
     }
 
+    /// `remove` of the trait: container and agents volume, then the town is forgotten, so
+    /// it counts as an orphan for nobody.
     pub(crate) async fn remove_container(&self, town: &TownId) -> Result<()> {
         self.remove_container_and_volume(town).await?;
         self.managed.lock().remove(town);
         Ok(())
     }
 
+    /// Records that this instance started or adopted `town`: orphan hygiene skips it.
     pub(crate) fn remember(&self, town: &TownId) {
         self.managed.lock().insert(town.clone());
     }
 }
 
+/// Running and not paused: only then can an exec start in it.
 fn is_running(c: &ContainerInspectResponse) -> bool {
     c.state.as_ref().and_then(|s| s.running).unwrap_or(false)
         && !c.state.as_ref().and_then(|s| s.paused).unwrap_or(false)
@@ -380,6 +404,8 @@ fn mounts_agents_volume(c: &ContainerInspectResponse, volume: &str) -> bool {
     })
 }
 
+/// Whether the container carries `gastown.managed=true`: gastown never adopts, replaces or
+/// removes a container it did not create.
 fn is_managed(c: &ContainerInspectResponse) -> bool {
     c.config
         .as_ref()

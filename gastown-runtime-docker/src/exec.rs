@@ -45,6 +45,9 @@ impl DockerRuntime {
         }
     }
 
+    /// `exec` of the trait: an attached exec through the wrapper, its output collected
+    /// whole, then its exit code. The wrapper's own failures (missing program or cwd) are
+    /// turned into the typed errors every runtime returns.
     pub(crate) async fn exec_command(
         &self,
         town: &TownId,
@@ -131,6 +134,8 @@ pub(crate) async fn exit_code(docker: &Docker, id: &str) -> Result<i32> {
     }
 }
 
+/// The last non-blank line of an output: where the wrapper's markers and the engine's
+/// own failure message land.
 fn last_line(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes)
         .lines()
@@ -169,6 +174,7 @@ pub(crate) fn check_wrapper_failure(
     Ok(())
 }
 
+/// `ProgramNotFound` for `spec`, naming the container so a user knows which image lacks it.
 pub(crate) fn not_found(spec: &CommandSpec, container: &str) -> Error {
     Error::ProgramNotFound {
         program: spec.program.clone(),
@@ -176,6 +182,7 @@ pub(crate) fn not_found(spec: &CommandSpec, container: &str) -> Error {
     }
 }
 
+/// `FileNotFound` for `spec`'s missing working directory (the container's `/` when unset).
 pub(crate) fn no_cwd(spec: &CommandSpec) -> Error {
     Error::FileNotFound {
         path: spec

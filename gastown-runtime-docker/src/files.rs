@@ -14,6 +14,10 @@ use crate::runtime::DockerRuntime;
 const MAX_SYMLINKS: usize = 8;
 
 impl DockerRuntime {
+    /// `put_file` of the trait: a one-file tar uploaded into the parent directory. The
+    /// engine's archive endpoint does not create directories, so a missing parent is
+    /// created with `mkdir -p` as the agents' user (so they own it) and the upload retried
+    /// once.
     pub(crate) async fn put(
         &self,
         town: &TownId,
@@ -81,6 +85,9 @@ impl DockerRuntime {
         }
     }
 
+    /// `get_file` of the trait: the engine's archive of the path, unpacked. The engine
+    /// does not follow a symlink in the last component, so links are resolved here (up to
+    /// [`MAX_SYMLINKS`]) the way a process opening the path would.
     pub(crate) async fn get(&self, town: &TownId, path: &ContainerPath) -> Result<Vec<u8>> {
         self.running(town).await?;
         let name = self.container_name(town);
@@ -132,6 +139,8 @@ impl DockerRuntime {
         .into())
     }
 
+    /// `endpoint` of the trait: the container's bridge address. Nothing is published on
+    /// the host, so a town's SDK servers are reachable from this host only.
     pub(crate) async fn endpoint_url(&self, town: &TownId, port: u16) -> Result<String> {
         let c = self.running(town).await?;
         let networks = c

@@ -38,6 +38,9 @@ enum Start {
 }
 
 impl DockerRuntime {
+    /// `spawn` of the trait: an attached exec through the wrapper in spawn mode. It
+    /// returns once the wrapper printed the program's pid (the program is then running)
+    /// or reported why it could not start; the output is pumped in a task of its own.
     pub(crate) async fn spawn_command(
         &self,
         town: &TownId,
@@ -212,6 +215,8 @@ impl DockerProcess {
         }
     }
 
+    /// Whether the process's container still runs: the engine can keep reporting an exec
+    /// as running after its container stopped.
     async fn container_runs(&self) -> bool {
         match self.docker.inspect_container(&self.container, None).await {
             Ok(c) => c.state.and_then(|s| s.running).unwrap_or(false),
@@ -261,6 +266,8 @@ impl DockerProcess {
         .into()
     }
 
+    /// Polls the status until the process is gone or `within` has passed; the caller
+    /// escalates (TERM, then KILL) on what is still alive.
     async fn wait_dead(&self, within: Duration) -> ProcessStatus {
         let deadline = tokio::time::Instant::now() + within;
         loop {

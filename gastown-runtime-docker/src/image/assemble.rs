@@ -94,6 +94,8 @@ fn assemble_into(
     Ok(())
 }
 
+/// The build context path of an absolute image path: everything under `rootfs/` is copied
+/// to `/` by the Dockerfile's first `COPY`.
 fn rootfs(abs: &str) -> String {
     format!("rootfs/{}", abs.trim_start_matches('/'))
 }
@@ -103,6 +105,9 @@ fn host_path_str(p: &Path) -> Result<&str, StepError> {
         .ok_or_else(|| StepError::new(format!("{} is not valid UTF-8", p.display())))
 }
 
+/// The static busybox and one symlink per applet: `sh`, `kill`, `cat` and `mkdir` are what
+/// the runtime itself needs (the exec wrapper, signals, `put_file`'s parents), so a busybox
+/// without them fails the build here rather than every command later.
 fn add_busybox(build: &mut BuildContext, log: &mut Vec<String>) -> Result<(), StepError> {
     let busybox = Path::new(BUSYBOX_HOST_PATH);
     log.push(format!("busybox: {BUSYBOX_HOST_PATH}"));
@@ -148,6 +153,8 @@ fn add_busybox(build: &mut BuildContext, log: &mut Vec<String>) -> Result<(), St
     Ok(())
 }
 
+/// The shared libraries (and loader) `binary` needs, at their host paths, since the
+/// loader looks for them where `ldd` found them.
 fn add_libraries(
     build: &mut BuildContext,
     binary: &Path,
@@ -168,6 +175,8 @@ fn add_libraries(
     Ok(())
 }
 
+/// The host's git: Debian's when present, so the image does not depend on the caller's
+/// `PATH` order.
 fn find_git() -> Result<PathBuf, StepError> {
     if Path::new(PREFERRED_GIT).is_file() {
         return Ok(PathBuf::from(PREFERRED_GIT));
@@ -263,6 +272,8 @@ fn add_tree(build: &mut BuildContext, dir: &Path) -> Result<(), StepError> {
     Ok(())
 }
 
+/// `/etc/passwd` and `/etc/group` (the agents' uid 1000 needs a name for `su` and git)
+/// and a system gitconfig.
 fn add_etc(build: &mut BuildContext) {
     let passwd = format!(
         "root:x:0:0:root:/root:/bin/sh\n\
