@@ -131,7 +131,7 @@ pub async fn check_program_not_found(
 
 /// A process sees exactly the environment of its [`CommandSpec`]: the variables set (a
 /// secret included), none set for another process running beside it, nothing from the
-/// caller's host; only [`BACKEND_ENV_ALLOWANCE`] may be added by the engine. Checked for
+/// caller's host; only [`BACKEND_ENV_ALLOWANCE`](super::BACKEND_ENV_ALLOWANCE) may be added by the engine. Checked for
 /// `exec` and for `spawn`.
 ///
 /// Needs [`Capabilities::shell`].

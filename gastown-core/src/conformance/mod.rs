@@ -3,10 +3,10 @@
 //!
 //! | area | checks |
 //! |---|---|
-//! | [`lifecycle`](self::lifecycle) | start, adopt, concurrent starts, stop, remove, a stopped container |
-//! | [`exec`](self::exec) | exit codes, output, missing programs, env isolation, cwd, paths |
-//! | [`processes`](self::processes) | a reachable port, output lines, unread output, kill with grace |
-//! | [`files`](self::files) | round trips, missing files, path validation |
+//! | [`lifecycle`] | start, adopt, concurrent starts, stop, remove, a stopped container |
+//! | [`exec`] | exit codes, output, missing programs, env isolation, cwd, paths |
+//! | [`processes`] | a reachable port, output lines, unread output, kill with grace |
+//! | [`files`] | round trips, missing files, path validation |
 //!
 //! Modelled on arrow-rs object_store's `integration.rs`: each `check_*` takes the runtime
 //! under test, a town id it owns for the duration of the check, and the backend's
