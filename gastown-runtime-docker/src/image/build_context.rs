@@ -166,7 +166,24 @@ impl BuildContext {
 /// Opens a host file, naming it in the error (the bare I/O error would not say which of
 /// the context's hundreds of files is missing).
 fn open(p: &Path) -> io::Result<File> {
-    File::open(p).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", p.display())))
+    File::open(p).map_err(|source| {
+        io::Error::new(
+            source.kind(),
+            HostFileError {
+                path: p.to_owned(),
+                source,
+            },
+        )
+    })
+}
+
+/// A host file of the build context that cannot be read: its path, with the I/O error
+/// kept as the source (and the kind kept on the wrapping `io::Error`).
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {source}", path.display())]
+struct HostFileError {
+    path: PathBuf,
+    source: io::Error,
 }
 
 #[cfg(test)]
