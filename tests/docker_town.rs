@@ -1,5 +1,5 @@
 //! A whole town on the Docker runtime, through the embedding API (`TownHandle`), on a real
-//! Docker Engine with the real `kilo serve` in gastown's agent image :
+//! Docker Engine with the real `kilo serve` in gastown's agent image:
 //!
 //! - a town shut down and started again (a new container) resumes the mayor's session
 //!   from its snapshot, and shutdown leaves no container or volume behind;
@@ -17,68 +17,25 @@
 //! it fails.
 #![cfg(feature = "docker")]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
-use bollard::query_parameters::{
-    KillContainerOptionsBuilder, ListContainersOptionsBuilder, ListVolumesOptionsBuilder,
-    RemoveContainerOptionsBuilder, RemoveVolumeOptions,
+use bollard::query_parameters::KillContainerOptionsBuilder;
+use bollard::Docker;
+use gastown::core::{ContainerRuntime, ContainerStatus, EnsureDecision, TownStore};
+use gastown::docker::test_support::{
+    container_id, engine, labelled as labelled_containers, labelled_volumes, prefix, runtime,
+    wait_status, Cleanup,
 };
-use bollard::{Docker, API_DEFAULT_VERSION};
-use gastown::core::{ContainerRuntime, ContainerStatus, EnsureDecision, Error, TownStore};
-use gastown::docker::options::DEFAULT_SOCKET;
-use gastown::docker::{AgentImage, DockerOptions, DockerRuntime, LABEL_PREFIX};
+use gastown::docker::{DockerOptions, DockerRuntime, Error as DockerError};
 use gastown::{TownConfig, TownHandle, TownId, TownOptions};
-
-/// Set to `1` to turn a missing or unreachable engine into a failure (CI).
-const REQUIRE_DOCKER_ENV: &str = "GASTOWN_REQUIRE_DOCKER";
-
-/// Hang guard for polls (not a timing assertion): 60 s.
-const WAIT_BOUND: Duration = Duration::from_secs(60);
-
-/// The engine at the default socket, or `None` after printing why — a panic instead under
-/// `GASTOWN_REQUIRE_DOCKER=1`.
-async fn engine() -> Option<Docker> {
-    let answer = async {
-        let d = Docker::connect_with_unix(DEFAULT_SOCKET, 30, API_DEFAULT_VERSION)
-            .map_err(|e| e.to_string())?;
-        d.ping().await.map_err(|e| e.to_string())?;
-        d.negotiate_version().await.map_err(|e| e.to_string())
-    }
-    .await;
-    match answer {
-        Ok(d) => Some(d),
-        Err(e) if std::env::var_os(REQUIRE_DOCKER_ENV).is_some_and(|v| v == "1") => panic!(
-            "{REQUIRE_DOCKER_ENV}=1 but no Docker Engine answers at {DEFAULT_SOCKET}: {e} \
-             (run scripts/ensure-docker.sh)"
-        ),
-        Err(e) => {
-            eprintln!("skipping: no Docker Engine at {DEFAULT_SOCKET} ({e})");
-            None
-        }
-    }
-}
-
-/// A container name prefix unique to this test process and `tag`.
-fn prefix(tag: &str) -> String {
-    format!("gtt{tag}{}", std::process::id())
-}
 
 /// The engine client and a runtime on gastown's agent image (built from the real kilo, or
 /// reused when its inputs are unchanged) with `prefix`; `None` when either is missing.
 async fn docker_runtime(prefix: &str) -> Option<(Docker, Arc<DockerRuntime>)> {
     let docker = engine().await?;
-    let kilo = gastown::core::kilo::test_binary()?;
-    let options = DockerOptions::default()
-        .with_image(AgentImage::Build {
-            kilo_bin: Some(kilo),
-        })
-        .with_name_prefix(prefix);
-    let rt = DockerRuntime::connect(options)
-        .await
-        .expect("connect to the engine and build the agent image");
+    let rt = runtime(prefix).await?;
     Some((docker, Arc::new(rt)))
 }
 
@@ -88,78 +45,10 @@ fn town_id(name: &str) -> TownId {
 
 /// Containers (ids) and volumes (names) labelled with `prefix`.
 async fn labelled(docker: &Docker, prefix: &str) -> (Vec<String>, Vec<String>) {
-    let filters = HashMap::from([("label", vec![format!("{LABEL_PREFIX}={prefix}")])]);
-    let containers = docker
-        .list_containers(Some(
-            ListContainersOptionsBuilder::default()
-                .all(true)
-                .filters(&filters)
-                .build(),
-        ))
-        .await
-        .expect("list containers")
-        .into_iter()
-        .filter_map(|c| c.id)
-        .collect();
-    let volumes = docker
-        .list_volumes(Some(
-            ListVolumesOptionsBuilder::default()
-                .filters(&filters)
-                .build(),
-        ))
-        .await
-        .expect("list volumes")
-        .volumes
-        .unwrap_or_default()
-        .into_iter()
-        .map(|v| v.name)
-        .collect();
-    (containers, volumes)
-}
-
-/// The id of the town's container, by inspecting it.
-async fn container_id(docker: &Docker, rt: &DockerRuntime, town: &TownId) -> String {
-    docker
-        .inspect_container(&rt.container_name(town), None)
-        .await
-        .expect("inspect the town's container")
-        .id
-        .expect("a container id")
-}
-
-/// Removes, on drop, every container and volume labelled with the prefix — also when the
-/// test failed before its town shut down (removing the container ends its `kilo serve`).
-struct Cleanup {
-    docker: Docker,
-    prefix: String,
-}
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        let (docker, prefix) = (self.docker.clone(), self.prefix.clone());
-        // A thread of its own: the test's runtime may be the one dropping us.
-        let _ = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            rt.block_on(async {
-                let (containers, volumes) = labelled(&docker, &prefix).await;
-                for id in containers {
-                    let opts = RemoveContainerOptionsBuilder::default().force(true).build();
-                    let _ = docker.remove_container(&id, Some(opts)).await;
-                }
-                for name in volumes {
-                    let _ = docker
-                        .remove_volume(&name, None::<RemoveVolumeOptions>)
-                        .await;
-                }
-            });
-        })
-        .join();
-    }
+    (
+        labelled_containers(docker, prefix, None).await,
+        labelled_volumes(docker, prefix, None).await,
+    )
 }
 
 async fn start_town(
@@ -172,41 +61,23 @@ async fn start_town(
     Ok(TownHandle::start(options).await?)
 }
 
-async fn wait_status(rt: &DockerRuntime, town: &TownId, want: ContainerStatus) {
-    let deadline = tokio::time::Instant::now() + WAIT_BOUND;
-    loop {
-        let got = rt.status(town).await.expect("status");
-        if got == want {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "status stayed {got:?}, wanted {want:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// Issue 3 "Snapshots survive the container": shutdown snapshots `kilo.db` into the state
+/// "Snapshots survive the container": shutdown snapshots `kilo.db` into the state
 /// dir and deletes container and volume; a new town on the same state dir (a new container,
 /// a fresh volume) resumes the same session from the snapshot.
 #[tokio::test]
 async fn a_town_restarted_on_docker_resumes_the_mayors_session_from_its_snapshot(
 ) -> anyhow::Result<()> {
-    let prefix = prefix("snap");
+    let prefix = prefix("tsnap");
     let Some((docker, rt)) = docker_runtime(&prefix).await else {
         return Ok(());
     };
-    let _cleanup = Cleanup {
-        docker: docker.clone(),
-        prefix: prefix.clone(),
-    };
+    let _cleanup = Cleanup::prefix(&prefix);
     let state = tempfile::tempdir()?;
     let town = town_id("snap");
 
     let first_town = start_town(&town, state.path(), &rt).await?;
     let first = first_town.ensure_mayor().await?;
-    let first_container = container_id(&docker, &rt, &town).await;
+    let first_container = container_id(&rt, &town).await;
     assert!(first.session_id.starts_with("ses"), "{}", first.session_id);
     first_town.shutdown().await?;
 
@@ -223,7 +94,7 @@ async fn a_town_restarted_on_docker_resumes_the_mayors_session_from_its_snapshot
 
     let second_town = start_town(&town, state.path(), &rt).await?;
     let second = second_town.ensure_mayor().await?;
-    let second_container = container_id(&docker, &rt, &town).await;
+    let second_container = container_id(&rt, &town).await;
     assert_ne!(second_container, first_container, "a new container");
     assert_eq!(
         second.session_id, first.session_id,
@@ -236,26 +107,23 @@ async fn a_town_restarted_on_docker_resumes_the_mayors_session_from_its_snapshot
     Ok(())
 }
 
-/// Issue 3 "Container killed from outside": status says exited; the next `ensure_mayor`
+/// "Container killed from outside": status says exited; the next `ensure_mayor`
 /// sees the SDK server gone (`sdk_dead_redispatch`), runs in a new container, and resumes
 /// the same session — from the agents volume, no snapshot having been taken.
 #[tokio::test]
 async fn a_container_killed_from_outside_is_replaced_and_the_mayor_resumes_its_session(
 ) -> anyhow::Result<()> {
-    let prefix = prefix("kill");
+    let prefix = prefix("tkill");
     let Some((docker, rt)) = docker_runtime(&prefix).await else {
         return Ok(());
     };
-    let _cleanup = Cleanup {
-        docker: docker.clone(),
-        prefix: prefix.clone(),
-    };
+    let _cleanup = Cleanup::prefix(&prefix);
     let state = tempfile::tempdir()?;
     let town = town_id("killed");
 
     let handle = start_town(&town, state.path(), &rt).await?;
     let first = handle.ensure_mayor().await?;
-    let killed = container_id(&docker, &rt, &town).await;
+    let killed = container_id(&rt, &town).await;
 
     let kill = KillContainerOptionsBuilder::default()
         .signal("SIGKILL")
@@ -277,7 +145,7 @@ async fn a_container_killed_from_outside_is_replaced_and_the_mayor_resumes_its_s
         EnsureDecision::SdkDeadRedispatch,
         "the town noticed its mayor's SDK server was gone"
     );
-    let replacement = container_id(&docker, &rt, &town).await;
+    let replacement = container_id(&rt, &town).await;
     assert_ne!(
         replacement, killed,
         "a new container replaced the killed one"
@@ -313,7 +181,7 @@ fn tree(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     out
 }
 
-/// Issue 3 "Engine unreachable": a typed error naming the socket, no panic, and the town's
+/// "Engine unreachable": a typed error naming the socket, no panic, and the town's
 /// store byte-for-byte as it was. Needs no engine and no kilo.
 #[tokio::test]
 async fn an_unreachable_engine_is_a_typed_error_and_the_town_store_is_untouched(
@@ -330,11 +198,9 @@ async fn an_unreachable_engine_is_a_typed_error_and_the_town_store_is_untouched(
     let err = DockerRuntime::connect(DockerOptions::default().with_socket(&socket))
         .await
         .unwrap_err();
-    match &err {
-        Error::EngineUnavailable { socket: named, .. } => {
-            assert_eq!(named, &socket.display().to_string())
-        }
-        other => panic!("expected EngineUnavailable, got {other:?}"),
+    match err.backend_error::<DockerError>() {
+        Some(DockerError::EngineUnavailable { socket: named, .. }) => assert_eq!(named, &socket),
+        other => panic!("expected EngineUnavailable, got {other:?} in {err:?}"),
     }
     assert!(
         err.to_string().contains(&socket.display().to_string()),

@@ -84,31 +84,39 @@ pub enum Error {
         searched: String,
     },
 
-    /// The container engine could not be reached.
-    #[error("container engine at {socket} is unreachable: {message}")]
-    EngineUnavailable {
-        /// The socket or address tried.
-        socket: String,
-        /// What the client said.
-        message: String,
-    },
-
-    /// Building the agent image failed.
-    #[error("building the agent image failed: {message}\n--- build log (tail) ---\n{log_tail}")]
-    ImageBuild {
-        /// What failed.
-        message: String,
-        /// The last lines of the build log.
-        log_tail: String,
-    },
-
-    /// A backend failure that fits no other variant.
-    #[error("{runtime} runtime: {message}")]
-    Runtime {
-        /// The backend (`local`, `docker`, …).
+    /// A backend failure that fits no other variant. `source` is the backend's own error
+    /// type (`gastown_runtime_docker::Error`, the local runtime's `LocalError`, the
+    /// simulated runtime's `SimulatedError`), so its typed conditions stay reachable
+    /// through [`Error::backend_error`] without this crate naming any backend. The shape
+    /// is object_store's `Generic { store, source }`.
+    #[error("{runtime} runtime: {source}")]
+    Generic {
+        /// The backend (`local`, `docker`, `simulated`, …).
         runtime: &'static str,
-        /// What went wrong.
-        message: String,
+        /// The backend's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync + 'static>,
+    },
+
+    /// An SDK server process ended before it printed its listening line (a bad config, a
+    /// corrupt `kilo.db`, a crash at boot).
+    #[error("SDK server {program} exited before listening; last output: {last_output}")]
+    ServerExited {
+        /// The program (`kilo`, …).
+        program: String,
+        /// Its last output lines, ` | `-joined (empty when it printed nothing).
+        last_output: String,
+    },
+
+    /// A blocking task (file or SQLite work moved off the async threads) panicked or was
+    /// cancelled.
+    #[error("{context}: {source}")]
+    Task {
+        /// What the task was doing.
+        context: String,
+        /// Tokio's report of how the task ended.
+        #[source]
+        source: tokio::task::JoinError,
     },
 
     /// An SDK server call failed (transport, timeout, status or malformed body).
@@ -169,6 +177,39 @@ pub enum Error {
 }
 
 impl Error {
+    /// The backend's own error inside an [`Error::Generic`], when it is an `E`: how a
+    /// caller reaches a backend-specific condition as a typed variant. `None` for every
+    /// other variant, and for a `Generic` of another backend.
+    ///
+    /// ```
+    /// use gastown_core::Error;
+    ///
+    /// #[derive(Debug, thiserror::Error)]
+    /// #[error("engine asleep")]
+    /// struct EngineAsleep;
+    ///
+    /// let err = Error::Generic { runtime: "example", source: Box::new(EngineAsleep) };
+    /// assert!(err.backend_error::<EngineAsleep>().is_some());
+    /// assert!(err.backend_error::<std::io::Error>().is_none());
+    /// ```
+    pub fn backend_error<E: std::error::Error + 'static>(&self) -> Option<&E> {
+        match self {
+            Error::Generic { source, .. } => source.downcast_ref::<E>(),
+            _ => None,
+        }
+    }
+
+    /// An [`Error::Generic`] from `runtime`'s own error.
+    pub fn generic(
+        runtime: &'static str,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Error::Generic {
+            runtime,
+            source: Box::new(source),
+        }
+    }
+
     /// An [`Error::Io`] with context.
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
         Error::Io {

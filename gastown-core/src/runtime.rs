@@ -141,7 +141,8 @@ pub trait ProcessHandle: Send + Sync + fmt::Debug {
     /// Returns the final status. Killing a process that already ended is not an error.
     ///
     /// # Errors
-    /// [`Error::Runtime`] when the backend cannot signal the process.
+    /// [`Error::Generic`] (the backend's own error) when the backend cannot signal the
+    /// process.
     async fn kill(&self, grace: Duration) -> Result<ProcessStatus>;
 }
 

@@ -2,7 +2,7 @@
 
 use std::io::{self, Read};
 
-use crate::assemble::AGENT_UID;
+use crate::image::assemble::AGENT_UID;
 
 /// A tar holding one regular file `name` (mode 0644, owned by the agents' uid so they can
 /// rewrite it — the engine applies the archive's ownership).

@@ -12,7 +12,7 @@ use bollard::query_parameters::{
 };
 use gastown_core::{ContainerInfo, ContainerOptions, ContainerStatus, Error, Result, TownId};
 
-use crate::errors::{is_not_found, runtime, runtime_msg, status_of};
+use crate::error::{is_not_found, status_of, Error as DockerError};
 use crate::runtime::DockerRuntime;
 use crate::volume::AGENTS_MOUNT;
 
@@ -79,7 +79,7 @@ impl DockerRuntime {
         match self.docker.inspect_container(&name, None).await {
             Ok(c) => Ok(Some(c)),
             Err(e) if is_not_found(&e) => Ok(None),
-            Err(e) => Err(runtime(format!("inspecting container {name}"), e)),
+            Err(e) => Err(DockerError::api("inspecting container", name, e).into()),
         }
     }
 
@@ -91,6 +91,15 @@ impl DockerRuntime {
         }
     }
 
+    /// `start` of the trait: creates the town's agents volume, then creates, adopts,
+    /// starts or replaces the container until one runs. Every engine call can lose a race
+    /// with another runtime (even in another process) starting or removing the same town,
+    /// so each round re-reads the engine's state instead of trusting the previous one;
+    /// [`START_ATTEMPTS`] rounds bound it.
+    ///
+    /// # Errors
+    /// `InvalidConfig` for a bad mount or limit; `NotManaged` (in `Generic`) when a
+    /// container of that name is not ours; `StartContention` when the races never settle.
     pub(crate) async fn start_container(
         &self,
         town: &TownId,
@@ -115,21 +124,28 @@ impl DockerRuntime {
                         Ok(created) => created.id,
                         // Someone else created it first: take it up on the next round.
                         Err(e) if status_of(&e) == Some(409) => continue,
+                        // 400: the engine refused the town's configuration (a mount, a
+                        // limit); its own error says which.
                         Err(e) if status_of(&e) == Some(400) => {
-                            return Err(Error::InvalidConfig {
-                                message: format!("the engine refused container {name}: {e}"),
-                            })
+                            return Err(DockerError::Refused {
+                                container: name,
+                                source: e,
+                            }
+                            .into())
                         }
-                        Err(e) => return Err(runtime(format!("creating container {name}"), e)),
+                        Err(e) => {
+                            return Err(DockerError::api("creating container", name, e).into())
+                        }
                     }
                 }
                 Some(c) => {
                     let id = c.id.clone().unwrap_or_else(|| name.clone());
                     if !is_managed(&c) {
-                        return Err(runtime_msg(format!(
-                            "a container named {name} exists but gastown does not manage it \
-                             (no {LABEL_MANAGED}=true label); remove or rename it"
-                        )));
+                        return Err(DockerError::NotManaged {
+                            kind: "container",
+                            name,
+                        }
+                        .into());
                     }
                     if is_running(&c) {
                         self.remember(town);
@@ -182,18 +198,22 @@ impl DockerRuntime {
                 }
             }
         }
-        Err(runtime_msg(format!(
-            "container {name} kept changing under concurrent starts; gave up after {START_ATTEMPTS} attempts"
-        )))
+        Err(DockerError::StartContention {
+            name,
+            attempts: START_ATTEMPTS,
+        }
+        .into())
     }
 
     /// Starts a container by id.
+    /// 304 means a racing start got there first and 404 a racing remove: both are
+    /// outcomes for the caller's loop to act on, not errors.
     async fn start_by_id(&self, id: &str) -> Result<Started> {
         match self.docker.start_container(id, None).await {
             Ok(()) => Ok(Started::Now),
             Err(e) if status_of(&e) == Some(304) => Ok(Started::Already),
             Err(e) if is_not_found(&e) => Ok(Started::Vanished),
-            Err(e) => Err(runtime(format!("starting container {id}"), e)),
+            Err(e) => Err(DockerError::api("starting container", id, e).into()),
         }
     }
 
@@ -201,15 +221,17 @@ impl DockerRuntime {
     async fn verify_up(&self, id: &str) -> Result<()> {
         match self.docker.inspect_container(id, None).await {
             Ok(c) if is_running(&c) => Ok(()),
-            Ok(c) => Err(runtime_msg(format!(
-                "container {id} exited right after it started (exit code {:?}, error {:?})",
-                c.state.as_ref().and_then(|s| s.exit_code),
-                c.state
+            Ok(c) => Err(DockerError::ExitedAtStart {
+                id: id.to_owned(),
+                exit_code: c.state.as_ref().and_then(|s| s.exit_code),
+                error: c
+                    .state
                     .as_ref()
                     .and_then(|s| s.error.clone())
-                    .unwrap_or_default()
-            ))),
-            Err(e) => Err(runtime(format!("inspecting container {id}"), e)),
+                    .unwrap_or_default(),
+            }
+            .into()),
+            Err(e) => Err(DockerError::api("inspecting container", id, e).into()),
         }
     }
 
@@ -223,10 +245,14 @@ impl DockerRuntime {
             Err(e) if is_not_found(&e) => Ok(()),
             // 409: removal already in progress (a racing remove).
             Err(e) if status_of(&e) == Some(409) => Ok(()),
-            Err(e) => Err(runtime(format!("removing container {id}"), e)),
+            Err(e) => Err(DockerError::api("removing container", id, e).into()),
         }
     }
 
+    /// The create request of `town`'s container: the keepalive entrypoint, the declared
+    /// mounts plus the agents volume, the limits, and the confinement (no capabilities,
+    /// `no-new-privileges`). Validated here, before the engine sees it, so a bad mount is
+    /// `InvalidConfig` naming the host path rather than an engine error.
     fn create_body(
         &self,
         town: &TownId,
@@ -324,6 +350,8 @@ impl DockerRuntime {
         })
     }
 
+    /// `status` of the trait. A paused container counts as exited: nothing in it can run
+    /// a command until it is resumed, and gastown never pauses containers itself.
     pub(crate) async fn container_status(&self, town: &TownId) -> Result<ContainerStatus> {
         Ok(match self.inspect(town).await? {
             None => ContainerStatus::Absent,
@@ -332,6 +360,9 @@ impl DockerRuntime {
         })
     }
 
+    /// `stop` of the trait: the engine's stop sends SIGTERM to the keepalive (which
+    /// passes it to every process) and SIGKILL after `grace`. An absent or stopped
+    /// container is already where the caller wants it.
     pub(crate) async fn stop_container(&self, town: &TownId, grace: Duration) -> Result<()> {
         let name = self.container_name(town);
         // The engine counts whole seconds; round up so the grace is never cut short.
@@ -341,21 +372,25 @@ impl DockerRuntime {
         match self.docker.stop_container(&name, Some(opts)).await {
             Ok(()) => Ok(()),
             Err(e) if status_of(&e) == Some(304) || is_not_found(&e) => Ok(()),
-            Err(e) => Err(runtime(format!("stopping container {name}"), e)),
+            Err(e) => Err(DockerError::api("stopping container", name, e).into()),
         }
     }
 
+    /// `remove` of the trait: container and agents volume, then the town is forgotten, so
+    /// it counts as an orphan for nobody.
     pub(crate) async fn remove_container(&self, town: &TownId) -> Result<()> {
         self.remove_container_and_volume(town).await?;
         self.managed.lock().remove(town);
         Ok(())
     }
 
+    /// Records that this instance started or adopted `town`: orphan hygiene skips it.
     pub(crate) fn remember(&self, town: &TownId) {
         self.managed.lock().insert(town.clone());
     }
 }
 
+/// Running and not paused: only then can an exec start in it.
 fn is_running(c: &ContainerInspectResponse) -> bool {
     c.state.as_ref().and_then(|s| s.running).unwrap_or(false)
         && !c.state.as_ref().and_then(|s| s.paused).unwrap_or(false)
@@ -369,6 +404,8 @@ fn mounts_agents_volume(c: &ContainerInspectResponse, volume: &str) -> bool {
     })
 }
 
+/// Whether the container carries `gastown.managed=true`: gastown never adopts, replaces or
+/// removes a container it did not create.
 fn is_managed(c: &ContainerInspectResponse) -> bool {
     c.config
         .as_ref()

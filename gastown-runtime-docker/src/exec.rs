@@ -8,7 +8,7 @@ use bollard::Docker;
 use futures::StreamExt;
 use gastown_core::{CommandSpec, ContainerPath, Error, ExecOutput, Result, TownId};
 
-use crate::errors::{is_not_found, runtime, runtime_msg, status_of};
+use crate::error::{is_not_found, status_of, Error as DockerError};
 use crate::runtime::DockerRuntime;
 use crate::wrapper::{wrap, Mode, NOT_FOUND_MARKER, NO_CWD_MARKER};
 
@@ -41,10 +41,13 @@ impl DockerRuntime {
             Err(e) if is_not_found(&e) || status_of(&e) == Some(409) => {
                 Err(Error::ContainerNotRunning { town: town.clone() })
             }
-            Err(e) => Err(runtime(format!("creating an exec in {name}"), e)),
+            Err(e) => Err(DockerError::api("creating an exec in", name, e).into()),
         }
     }
 
+    /// `exec` of the trait: an attached exec through the wrapper, its output collected
+    /// whole, then its exit code. The wrapper's own failures (missing program or cwd) are
+    /// turned into the typed errors every runtime returns.
     pub(crate) async fn exec_command(
         &self,
         town: &TownId,
@@ -70,7 +73,7 @@ fn not_running_or(e: bollard::errors::Error, town: &TownId) -> Error {
     if is_not_found(&e) || status_of(&e) == Some(409) {
         Error::ContainerNotRunning { town: town.clone() }
     } else {
-        runtime("running an exec", e)
+        DockerError::api("running an exec", "", e).into()
     }
 }
 
@@ -106,7 +109,7 @@ pub(crate) async fn run_attached(
 /// moment after its output closed, so this polls briefly.
 ///
 /// # Errors
-/// [`Error::Runtime`] when the engine never records the exit.
+/// [`DockerError::NoExitCode`] when the engine never records the exit.
 pub(crate) async fn exit_code(docker: &Docker, id: &str) -> Result<i32> {
     let deadline = tokio::time::Instant::now() + Duration::from_millis(EXIT_RECORD_WAIT_MS);
     let mut pause = Duration::from_millis(5);
@@ -114,22 +117,25 @@ pub(crate) async fn exit_code(docker: &Docker, id: &str) -> Result<i32> {
         let r = docker
             .inspect_exec(id)
             .await
-            .map_err(|e| runtime("inspecting an exec", e))?;
+            .map_err(|e| DockerError::api("inspecting exec", id, e))?;
         if r.running != Some(true) {
             if let Some(code) = r.exit_code {
                 return Ok(i32::try_from(code).unwrap_or(-1));
             }
         }
         if tokio::time::Instant::now() >= deadline {
-            return Err(runtime_msg(format!(
-                "exec {id} ended its output but the engine recorded no exit code"
-            )));
+            return Err(DockerError::NoExitCode {
+                exec: id.to_owned(),
+            }
+            .into());
         }
         tokio::time::sleep(pause).await;
         pause = (pause * 2).min(Duration::from_millis(100));
     }
 }
 
+/// The last non-blank line of an output: where the wrapper's markers and the engine's
+/// own failure message land.
 fn last_line(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes)
         .lines()
@@ -157,15 +163,18 @@ pub(crate) fn check_wrapper_failure(
         for stream in [&out.stdout, &out.stderr] {
             let line = last_line(stream);
             if line.contains("OCI runtime exec failed") {
-                return Err(runtime_msg(format!(
-                    "the engine could not run /bin/sh in {container} (does the image have it?): {line}"
-                )));
+                return Err(DockerError::NoShell {
+                    container: container.to_owned(),
+                    line,
+                }
+                .into());
             }
         }
     }
     Ok(())
 }
 
+/// `ProgramNotFound` for `spec`, naming the container so a user knows which image lacks it.
 pub(crate) fn not_found(spec: &CommandSpec, container: &str) -> Error {
     Error::ProgramNotFound {
         program: spec.program.clone(),
@@ -173,6 +182,7 @@ pub(crate) fn not_found(spec: &CommandSpec, container: &str) -> Error {
     }
 }
 
+/// `FileNotFound` for `spec`'s missing working directory (the container's `/` when unset).
 pub(crate) fn no_cwd(spec: &CommandSpec) -> Error {
     Error::FileNotFound {
         path: spec

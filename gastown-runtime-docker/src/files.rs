@@ -7,13 +7,17 @@ use futures::TryStreamExt;
 use gastown_core::{CommandSpec, ContainerPath, Error, Result, TownId};
 
 use crate::archive::{first_file, single_file, Extracted};
-use crate::errors::{is_not_found, runtime, runtime_msg, status_of};
+use crate::error::{is_not_found, status_of, Error as DockerError};
 use crate::runtime::DockerRuntime;
 
 /// How many symlinks `get_file` follows before giving up (as a loop guard).
 const MAX_SYMLINKS: usize = 8;
 
 impl DockerRuntime {
+    /// `put_file` of the trait: a one-file tar uploaded into the parent directory. The
+    /// engine's archive endpoint does not create directories, so a missing parent is
+    /// created with `mkdir -p` as the agents' user (so they own it) and the upload retried
+    /// once.
     pub(crate) async fn put(
         &self,
         town: &TownId,
@@ -47,9 +51,11 @@ impl DockerRuntime {
                 if self.upload(town, &parent, tar).await? {
                     Ok(())
                 } else {
-                    Err(runtime_msg(format!(
-                        "{parent} vanished while writing {path}"
-                    )))
+                    Err(DockerError::ParentVanished {
+                        parent: parent.to_string(),
+                        path: path.to_string(),
+                    }
+                    .into())
                 }
             }
         }
@@ -75,10 +81,13 @@ impl DockerRuntime {
             Err(e) if status_of(&e) == Some(409) => {
                 Err(Error::ContainerNotRunning { town: town.clone() })
             }
-            Err(e) => Err(runtime(format!("writing into {dir} in {name}"), e)),
+            Err(e) => Err(DockerError::api("writing into", format!("{dir} in {name}"), e).into()),
         }
     }
 
+    /// `get_file` of the trait: the engine's archive of the path, unpacked. The engine
+    /// does not follow a symlink in the last component, so links are resolved here (up to
+    /// [`MAX_SYMLINKS`]) the way a process opening the path would.
     pub(crate) async fn get(&self, town: &TownId, path: &ContainerPath) -> Result<Vec<u8>> {
         self.running(town).await?;
         let name = self.container_name(town);
@@ -103,7 +112,9 @@ impl DockerRuntime {
                         path: path.to_string(),
                     });
                 }
-                Err(e) => return Err(runtime(format!("reading {path} in {name}"), e)),
+                Err(e) => {
+                    return Err(DockerError::api("reading", format!("{path} in {name}"), e).into())
+                }
             };
             match first_file(&bytes)
                 .map_err(|e| Error::io(format!("reading the archive of {path}"), e))?
@@ -113,17 +124,23 @@ impl DockerRuntime {
                     current = resolve_link(&current, &target)?;
                 }
                 Extracted::NotAFile => {
-                    return Err(runtime_msg(format!(
-                        "{path} in {name} is not a regular file"
-                    )))
+                    return Err(DockerError::NotAFile {
+                        path: path.to_string(),
+                        container: name,
+                    }
+                    .into())
                 }
             }
         }
-        Err(runtime_msg(format!(
-            "{path} in {name}: too many levels of symbolic links"
-        )))
+        Err(DockerError::SymlinkLoop {
+            path: path.to_string(),
+            container: name,
+        }
+        .into())
     }
 
+    /// `endpoint` of the trait: the container's bridge address. Nothing is published on
+    /// the host, so a town's SDK servers are reachable from this host only.
     pub(crate) async fn endpoint_url(&self, town: &TownId, port: u16) -> Result<String> {
         let c = self.running(town).await?;
         let networks = c
@@ -141,11 +158,8 @@ impl DockerRuntime {
                     .filter_map(|n| n.ip_address.clone())
                     .find(|ip| !ip.is_empty())
             })
-            .ok_or_else(|| {
-                runtime_msg(format!(
-                    "container {} has no network address",
-                    self.container_name(town)
-                ))
+            .ok_or_else(|| DockerError::NoAddress {
+                container: self.container_name(town),
             })?;
         Ok(format!("http://{ip}:{port}"))
     }

@@ -7,7 +7,7 @@ use bollard::query_parameters::{ListContainersOptionsBuilder, ListVolumesOptions
 use gastown_core::{Result, TownId};
 
 use crate::container::{LABEL_MANAGED, LABEL_PREFIX, LABEL_TOWN};
-use crate::errors::runtime;
+use crate::error::Error as DockerError;
 use crate::runtime::DockerRuntime;
 
 impl DockerRuntime {
@@ -16,7 +16,7 @@ impl DockerRuntime {
     /// left over from an earlier process. Running or not.
     ///
     /// # Errors
-    /// [`Error::Runtime`](gastown_core::Error::Runtime) when the engine cannot list containers.
+    /// [`DockerError::Api`] when the engine cannot list containers.
     pub async fn list_orphans(&self) -> Result<Vec<String>> {
         let filters = HashMap::from([(
             "label",
@@ -33,7 +33,7 @@ impl DockerRuntime {
             .docker
             .list_containers(Some(opts))
             .await
-            .map_err(|e| runtime("listing containers", e))?;
+            .map_err(|e| DockerError::api("listing containers", "", e))?;
         let managed = self.managed.lock().clone();
         let mut orphans: Vec<String> = list
             .into_iter()
@@ -54,7 +54,7 @@ impl DockerRuntime {
     /// left over from an earlier process (with or without their container).
     ///
     /// # Errors
-    /// [`Error::Runtime`](gastown_core::Error::Runtime) when the engine cannot list volumes.
+    /// [`DockerError::Api`] when the engine cannot list volumes.
     pub async fn list_orphan_volumes(&self) -> Result<Vec<String>> {
         let filters = HashMap::from([(
             "label",
@@ -70,7 +70,7 @@ impl DockerRuntime {
             .docker
             .list_volumes(Some(opts))
             .await
-            .map_err(|e| runtime("listing volumes", e))?;
+            .map_err(|e| DockerError::api("listing volumes", "", e))?;
         let managed = self.managed.lock().clone();
         let mut orphans: Vec<String> = list
             .volumes
@@ -89,8 +89,7 @@ impl DockerRuntime {
     /// were removed, together.
     ///
     /// # Errors
-    /// [`Error::Runtime`](gastown_core::Error::Runtime) when the engine cannot list or remove
-    /// them.
+    /// [`DockerError::Api`] when the engine cannot list or remove them.
     pub async fn remove_orphans(&self) -> Result<usize> {
         let orphans = self.list_orphans().await?;
         for name in &orphans {

@@ -1,5 +1,6 @@
 //! gastown's [`ContainerRuntime`](gastown_core::ContainerRuntime) on a Docker Engine, through
-//! `bollard` (DESIGN.md §6).
+//! `bollard`. Where it sits among the backends: `ARCHITECTURE.md` (vocabulary) and the
+//! [`ContainerRuntime`](gastown_core::ContainerRuntime) backends table.
 //!
 //! ```no_run
 //! # async fn demo() -> gastown_core::Result<()> {
@@ -22,11 +23,16 @@
 //! # Layout
 //!
 //! - [`options`]: [`DockerOptions`], [`AgentImage`].
-//! - `assemble`, `context`, `deps`, `image`: the agent image.
+//! - [`Error`]: Docker's own failures, reached through
+//!   [`gastown_core::Error::backend_error`] (`EngineUnavailable`, `ImageBuild`, `Api`, …).
+//! - `image` (`image/{assemble, build_context, deps}`): the agent image — which host files
+//!   go in, the build context as a hashed tar, and the build through the engine.
 //! - `container`, `volume`, `hygiene`: create/adopt/stop/remove, the town's agents volume
 //!   (`/agents` outlives a container), labels; orphans.
 //! - `wrapper`, `exec`, `process`, `lines`: commands with exactly their own env and cwd.
 //! - `files`, `archive`: tar in and out; the endpoint.
+//! - `test_support` (hidden): the engine gate, shared image, prefixes and cleanup of the
+//!   Docker tests here and in the workspace's `tests/`.
 //!
 //! The engine must answer at the socket; `scripts/ensure-docker.sh` installs and starts one
 //! on Debian.
@@ -34,11 +40,8 @@
 #![warn(missing_docs)]
 
 mod archive;
-mod assemble;
 mod container;
-mod context;
-mod deps;
-mod errors;
+mod error;
 mod exec;
 mod files;
 mod hygiene;
@@ -47,11 +50,14 @@ mod lines;
 pub mod options;
 mod process;
 mod runtime;
+#[doc(hidden)]
+pub mod test_support;
 mod volume;
 mod wrapper;
 
-pub use assemble::{AGENT_UID, BUSYBOX_HOST_PATH, KILO_IMAGE_PATH};
 pub use container::{LABEL_MANAGED, LABEL_PREFIX, LABEL_TOWN};
+pub use error::{BoxError, Error};
+pub use image::assemble::{AGENT_UID, BUSYBOX_HOST_PATH, KILO_IMAGE_PATH};
 pub use image::IMAGE_REPOSITORY;
 pub use options::{AgentImage, DockerOptions};
 pub use process::DockerProcess;

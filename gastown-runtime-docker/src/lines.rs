@@ -31,6 +31,7 @@ impl LineSplitter {
         }
     }
 
+    /// One line, `\r` dropped (CRLF output), invalid UTF-8 replaced rather than lost.
     fn line(&self, bytes: &[u8]) -> OutputLine {
         let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
         OutputLine {

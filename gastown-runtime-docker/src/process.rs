@@ -16,7 +16,7 @@ use gastown_core::{
 use parking_lot::Mutex;
 use tokio::sync::oneshot;
 
-use crate::errors::{is_not_found, runtime, runtime_msg, status_of};
+use crate::error::{is_not_found, status_of, Error as DockerError};
 use crate::exec::{exit_code, no_cwd, not_found, run_attached};
 use crate::lines::{self, LineSink, LineSplitter};
 use crate::runtime::DockerRuntime;
@@ -38,6 +38,9 @@ enum Start {
 }
 
 impl DockerRuntime {
+    /// `spawn` of the trait: an attached exec through the wrapper in spawn mode. It
+    /// returns once the wrapper printed the program's pid (the program is then running)
+    /// or reported why it could not start; the output is pumped in a task of its own.
     pub(crate) async fn spawn_command(
         &self,
         town: &TownId,
@@ -52,13 +55,11 @@ impl DockerRuntime {
         };
         let attached = match self.docker.start_exec(&id, Some(start)).await {
             Ok(StartExecResults::Attached { output, input }) => (output, input),
-            Ok(StartExecResults::Detached) => {
-                return Err(runtime_msg("the engine detached an attached exec"))
-            }
+            Ok(StartExecResults::Detached) => return Err(DockerError::Detached.into()),
             Err(e) if is_not_found(&e) || status_of(&e) == Some(409) => {
                 return Err(Error::ContainerNotRunning { town: town.clone() })
             }
-            Err(e) => return Err(runtime(format!("starting an exec in {container}"), e)),
+            Err(e) => return Err(DockerError::api("starting an exec in", container, e).into()),
         };
         let (sink, rx) = lines::channel();
         let (start_tx, start_rx) = oneshot::channel();
@@ -80,11 +81,12 @@ impl DockerRuntime {
                 ) {
                     return Err(Error::ContainerNotRunning { town: town.clone() });
                 }
-                return Err(runtime_msg(format!(
-                    "{} ended before it started (exit code {code:?}): {}",
-                    spec.program,
-                    seen.join(" | ")
-                )));
+                return Err(DockerError::EndedBeforeStart {
+                    program: spec.program.clone(),
+                    exit_code: code,
+                    output: seen.join(" | "),
+                }
+                .into());
             }
         };
         let host_pid = self
@@ -213,6 +215,8 @@ impl DockerProcess {
         }
     }
 
+    /// Whether the process's container still runs: the engine can keep reporting an exec
+    /// as running after its container stopped.
     async fn container_runs(&self) -> bool {
         match self.docker.inspect_container(&self.container, None).await {
             Ok(c) => c.state.and_then(|s| s.running).unwrap_or(false),
@@ -243,23 +247,27 @@ impl DockerProcess {
         let id = match self.docker.create_exec(&self.container, config).await {
             Ok(r) => r.id,
             Err(e) if is_not_found(&e) || status_of(&e) == Some(409) => return Ok(()),
-            Err(e) => {
-                return Err(runtime(
-                    format!("signalling pid {} in {}", self.pid, self.container),
-                    e,
-                ))
-            }
+            Err(e) => return Err(self.signal_failed(e)),
         };
         match run_attached(&self.docker, &id).await {
             Ok(_) => Ok(()),
             Err(e) if is_not_found(&e) || status_of(&e) == Some(409) => Ok(()),
-            Err(e) => Err(runtime(
-                format!("signalling pid {} in {}", self.pid, self.container),
-                e,
-            )),
+            Err(e) => Err(self.signal_failed(e)),
         }
     }
 
+    /// The error of a signal exec the engine refused.
+    fn signal_failed(&self, e: bollard::errors::Error) -> Error {
+        DockerError::api(
+            "signalling",
+            format!("pid {} in {}", self.pid, self.container),
+            e,
+        )
+        .into()
+    }
+
+    /// Polls the status until the process is gone or `within` has passed; the caller
+    /// escalates (TERM, then KILL) on what is still alive.
     async fn wait_dead(&self, within: Duration) -> ProcessStatus {
         let deadline = tokio::time::Instant::now() + within;
         loop {
@@ -314,10 +322,11 @@ impl ProcessHandle for DockerProcess {
             .wait_dead(Duration::from_millis(AFTER_SIGKILL_WAIT_MS))
             .await;
         if st.is_alive() {
-            return Err(runtime_msg(format!(
-                "pid {} in {} is still alive after SIGKILL",
-                self.pid, self.container
-            )));
+            return Err(DockerError::StillAlive {
+                pid: self.pid,
+                container: self.container.clone(),
+            }
+            .into());
         }
         Ok(st)
     }

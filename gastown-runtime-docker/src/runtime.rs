@@ -13,7 +13,7 @@ use gastown_core::{
 };
 use parking_lot::Mutex;
 
-use crate::errors::is_not_found;
+use crate::error::{is_not_found, Error as DockerError};
 use crate::image::{ensure_built, IMAGE_LABEL, IMAGE_LABEL_VALUE};
 use crate::options::{AgentImage, DockerOptions};
 
@@ -58,11 +58,12 @@ impl fmt::Debug for DockerRuntime {
     }
 }
 
-fn unavailable(socket: &Path, err: impl fmt::Display) -> Error {
-    Error::EngineUnavailable {
-        socket: socket.display().to_string(),
-        message: err.to_string(),
+fn unavailable(socket: &Path, source: bollard::errors::Error) -> Error {
+    DockerError::EngineUnavailable {
+        socket: socket.to_owned(),
+        source,
     }
+    .into()
 }
 
 fn valid_prefix(prefix: &str) -> bool {
@@ -80,14 +81,20 @@ impl DockerRuntime {
     /// inputs is there yet (a few seconds; reused afterwards).
     ///
     /// # Errors
-    /// - [`Error::EngineUnavailable`] naming the socket when nothing answers there;
+    /// Docker's own conditions arrive as [`Error::Generic`] holding a [`DockerError`]
+    /// (reach it with [`Error::backend_error`]):
+    ///
+    /// - [`DockerError::EngineUnavailable`] naming the socket when nothing answers there;
+    /// - [`DockerError::ImageBuild`] with the tail of the build log when the image cannot
+    ///   be built (a missing kilo binary at an explicit path, no busybox-static, no git, a
+    ///   failed engine build).
+    ///
+    /// And core variants:
+    ///
     /// - [`Error::KiloNotFound`] when `AgentImage::Build { kilo_bin: None }` and kilo is
     ///   not installed;
-    /// - [`Error::ImageBuild`] with the tail of the build log when the image cannot be
-    ///   built (a missing kilo binary at an explicit path, no busybox-static, no git, a
-    ///   failed engine build);
-    /// - [`Error::InvalidConfig`] for a bad name prefix or an [`AgentImage::Named`] image
-    ///   the engine does not have (nothing is pulled).
+    /// - [`Error::InvalidConfig`] for a bad name prefix, a socket path that is not UTF-8,
+    ///   or an [`AgentImage::Named`] image the engine does not have (nothing is pulled).
     pub async fn connect(options: DockerOptions) -> Result<DockerRuntime> {
         if !valid_prefix(&options.name_prefix) {
             return Err(Error::InvalidConfig {
@@ -98,9 +105,12 @@ impl DockerRuntime {
             });
         }
         let socket = options.socket.clone();
-        let socket_str = socket
-            .to_str()
-            .ok_or_else(|| unavailable(&socket, "the socket path is not valid UTF-8"))?;
+        let socket_str = socket.to_str().ok_or_else(|| Error::InvalidConfig {
+            message: format!(
+                "the engine socket path {} is not valid UTF-8",
+                socket.display()
+            ),
+        })?;
         let docker = Docker::connect_with_unix(socket_str, REQUEST_TIMEOUT_S, API_DEFAULT_VERSION)
             .map_err(|e| unavailable(&socket, e))?;
         docker.ping().await.map_err(|e| unavailable(&socket, e))?;
@@ -182,7 +192,7 @@ impl DockerRuntime {
 #[async_trait]
 impl ContainerRuntime for DockerRuntime {
     fn name(&self) -> &'static str {
-        crate::errors::RUNTIME
+        crate::error::RUNTIME
     }
 
     fn sdk_bind_host(&self) -> &str {
@@ -247,11 +257,9 @@ mod tests {
         let err = DockerRuntime::connect(DockerOptions::default().with_socket(&socket))
             .await
             .unwrap_err();
-        match &err {
-            Error::EngineUnavailable { socket: s, .. } => {
-                assert_eq!(s, &socket.display().to_string())
-            }
-            other => panic!("unexpected {other:?}"),
+        match err.backend_error::<DockerError>() {
+            Some(DockerError::EngineUnavailable { socket: s, .. }) => assert_eq!(s, &socket),
+            other => panic!("unexpected {other:?} in {err:?}"),
         }
         assert!(err.to_string().contains("no-docker.sock"));
         assert!(!socket.exists(), "nothing was created at the socket path");

@@ -10,7 +10,7 @@ use bollard::models::VolumeCreateRequest;
 use gastown_core::{Result, TownId};
 
 use crate::container::{LABEL_MANAGED, LABEL_PREFIX, LABEL_TOWN};
-use crate::errors::{is_not_found, runtime, runtime_msg, status_of};
+use crate::error::{is_not_found, status_of, Error as DockerError};
 use crate::runtime::DockerRuntime;
 
 /// Where the agents volume is mounted in every container of a town: the agents' data root
@@ -41,7 +41,7 @@ impl DockerRuntime {
     /// copies the image's `/agents` into it, ownership (uid 1000) included.
     ///
     /// # Errors
-    /// [`Error::Runtime`](gastown_core::Error::Runtime) when the engine refuses, or when a
+    /// [`DockerError::Api`] when the engine refuses, or [`DockerError::NotManaged`] when a
     /// volume of that name exists without the `gastown.managed=true` label (not ours to
     /// use).
     pub(crate) async fn ensure_volume(&self, town: &TownId) -> Result<String> {
@@ -55,12 +55,13 @@ impl DockerRuntime {
             .docker
             .create_volume(request)
             .await
-            .map_err(|e| runtime(format!("creating volume {name}"), e))?;
+            .map_err(|e| DockerError::api("creating volume", &name, e))?;
         if volume.labels.get(LABEL_MANAGED).map(String::as_str) != Some("true") {
-            return Err(runtime_msg(format!(
-                "a volume named {name} exists but gastown does not manage it \
-                 (no {LABEL_MANAGED}=true label); remove or rename it"
-            )));
+            return Err(DockerError::NotManaged {
+                kind: "volume",
+                name,
+            }
+            .into());
         }
         Ok(name)
     }
@@ -70,8 +71,8 @@ impl DockerRuntime {
     /// after removing the container again, a few times with a short backoff.
     ///
     /// # Errors
-    /// [`Error::Runtime`](gastown_core::Error::Runtime) when the engine refuses, or the
-    /// volume stays in use.
+    /// [`DockerError::Api`] when the engine refuses, or [`DockerError::VolumeInUse`] when
+    /// the volume stays in use.
     pub(crate) async fn remove_container_and_volume(&self, town: &TownId) -> Result<()> {
         let container = self.container_name(town);
         let volume = self.volume_name(town);
@@ -84,9 +85,11 @@ impl DockerRuntime {
                 return Ok(());
             }
         }
-        Err(runtime_msg(format!(
-            "volume {volume} stayed in use after {REMOVE_ATTEMPTS} attempts to remove it"
-        )))
+        Err(DockerError::VolumeInUse {
+            volume,
+            attempts: REMOVE_ATTEMPTS,
+        }
+        .into())
     }
 
     /// Removes a volume by name: `Ok(true)` once it is gone (also when it never existed),
@@ -100,7 +103,7 @@ impl DockerRuntime {
             Ok(()) => Ok(true),
             Err(e) if is_not_found(&e) => Ok(true),
             Err(e) if status_of(&e) == Some(409) => Ok(false),
-            Err(e) => Err(runtime(format!("removing volume {name}"), e)),
+            Err(e) => Err(DockerError::api("removing volume", name, e).into()),
         }
     }
 }

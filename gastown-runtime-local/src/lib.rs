@@ -50,6 +50,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod error;
 mod mounts;
 mod output;
 mod paths;
@@ -57,5 +58,6 @@ mod process;
 mod programs;
 mod runtime;
 
+pub use error::LocalError;
 pub use process::LocalProcess;
 pub use runtime::{LocalRuntime, LocalRuntimeBuilder, REMOVE_GRACE};

@@ -5,12 +5,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use gastown_core::{Error, ProcessHandle, ProcessStatus, Result};
+use gastown_core::{ProcessHandle, ProcessStatus, Result};
 use nix::errno::Errno;
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use tokio::process::{ChildStderr, ChildStdout, Command};
 use tokio::sync::watch;
+
+use crate::error::LocalError;
 
 /// How long [`LocalProcess::terminate`] waits for the kernel to end a process after
 /// SIGKILL: 10 s. Only a process stuck in uninterruptible I/O (or one that left our process
@@ -110,19 +112,17 @@ impl LocalProcess {
     /// the number to a new group; pids cycle through `pid_max` (about 4 million on 64-bit
     /// Linux) before that, so the window is accepted rather than tracked.
     fn signal(&self, signal: Signal) -> Result<()> {
-        let pgid = i32::try_from(self.pid).map_err(|_| Error::Runtime {
-            runtime: "local",
-            message: format!("pid {} out of range", self.pid),
-        })?;
+        let pgid =
+            i32::try_from(self.pid).map_err(|_| LocalError::PidOutOfRange { pid: self.pid })?;
         match killpg(Pid::from_raw(pgid), signal) {
             Ok(()) | Err(Errno::ESRCH) => Ok(()),
-            Err(errno) => Err(Error::Runtime {
-                runtime: "local",
-                message: format!(
-                    "{signal} to process group {pgid} ({}): {errno}",
-                    self.program
-                ),
-            }),
+            Err(source) => Err(LocalError::Signal {
+                signal,
+                pgid,
+                program: self.program.clone(),
+                source,
+            }
+            .into()),
         }
     }
 
@@ -132,8 +132,9 @@ impl LocalProcess {
     /// there is no process to be graceful for.
     ///
     /// # Errors
-    /// [`Error::Runtime`] when the group cannot be signalled (not ours), or the leader is
-    /// still alive [`KILL_WAIT`] after SIGKILL.
+    /// [`LocalError::Signal`] when the group cannot be signalled (not ours), or
+    /// [`LocalError::StillAlive`] when the leader is still alive [`KILL_WAIT`] after
+    /// SIGKILL (both inside [`gastown_core::Error::Generic`]).
     pub(crate) async fn terminate(&self, grace: Duration) -> Result<ProcessStatus> {
         if self.exit.borrow().is_none() {
             self.stopping.store(true, Ordering::Relaxed);
@@ -145,14 +146,13 @@ impl LocalProcess {
         tracing::debug!(pid = self.pid, program = %self.program, "process group killed");
         tokio::time::timeout(KILL_WAIT, self.wait())
             .await
-            .map_err(|_| Error::Runtime {
-                runtime: "local",
-                message: format!(
-                    "{} (pid {}) still alive {} s after SIGKILL",
-                    self.program,
-                    self.pid,
-                    KILL_WAIT.as_secs()
-                ),
+            .map_err(|_| {
+                LocalError::StillAlive {
+                    program: self.program.clone(),
+                    pid: self.pid,
+                    waited: KILL_WAIT,
+                }
+                .into()
             })
     }
 

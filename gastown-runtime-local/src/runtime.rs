@@ -16,6 +16,7 @@ use parking_lot::Mutex;
 use tokio::io::AsyncReadExt;
 use tokio::process::Command;
 
+use crate::error::LocalError;
 use crate::paths::{host_path, word_value};
 use crate::process::{KillOnDrop, LocalProcess, Started};
 use crate::programs::Programs;
@@ -216,7 +217,7 @@ async fn terminate_all(processes: &[Arc<LocalProcess>], grace: Duration) -> Resu
 #[async_trait]
 impl ContainerRuntime for LocalRuntime {
     fn name(&self) -> &'static str {
-        "local"
+        crate::error::RUNTIME
     }
 
     fn sdk_bind_host(&self) -> &str {
@@ -279,10 +280,11 @@ impl ContainerRuntime for LocalRuntime {
         let exit_code = match status {
             ProcessStatus::Exited(code) => code.unwrap_or(-1),
             other => {
-                return Err(Error::Runtime {
-                    runtime: "local",
-                    message: format!("{} ended as {other:?}", command.program),
-                })
+                return Err(LocalError::NoExitCode {
+                    program: command.program.clone(),
+                    status: other,
+                }
+                .into())
             }
         };
         Ok(ExecOutput {
@@ -331,9 +333,9 @@ impl ContainerRuntime for LocalRuntime {
             Ok(())
         })
         .await
-        .map_err(|e| Error::Runtime {
-            runtime: "local",
-            message: format!("writing {shown}: {e}"),
+        .map_err(|source| Error::Task {
+            context: format!("writing {shown}"),
+            source,
         })?
         .map_err(|e| Error::io(format!("writing {path}"), e))
     }

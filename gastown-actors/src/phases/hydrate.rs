@@ -19,9 +19,9 @@ pub(super) async fn run(ctx: &AgentContext, progress: StartProgress) -> Result<S
     let agent = ctx.spec.id.clone();
     let restored = tokio::task::spawn_blocking(move || snapshots.load(&agent))
         .await
-        .map_err(|e| gastown_core::Error::Runtime {
-            runtime: "actors",
-            message: format!("snapshot load task: {e}"),
+        .map_err(|source| gastown_core::Error::Task {
+            context: "snapshot load task".to_owned(),
+            source,
         })??;
     // The SDK server's data dir (where it creates a new db when nothing is restored) and the
     // agent's home, in one round trip.

@@ -66,12 +66,9 @@ pub(super) async fn run(ctx: &AgentContext, mut progress: StartProgress) -> Resu
                 recent.push_back(line.line);
             }
             None => {
-                return Err(Error::Runtime {
-                    runtime: rt.name(),
-                    message: format!(
-                        "SDK server exited before listening; last output: {}",
-                        Vec::from(recent).join(" | ")
-                    ),
+                return Err(Error::ServerExited {
+                    program: launcher.program.clone(),
+                    last_output: Vec::from(recent).join(" | "),
                 })
             }
         }

@@ -11,10 +11,11 @@
 //! no virtual time, and a blocking task would be one more thing for a paused clock to reason
 //! about.
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use rusqlite::{params, Connection, OpenFlags};
 
+use super::error::SimulatedError;
 use crate::error::{Error, Result};
 use crate::sdk::SessionInfo;
 
@@ -60,37 +61,49 @@ const SCHEMA: &str = "
     PRAGMA user_version = 1;
 ";
 
-fn fail(what: &str, e: impl std::fmt::Display) -> Error {
-    Error::Runtime {
-        runtime: "simulated",
-        message: format!("simulated kilo.db: {what}: {e}"),
-    }
+/// A SQLite failure at `step`.
+fn fail(step: &'static str, source: rusqlite::Error) -> Error {
+    SimulatedError::Database { step, source }.into()
+}
+
+/// A host I/O failure at `step`.
+fn fail_io(step: &'static str, source: std::io::Error) -> Error {
+    SimulatedError::DatabaseIo { step, source }.into()
 }
 
 /// The bytes of an empty simulated `kilo.db`, built once per process.
 ///
 /// # Errors
-/// [`Error::Runtime`] when SQLite or the temp dir fails (then on every call).
+/// [`SimulatedError`] (in [`Error::Generic`]) when SQLite or the temp dir fails (then on every call).
 pub(super) fn empty() -> Result<&'static [u8]> {
-    static EMPTY: OnceLock<std::result::Result<Vec<u8>, String>> = OnceLock::new();
+    static EMPTY: OnceLock<std::result::Result<Vec<u8>, Arc<SimulatedError>>> = OnceLock::new();
     EMPTY
-        .get_or_init(|| encode(&DbContents::default()).map_err(|e| e.to_string()))
+        .get_or_init(|| encode_contents(&DbContents::default()).map_err(Arc::new))
         .as_deref()
-        .map_err(|e| Error::Runtime {
-            runtime: "simulated",
-            message: e.clone(),
+        .map_err(|e| {
+            SimulatedError::EmptyDatabase {
+                source: Arc::clone(e),
+            }
+            .into()
         })
 }
 
 /// Builds a database holding `contents` and returns its bytes.
 ///
 /// # Errors
-/// [`Error::Runtime`] when SQLite or the temp dir fails.
+/// [`SimulatedError`] (in [`Error::Generic`]) when SQLite or the temp dir fails.
 pub(super) fn encode(contents: &DbContents) -> Result<Vec<u8>> {
+    encode_contents(contents).map_err(Error::from)
+}
+
+/// [`encode`] with the simulator's own error, so [`empty`] can keep its first failure.
+fn encode_contents(contents: &DbContents) -> std::result::Result<Vec<u8>, SimulatedError> {
+    let fail = |step, source| SimulatedError::Database { step, source };
+    let fail_io = |step, source| SimulatedError::DatabaseIo { step, source };
     let dir = tempfile::Builder::new()
         .prefix("gastown-sim-db-")
         .tempdir()
-        .map_err(|e| fail("temp dir", e))?;
+        .map_err(|e| fail_io("temp dir", e))?;
     let path = dir.path().join("kilo.db");
     {
         let mut conn = Connection::open(&path).map_err(|e| fail("create", e))?;
@@ -120,14 +133,14 @@ pub(super) fn encode(contents: &DbContents) -> Result<Vec<u8>> {
         tx.commit().map_err(|e| fail("commit", e))?;
         conn.close().map_err(|(_, e)| fail("close", e))?;
     }
-    std::fs::read(&path).map_err(|e| fail("read back", e))
+    std::fs::read(&path).map_err(|e| fail_io("read back", e))
 }
 
 /// Reads a simulated `kilo.db`. A database without the simulator's tables (one made by
 /// something else) holds nothing.
 ///
 /// # Errors
-/// [`Error::Runtime`] when `bytes` are not a SQLite database (SQLite's message, e.g. "file
+/// [`SimulatedError`] (in [`Error::Generic`]) when `bytes` are not a SQLite database (SQLite's message, e.g. "file
 /// is not a database"), or SQLite or the temp dir fails.
 pub(super) fn decode(bytes: &[u8]) -> Result<DbContents> {
     if empty().is_ok_and(|e| e == bytes) {
@@ -136,9 +149,9 @@ pub(super) fn decode(bytes: &[u8]) -> Result<DbContents> {
     let dir = tempfile::Builder::new()
         .prefix("gastown-sim-db-")
         .tempdir()
-        .map_err(|e| fail("temp dir", e))?;
+        .map_err(|e| fail_io("temp dir", e))?;
     let path = dir.path().join("kilo.db");
-    std::fs::write(&path, bytes).map_err(|e| fail("copy", e))?;
+    std::fs::write(&path, bytes).map_err(|e| fail_io("copy", e))?;
     let conn = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY)
         .map_err(|e| fail("open", e))?;
     let tables: Vec<String> = conn

@@ -18,6 +18,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use super::error::SimulatedError;
 use super::script::SimScript;
 use crate::command::{CommandSpec, Word};
 use crate::error::{Error, Result};
@@ -106,7 +107,7 @@ fn resolve(word: &Word, cwd: &Option<ContainerPath>) -> Option<ContainerPath> {
 ///
 /// # Errors
 /// [`Error::ProgramNotFound`] for a program the container lacks (see [`check_program`]);
-/// [`Error::Runtime`] for an installed program the simulator cannot run to completion
+/// [`SimulatedError::CannotRun`] for an installed program the simulator cannot run to completion
 /// (`sh`, `sleep`: they can only be spawned).
 pub(super) fn plan(script: &SimScript, command: &CommandSpec) -> Result<Plan> {
     check_program(script, &command.program)?;
@@ -128,15 +129,7 @@ pub(super) fn plan(script: &SimScript, command: &CommandSpec) -> Result<Plan> {
             let charge = script.git(&git.sub);
             (charge, Some(git.sub.clone()), Action::Git(git))
         }
-        _ => {
-            return Err(Error::Runtime {
-                runtime: "simulated",
-                message: format!(
-                    "the simulated runtime cannot run {program:?} to completion; exec \
-                     interprets mkdir, rm, true and git (other programs can only be spawned)"
-                ),
-            })
-        }
+        _ => return Err(SimulatedError::CannotRun { program }.into()),
     };
     Ok(Plan {
         program,
@@ -396,9 +389,13 @@ mod tests {
             plan(&s, &CommandSpec::new("nope")),
             Err(Error::ProgramNotFound { hint, .. }) if hint.is_empty()
         ));
-        assert!(matches!(
-            plan(&s, &CommandSpec::new("sh")),
-            Err(Error::Runtime { .. })
-        ));
+        let err = plan(&s, &CommandSpec::new("sh")).unwrap_err();
+        assert!(
+            matches!(
+                err.backend_error::<SimulatedError>(),
+                Some(SimulatedError::CannotRun { program }) if program == "sh"
+            ),
+            "{err:?}"
+        );
     }
 }

@@ -1,6 +1,6 @@
 //! A simulated [`ContainerRuntime`](crate::ContainerRuntime) and simulated SDK servers:
 //! **test doubles** for deterministic tests and benches of the real actor code in virtual
-//! time (issue 4, "Measure"). Compiled with the `simulated` feature (and in this crate's
+//! time (the cold-start measurements of `ARCHITECTURE.md`, "lifecycle timings"). Compiled with the `simulated` feature (and in this crate's
 //! unit tests).
 //!
 //! - [`SimScript`]: the duration of every operation (container start, file I/O, git, SDK
@@ -10,6 +10,8 @@
 //!   `tokio::time::sleep`, so under `tokio::time::pause` the schedule is exact. Its
 //!   [`sdk_connector`](SimulatedRuntime::sdk_connector) replaces HTTP for the simulated
 //!   SDK servers.
+//! - [`SimulatedError`]: its own failures (`CannotRun`, `Database`, …), inside
+//!   [`Error::Generic`](crate::Error::Generic) with runtime `simulated`.
 //! - [`SimEvent`]: the event log (virtual start and end, town, what happened), and
 //!   counters built on it ([`SimulatedRuntime::spawns_of`], …).
 //!
@@ -31,6 +33,7 @@
 //! work takes no virtual time (checked by `tests/simulated.rs`).
 
 mod db;
+mod error;
 mod exec;
 mod log;
 mod process;
@@ -40,6 +43,7 @@ mod sdk;
 mod state;
 
 pub use db::SimMessage;
+pub use error::SimulatedError;
 pub use log::{SdkOp, SimEvent, SimEventKind};
 pub use runtime::SimulatedRuntime;
 pub use script::{SimScript, TOKEN_REFRESH_PATH};

@@ -27,6 +27,9 @@ use crate::runtime::{
 use crate::sdk::{SdkConnector, SessionInfo};
 use crate::status::{ContainerStatus, ProcessStatus};
 
+/// The runtime's name in errors and reports.
+pub(super) const RUNTIME: &str = "simulated";
+
 /// What the simulated runtime shares with its process handles, SDK connector and boot tasks.
 pub(super) struct Inner {
     script: RwLock<SimScript>,
@@ -104,8 +107,8 @@ impl Inner {
 ///   → `DEST/.git/HEAD` (`DEST/HEAD` when bare); `git worktree add … PATH …` →
 ///   `PATH/.git`. `commit`, `fetch`, `checkout`, `switch` and `worktree` exit 128 outside
 ///   a repository, as git does; [`SimScript::fail_git`] makes a subcommand exit 128. Other
-///   programs are [`Error::ProgramNotFound`] (or [`Error::Runtime`] for installed ones
-///   such as `sh`, which can only be spawned).
+///   programs are [`Error::ProgramNotFound`] (or [`SimulatedError::CannotRun`](super::SimulatedError::CannotRun) for
+///   installed ones such as `sh`, which can only be spawned).
 /// - `spawn`: a program in [`SimScript::sdk_programs`] becomes a simulated SDK server that
 ///   prints `<program> server listening on http://<host>:<port>` after
 ///   [`sdk_boot`](SimScript::sdk_boot) (a unique port per server), keeps its sessions in a
@@ -253,7 +256,8 @@ impl SimulatedRuntime {
     /// (`$XDG_DATA_HOME`), oldest first; empty when there is no `kilo.db`.
     ///
     /// # Errors
-    /// [`Error::Runtime`] when the file there is not a SQLite database.
+    /// [`SimulatedError::Database`](super::SimulatedError::Database) (in [`Error::Generic`]) when the file there is not a
+    /// SQLite database.
     pub fn sessions_in(&self, town: &TownId, data_dir: &ContainerPath) -> Result<Vec<SessionInfo>> {
         Ok(self.db_contents(town, data_dir)?.sessions)
     }
@@ -262,7 +266,8 @@ impl SimulatedRuntime {
     /// first.
     ///
     /// # Errors
-    /// [`Error::Runtime`] when the file there is not a SQLite database.
+    /// [`SimulatedError::Database`](super::SimulatedError::Database) (in [`Error::Generic`]) when the file there is not a
+    /// SQLite database.
     pub fn messages_in(&self, town: &TownId, data_dir: &ContainerPath) -> Result<Vec<SimMessage>> {
         Ok(self.db_contents(town, data_dir)?.messages)
     }
@@ -323,7 +328,7 @@ pub(super) fn kilo_db(data_dir: &ContainerPath) -> Result<ContainerPath> {
 #[async_trait]
 impl ContainerRuntime for SimulatedRuntime {
     fn name(&self) -> &'static str {
-        "simulated"
+        RUNTIME
     }
 
     fn sdk_bind_host(&self) -> &str {

@@ -17,8 +17,8 @@ pub const TOKEN_REFRESH_PATH: &str = crate::token::CONTAINER_TOKEN_PATH;
 /// a deadline up to the next millisecond.
 ///
 /// The defaults ([`SimScript::default`]) are realistic orders of magnitude for a Docker
-/// container on a developer machine, taken from the seeds' cold-start analysis and from
-/// DESIGN.md §7 (kilo cold boot "about 4–5 s"); [`SimScript::zero`] makes everything
+/// container on a developer machine, as `ARCHITECTURE.md` lists them under "lifecycle
+/// timings" with their sources (kilo cold boot "about 4–5 s"); [`SimScript::zero`] makes everything
 /// free, so a test can charge only what it looks at. Change single values with the
 /// `with_*` setters.
 #[derive(Debug, Clone, PartialEq, Eq)]

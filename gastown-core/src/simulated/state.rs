@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 
+use super::error::SimulatedError;
 use crate::error::{Error, Result};
 use crate::ids::TownId;
 use crate::path::ContainerPath;
@@ -134,13 +135,10 @@ impl State {
     /// A port never handed out before.
     ///
     /// # Errors
-    /// [`Error::Runtime`] once every port above the first was used (24 535 servers).
+    /// [`SimulatedError::PortsExhausted`] once every port above the first was used (24 535 servers).
     pub(super) fn port(&mut self) -> Result<u16> {
         let port = self.next_port;
-        self.next_port = port.checked_add(1).ok_or_else(|| Error::Runtime {
-            runtime: "simulated",
-            message: "out of simulated ports".to_owned(),
-        })?;
+        self.next_port = port.checked_add(1).ok_or(SimulatedError::PortsExhausted)?;
         Ok(port)
     }
 

@@ -4,6 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use super::StepError;
+
 /// How a binary is linked, from `ldd`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Linkage {
@@ -19,21 +21,21 @@ pub(crate) enum Linkage {
 /// messages are parseable whatever the caller's locale.
 ///
 /// # Errors
-/// A message when `ldd` cannot run, or a library is `not found` on the host.
-pub(crate) fn linkage(binary: &Path) -> Result<Linkage, String> {
+/// A [`StepError`] when `ldd` cannot run, or a library is `not found` on the host.
+pub(crate) fn linkage(binary: &Path) -> Result<Linkage, StepError> {
     let out = Command::new("ldd")
         .arg(binary)
         .env_clear()
         .env("PATH", "/usr/bin:/bin")
         .env("LC_ALL", "C")
         .output()
-        .map_err(|e| format!("running ldd on {}: {e}", binary.display()))?;
+        .map_err(|e| StepError::io(format!("running ldd on {}", binary.display()), e))?;
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    parse_ldd(&text).map_err(|e| format!("ldd {}: {e}", binary.display()))
+    parse_ldd(&text).map_err(|e| StepError::new(format!("ldd {}: {e}", binary.display())))
 }
 
 /// Parses `ldd` output. Lines look like

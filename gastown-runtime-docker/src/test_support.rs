@@ -1,17 +1,39 @@
-//! Shared set-up of the Docker tests: the engine gate, one agent image per test binary,
-//! unique container names, and cleanup that runs even when a test panics.
-#![allow(dead_code, unreachable_pub)]
+//! Set-up shared by the Docker tests of this crate and of the workspace (`tests/` of the
+//! `gastown` facade): the engine gate, one agent image per test binary, unique name
+//! prefixes, cleanup that runs even when a test panics, and label queries. Test support,
+//! not API: hidden from the docs and free to change.
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use bollard::query_parameters::{
     ListContainersOptionsBuilder, ListVolumesOptionsBuilder, RemoveContainerOptionsBuilder,
 };
 use bollard::{Docker, API_DEFAULT_VERSION};
-use gastown_core::TownId;
-use gastown_runtime_docker::options::DEFAULT_SOCKET;
-use gastown_runtime_docker::{AgentImage, DockerOptions, DockerRuntime, LABEL_PREFIX, LABEL_TOWN};
+use gastown_core::{CommandSpec, ContainerPath, ContainerRuntime, ContainerStatus, TownId};
+
+use crate::options::DEFAULT_SOCKET;
+use crate::{AgentImage, DockerOptions, DockerRuntime, LABEL_PREFIX, LABEL_TOWN};
+
+/// The `PATH` of test commands: where the image's busybox applets, git and kilo live.
+pub const PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+
+/// A container path, panicking on an invalid one.
+pub fn path(p: &str) -> ContainerPath {
+    ContainerPath::new(p).expect("test container path")
+}
+
+/// `sh -c <script>` with [`PATH`]; more args become `$0`, `$1`, ….
+pub fn sh(script: &str) -> CommandSpec {
+    CommandSpec::new("sh")
+        .arg("-c")
+        .arg(script)
+        .env("PATH", PATH)
+}
+
+/// Hang guard for polls (not a timing assertion): 60 s.
+pub const WAIT_BOUND: Duration = Duration::from_secs(60);
 
 /// Set to `1` to turn a missing or unreachable engine into a failure (CI).
 pub const REQUIRE_DOCKER_ENV: &str = "GASTOWN_REQUIRE_DOCKER";
@@ -99,18 +121,21 @@ pub async fn runtime(prefix: &str) -> Option<DockerRuntime> {
     )
 }
 
+/// A town id for a test, panicking on an invalid one.
 pub fn town(name: &str) -> TownId {
     TownId::new(name).expect("test town id")
 }
 
 /// Force-removes, on drop, every container and volume carrying `prefix` (and `town`, when
-/// given) — also when the test panicked.
+/// given) — also when the test panicked. Removing a container ends its processes.
+#[derive(Debug)]
 pub struct Cleanup {
     prefix: String,
     town: Option<String>,
 }
 
 impl Cleanup {
+    /// Cleans up everything carrying `prefix`.
     pub fn prefix(prefix: &str) -> Self {
         Self {
             prefix: prefix.to_owned(),
@@ -118,6 +143,7 @@ impl Cleanup {
         }
     }
 
+    /// Cleans up `town`'s container and volume under `prefix`.
     pub fn town(prefix: &str, town: &TownId) -> Self {
         Self {
             prefix: prefix.to_owned(),
@@ -207,4 +233,36 @@ impl Drop for Cleanup {
         })
         .join();
     }
+}
+
+/// Polls `rt.status(town)` until it is `want`, bounded by [`WAIT_BOUND`].
+///
+/// # Panics
+/// When the status stays different, or cannot be read.
+pub async fn wait_status(rt: &DockerRuntime, town: &TownId, want: ContainerStatus) {
+    let deadline = tokio::time::Instant::now() + WAIT_BOUND;
+    loop {
+        let got = rt.status(town).await.expect("status");
+        if got == want {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "status stayed {got:?}, wanted {want:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The id of the town's container, by inspecting it.
+///
+/// # Panics
+/// When the town has no container.
+pub async fn container_id(rt: &DockerRuntime, town: &TownId) -> String {
+    rt.docker()
+        .inspect_container(&rt.container_name(town), None)
+        .await
+        .expect("inspect the town's container")
+        .id
+        .expect("a container id")
 }

@@ -1,5 +1,5 @@
 //! Assembling the agent image's build context from host files: nothing can be pulled from a
-//! registry, so the image is `FROM scratch` plus what the host has (DESIGN.md §6).
+//! registry, so the image is `FROM scratch` plus what the host has.
 //!
 //! ```text
 //! /bin/busybox + applet symlinks      Debian `busybox-static` (must be static)
@@ -14,8 +14,9 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::context::{BuildContext, Source};
-use crate::deps::{linkage, Linkage};
+use super::build_context::{BuildContext, Source};
+use super::deps::{linkage, Linkage};
+use super::StepError;
 
 /// The uid and gid every container process runs as (the image's `USER`).
 pub const AGENT_UID: u32 = 1000;
@@ -37,81 +38,90 @@ COPY --chown=1000:1000 owned/ /\n\
 USER 1000:1000\n\
 LABEL gastown.image=agent\n";
 
-/// A failed assembly: what failed, and the steps taken up to it (for the error's log tail).
+/// A failed assembly: what failed (and the I/O error behind it), and the steps taken up
+/// to it (for the error's log tail).
 #[derive(Debug)]
 pub(crate) struct AssemblyError {
-    pub(crate) message: String,
+    pub(crate) step: StepError,
     pub(crate) log: Vec<String>,
 }
 
-/// Builds the context. Reads the host (file metadata, `ldd`, `busybox --list`,
+/// Builds the build context. Reads the host (file metadata, `ldd`, `busybox --list`,
 /// `git --exec-path`); writes nothing.
 pub(crate) fn assemble(kilo_bin: &Path) -> Result<BuildContext, AssemblyError> {
     let mut log = Vec::new();
-    let mut ctx = BuildContext::default();
-    match assemble_into(&mut ctx, kilo_bin, &mut log) {
-        Ok(()) => Ok(ctx),
-        Err(message) => {
-            log.push(format!("error: {message}"));
-            Err(AssemblyError { message, log })
+    let mut build = BuildContext::default();
+    match assemble_into(&mut build, kilo_bin, &mut log) {
+        Ok(()) => Ok(build),
+        Err(step) => {
+            log.push(format!("error: {}", step.message));
+            Err(AssemblyError { step, log })
         }
     }
 }
 
 fn assemble_into(
-    ctx: &mut BuildContext,
+    build: &mut BuildContext,
     kilo_bin: &Path,
     log: &mut Vec<String>,
-) -> Result<(), String> {
+) -> Result<(), StepError> {
     log.push(format!("kilo: {}", kilo_bin.display()));
     let kilo = std::fs::canonicalize(kilo_bin)
-        .map_err(|e| format!("kilo binary {}: {e}", kilo_bin.display()))?;
+        .map_err(|e| StepError::io(format!("kilo binary {}", kilo_bin.display()), e))?;
     if !kilo.is_file() {
-        return Err(format!("kilo binary {} is not a file", kilo_bin.display()));
+        return Err(StepError::new(format!(
+            "kilo binary {} is not a file",
+            kilo_bin.display()
+        )));
     }
 
-    add_busybox(ctx, log)?;
-    ctx.file(&rootfs(KILO_IMAGE_PATH), 0o755, Source::Host(kilo.clone()));
-    add_libraries(ctx, &kilo, log)?;
-    add_git(ctx, log)?;
-    add_etc(ctx);
+    add_busybox(build, log)?;
+    build.file(&rootfs(KILO_IMAGE_PATH), 0o755, Source::Host(kilo.clone()));
+    add_libraries(build, &kilo, log)?;
+    add_git(build, log)?;
+    add_etc(build);
 
-    ctx.dir("rootfs/tmp", 0o1777);
+    build.dir("rootfs/tmp", 0o1777);
     for dir in ["agents", "workspace", "rigs"] {
-        ctx.dir(&format!("owned/{dir}"), 0o755);
+        build.dir(&format!("owned/{dir}"), 0o755);
     }
-    ctx.file(
+    build.file(
         "Dockerfile",
         0o644,
         Source::Bytes(DOCKERFILE.as_bytes().to_vec()),
     );
-    log.push("context assembled".to_owned());
+    log.push("build context assembled".to_owned());
     Ok(())
 }
 
+/// The build context path of an absolute image path: everything under `rootfs/` is copied
+/// to `/` by the Dockerfile's first `COPY`.
 fn rootfs(abs: &str) -> String {
     format!("rootfs/{}", abs.trim_start_matches('/'))
 }
 
-fn host_path_str(p: &Path) -> Result<&str, String> {
+fn host_path_str(p: &Path) -> Result<&str, StepError> {
     p.to_str()
-        .ok_or_else(|| format!("{} is not valid UTF-8", p.display()))
+        .ok_or_else(|| StepError::new(format!("{} is not valid UTF-8", p.display())))
 }
 
-fn add_busybox(ctx: &mut BuildContext, log: &mut Vec<String>) -> Result<(), String> {
+/// The static busybox and one symlink per applet: `sh`, `kill`, `cat` and `mkdir` are what
+/// the runtime itself needs (the exec wrapper, signals, `put_file`'s parents), so a busybox
+/// without them fails the build here rather than every command later.
+fn add_busybox(build: &mut BuildContext, log: &mut Vec<String>) -> Result<(), StepError> {
     let busybox = Path::new(BUSYBOX_HOST_PATH);
     log.push(format!("busybox: {BUSYBOX_HOST_PATH}"));
     if !busybox.is_file() {
-        return Err(format!(
+        return Err(StepError::new(format!(
             "{BUSYBOX_HOST_PATH} is missing: install Debian's busybox-static (scripts/ensure-docker.sh does)"
-        ));
+        )));
     }
     if linkage(busybox)? != Linkage::Static {
-        return Err(format!(
+        return Err(StepError::new(format!(
             "{BUSYBOX_HOST_PATH} is dynamically linked: install Debian's busybox-static instead of busybox"
-        ));
+        )));
     }
-    ctx.file(
+    build.file(
         "rootfs/bin/busybox",
         0o755,
         Source::Host(busybox.to_path_buf()),
@@ -120,7 +130,7 @@ fn add_busybox(ctx: &mut BuildContext, log: &mut Vec<String>) -> Result<(), Stri
         .arg("--list")
         .env_clear()
         .output()
-        .map_err(|e| format!("busybox --list: {e}"))?;
+        .map_err(|e| StepError::io("busybox --list", e))?;
     let list = String::from_utf8_lossy(&out.stdout);
     let applets: Vec<&str> = list
         .lines()
@@ -129,31 +139,35 @@ fn add_busybox(ctx: &mut BuildContext, log: &mut Vec<String>) -> Result<(), Stri
         .collect();
     for needed in ["sh", "kill", "cat", "mkdir"] {
         if !applets.contains(&needed) {
-            return Err(format!("{BUSYBOX_HOST_PATH} lacks the {needed} applet"));
+            return Err(StepError::new(format!(
+                "{BUSYBOX_HOST_PATH} lacks the {needed} applet"
+            )));
         }
     }
     for applet in &applets {
-        ctx.symlink(&format!("rootfs/bin/{applet}"), "busybox");
+        build.symlink(&format!("rootfs/bin/{applet}"), "busybox");
     }
     // For `#!/usr/bin/env …` scripts.
-    ctx.symlink("rootfs/usr/bin/env", "/bin/busybox");
+    build.symlink("rootfs/usr/bin/env", "/bin/busybox");
     log.push(format!("busybox applets: {}", applets.len()));
     Ok(())
 }
 
+/// The shared libraries (and loader) `binary` needs, at their host paths, since the
+/// loader looks for them where `ldd` found them.
 fn add_libraries(
-    ctx: &mut BuildContext,
+    build: &mut BuildContext,
     binary: &Path,
     log: &mut Vec<String>,
-) -> Result<(), String> {
+) -> Result<(), StepError> {
     match linkage(binary)? {
         Linkage::Static => log.push(format!("{}: static", binary.display())),
         Linkage::Dynamic(libs) => {
             for lib in libs {
                 let target = rootfs(host_path_str(&lib)?);
-                if !ctx.contains(&target) {
+                if !build.contains(&target) {
                     log.push(format!("library: {}", lib.display()));
-                    ctx.file(&target, 0o755, Source::Host(lib));
+                    build.file(&target, 0o755, Source::Host(lib));
                 }
             }
         }
@@ -161,7 +175,9 @@ fn add_libraries(
     Ok(())
 }
 
-fn find_git() -> Result<PathBuf, String> {
+/// The host's git: Debian's when present, so the image does not depend on the caller's
+/// `PATH` order.
+fn find_git() -> Result<PathBuf, StepError> {
     if Path::new(PREFERRED_GIT).is_file() {
         return Ok(PathBuf::from(PREFERRED_GIT));
     }
@@ -169,29 +185,31 @@ fn find_git() -> Result<PathBuf, String> {
     std::env::split_paths(&path)
         .map(|d| d.join("git"))
         .find(|p| p.is_file())
-        .ok_or_else(|| "git is not installed on the host (Debian package git)".to_owned())
+        .ok_or_else(|| StepError::new("git is not installed on the host (Debian package git)"))
 }
 
 /// git at its host path, its exec-path (builtins such as `git-upload-pack`, needed for
 /// local clones, as symlinks to git) and templates, mirrored at their host paths because
 /// git has them compiled in.
-fn add_git(ctx: &mut BuildContext, log: &mut Vec<String>) -> Result<(), String> {
+fn add_git(build: &mut BuildContext, log: &mut Vec<String>) -> Result<(), StepError> {
     let git = find_git()?;
     let git_str = host_path_str(&git)?.to_owned();
     log.push(format!("git: {git_str}"));
-    let real_git = std::fs::canonicalize(&git).map_err(|e| format!("{git_str}: {e}"))?;
-    ctx.file(&rootfs(&git_str), 0o755, Source::Host(real_git.clone()));
-    add_libraries(ctx, &real_git, log)?;
+    let real_git = std::fs::canonicalize(&git).map_err(|e| StepError::io(git_str.clone(), e))?;
+    build.file(&rootfs(&git_str), 0o755, Source::Host(real_git.clone()));
+    add_libraries(build, &real_git, log)?;
 
     let out = Command::new(&git)
         .arg("--exec-path")
         .env_clear()
         .output()
-        .map_err(|e| format!("{git_str} --exec-path: {e}"))?;
+        .map_err(|e| StepError::io(format!("{git_str} --exec-path"), e))?;
     let exec_path = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
     let exec_str = host_path_str(&exec_path)?.to_owned();
     if !exec_path.is_absolute() || !exec_path.is_dir() {
-        return Err(format!("{git_str} --exec-path gave {exec_str:?}"));
+        return Err(StepError::new(format!(
+            "{git_str} --exec-path gave {exec_str:?}"
+        )));
     }
     let is_git = |p: &Path| -> bool {
         let (Ok(a), Ok(b)) = (std::fs::metadata(p), std::fs::metadata(&real_git)) else {
@@ -202,20 +220,20 @@ fn add_git(ctx: &mut BuildContext, log: &mut Vec<String>) -> Result<(), String> 
             .is_ok_and(|t| t == real_git || t.file_name().is_some_and(|n| n == "git"));
         same_inode || same_target
     };
-    let entries = std::fs::read_dir(&exec_path).map_err(|e| format!("{exec_str}: {e}"))?;
+    let entries = std::fs::read_dir(&exec_path).map_err(|e| StepError::io(exec_str.clone(), e))?;
     let mut builtins = 0;
     for entry in entries.flatten() {
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
         if (name == "git" || name.starts_with("git-")) && is_git(&entry.path()) {
-            ctx.symlink(&rootfs(&format!("{exec_str}/{name}")), &git_str);
+            build.symlink(&rootfs(&format!("{exec_str}/{name}")), &git_str);
             builtins += 1;
         }
     }
     for needed in ["git-upload-pack", "git-receive-pack"] {
         let p = rootfs(&format!("{exec_str}/{needed}"));
-        if !ctx.contains(&p) {
-            ctx.symlink(&p, &git_str);
+        if !build.contains(&p) {
+            build.symlink(&p, &git_str);
         }
     }
     log.push(format!("git exec-path {exec_str}: {builtins} builtins"));
@@ -224,27 +242,27 @@ fn add_git(ctx: &mut BuildContext, log: &mut Vec<String>) -> Result<(), String> 
     if let Some(prefix) = exec_path.parent().and_then(Path::parent) {
         let templates = prefix.join("share/git-core/templates");
         if templates.is_dir() {
-            add_tree(ctx, &templates)?;
+            add_tree(build, &templates)?;
         }
     }
     Ok(())
 }
 
 /// Copies a small host directory tree (regular files and directories) at its host path.
-fn add_tree(ctx: &mut BuildContext, dir: &Path) -> Result<(), String> {
+fn add_tree(build: &mut BuildContext, dir: &Path) -> Result<(), StepError> {
     let dir_str = host_path_str(dir)?;
-    ctx.dir(&rootfs(dir_str), 0o755);
-    let entries = std::fs::read_dir(dir).map_err(|e| format!("{dir_str}: {e}"))?;
+    build.dir(&rootfs(dir_str), 0o755);
+    let entries = std::fs::read_dir(dir).map_err(|e| StepError::io(dir_str, e))?;
     for entry in entries.flatten() {
         let path = entry.path();
         let Ok(meta) = std::fs::metadata(&path) else {
             continue;
         };
         if meta.is_dir() {
-            add_tree(ctx, &path)?;
+            add_tree(build, &path)?;
         } else if meta.is_file() {
             let mode = meta.mode() & 0o777;
-            ctx.file(
+            build.file(
                 &rootfs(host_path_str(&path)?),
                 mode,
                 Source::Host(path.clone()),
@@ -254,22 +272,24 @@ fn add_tree(ctx: &mut BuildContext, dir: &Path) -> Result<(), String> {
     Ok(())
 }
 
-fn add_etc(ctx: &mut BuildContext) {
+/// `/etc/passwd` and `/etc/group` (the agents' uid 1000 needs a name for `su` and git)
+/// and a system gitconfig.
+fn add_etc(build: &mut BuildContext) {
     let passwd = format!(
         "root:x:0:0:root:/root:/bin/sh\n\
          gastown:x:{AGENT_UID}:{AGENT_UID}:gastown:/workspace:/bin/sh\n\
          nobody:x:65534:65534:nobody:/nonexistent:/bin/false\n"
     );
     let group = format!("root:x:0:\ngastown:x:{AGENT_UID}:\nnogroup:x:65534:\n");
-    ctx.file(
+    build.file(
         "rootfs/etc/passwd",
         0o644,
         Source::Bytes(passwd.into_bytes()),
     );
-    ctx.file("rootfs/etc/group", 0o644, Source::Bytes(group.into_bytes()));
+    build.file("rootfs/etc/group", 0o644, Source::Bytes(group.into_bytes()));
     // Rigs are cloned from read-only host mounts owned by another uid; without this git
     // refuses them ("dubious ownership"). The container holds one town's own repositories.
-    ctx.file(
+    build.file(
         "rootfs/etc/gitconfig",
         0o644,
         Source::Bytes(b"[safe]\n\tdirectory = *\n".to_vec()),
@@ -284,10 +304,11 @@ mod tests {
     fn a_missing_kilo_binary_fails_with_a_log() {
         let err = assemble(Path::new("/definitely/not/here/kilo")).unwrap_err();
         assert!(
-            err.message.contains("/definitely/not/here/kilo"),
+            err.step.message.contains("/definitely/not/here/kilo"),
             "{}",
-            err.message
+            err.step.message
         );
+        assert!(err.step.source.is_some(), "the I/O error is kept");
         assert!(err.log.iter().any(|l| l.starts_with("kilo:")));
         assert!(err.log.last().unwrap().starts_with("error:"));
     }

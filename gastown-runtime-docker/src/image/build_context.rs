@@ -39,6 +39,8 @@ pub(crate) struct BuildContext {
 }
 
 impl BuildContext {
+    /// Adds every missing parent directory of `path`: a tar without them makes the
+    /// builder create them root-only.
     fn add_parents(&mut self, path: &str) {
         let mut end = 0;
         while let Some(i) = path[end..].find('/') {
@@ -51,6 +53,7 @@ impl BuildContext {
         }
     }
 
+    /// Adds an entry (replacing one at the same path) and its parents.
     fn insert(&mut self, path: &str, mode: u32, kind: Kind) {
         let path = path.trim_matches('/');
         self.add_parents(path);
@@ -160,8 +163,27 @@ impl BuildContext {
     }
 }
 
+/// Opens a host file, naming it in the error (the bare I/O error would not say which of
+/// the context's hundreds of files is missing).
 fn open(p: &Path) -> io::Result<File> {
-    File::open(p).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", p.display())))
+    File::open(p).map_err(|source| {
+        io::Error::new(
+            source.kind(),
+            HostFileError {
+                path: p.to_owned(),
+                source,
+            },
+        )
+    })
+}
+
+/// A host file of the build context that cannot be read: its path, with the I/O error
+/// kept as the source (and the kind kept on the wrapping `io::Error`).
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {source}", path.display())]
+struct HostFileError {
+    path: PathBuf,
+    source: io::Error,
 }
 
 #[cfg(test)]

@@ -1,0 +1,267 @@
+//! Long-running process checks: a reachable port, output lines, output nobody reads, and
+//! `kill` with a grace period.
+
+use std::time::Duration;
+
+use super::support::{
+    collect_output, drain, finish, free_port, fresh, path, sh, skipped, start, wait_exit,
+    wait_for_line, SHELL,
+};
+use super::{Capabilities, WAIT_BOUND};
+use crate::ids::TownId;
+use crate::runtime::{ContainerRuntime, ContainerRuntimeExt, Stream};
+use crate::status::ProcessStatus;
+
+/// A long-running server bound to [`sdk_bind_host`](ContainerRuntime::sdk_bind_host) on a
+/// port inside the container answers at [`endpoint`](ContainerRuntime::endpoint)`(port)`.
+/// The port is chosen free on the caller's host (the local backend shares its network);
+/// if the server dies at once (port taken meanwhile), another port is tried. Needs
+/// [`Capabilities::http_server`].
+pub async fn check_port_reachable(rt: &dyn ContainerRuntime, town: &TownId, caps: &Capabilities) {
+    let Some(server) = caps.http_server else {
+        return skipped("port", "an HTTP server (Capabilities::http_server)");
+    };
+    fresh(rt, town).await;
+    start(rt, town).await;
+    let dir = path("/srv/www");
+    let body = format!("hello from {town}\n");
+    rt.put_file(town, &dir.join("index.html").unwrap(), body.as_bytes())
+        .await
+        .expect("port: put index.html");
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .expect("port: http client");
+
+    for attempt in 1..=3 {
+        let port = free_port();
+        let spawned = rt
+            .spawn(town, &server(rt.sdk_bind_host(), port, &dir))
+            .await
+            .expect("port: spawn the server");
+        let url = rt.endpoint(town, port).await.expect("port: endpoint");
+        assert!(
+            url.starts_with("http://") && !url.ends_with('/'),
+            "port: endpoint must be http://host:port, got {url}"
+        );
+        let deadline = tokio::time::Instant::now() + WAIT_BOUND;
+        while tokio::time::Instant::now() < deadline {
+            if let Ok(resp) = client.get(format!("{url}/index.html")).send().await {
+                if resp.status().is_success() {
+                    let got = resp.text().await.expect("port: body");
+                    assert_eq!(got, body, "port: served body");
+                    let end = spawned
+                        .handle
+                        .kill(Duration::from_secs(5))
+                        .await
+                        .expect("port: kill the server");
+                    assert!(!end.is_alive(), "port: server alive after kill: {end:?}");
+                    finish(rt, town).await;
+                    return;
+                }
+            }
+            if !spawned.handle.status().await.is_alive() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let status = spawned.handle.kill(Duration::from_secs(5)).await;
+        let lines = collect_output(spawned).await;
+        eprintln!("port: attempt {attempt} on {port} failed ({status:?}); output: {lines:?}");
+    }
+    panic!("port: the server never answered at its endpoint");
+}
+
+/// A spawned process's stdout and stderr arrive line by line on `output`, tagged with their
+/// stream, without line endings (a last line without `\n` included); the channel closes when
+/// the process ends, and the handle reports its real exit code.
+///
+/// Needs [`Capabilities::shell`].
+pub async fn check_output_lines(rt: &dyn ContainerRuntime, town: &TownId, caps: &Capabilities) {
+    if !caps.shell {
+        return skipped("output", SHELL);
+    }
+    fresh(rt, town).await;
+    start(rt, town).await;
+    let spawned = rt
+        .spawn(
+            town,
+            &sh("echo one; echo two >&2; echo three; printf 'four'; exit 5"),
+        )
+        .await
+        .expect("output: spawn");
+    let handle = spawned.handle.clone();
+    let lines = collect_output(spawned).await;
+    let of = |s: Stream| -> Vec<&str> {
+        lines
+            .iter()
+            .filter(|l| l.stream == s)
+            .map(|l| l.line.as_str())
+            .collect()
+    };
+    assert_eq!(
+        of(Stream::Stdout),
+        ["one", "three", "four"],
+        "output: stdout"
+    );
+    assert_eq!(of(Stream::Stderr), ["two"], "output: stderr");
+    assert_eq!(
+        wait_exit(handle.as_ref()).await,
+        ProcessStatus::Exited(Some(5))
+    );
+    finish(rt, town).await;
+}
+
+/// A process whose output nobody reads is not blocked by it (lines past the buffer bound
+/// are dropped, not waited for): it runs to its end, the newest line still arrives, and the
+/// lines that arrive are in order.
+///
+/// Needs [`Capabilities::shell`].
+pub async fn check_unread_output_does_not_block(
+    rt: &dyn ContainerRuntime,
+    town: &TownId,
+    caps: &Capabilities,
+) {
+    if !caps.shell {
+        return skipped("unread", SHELL);
+    }
+    fresh(rt, town).await;
+    start(rt, town).await;
+    let marker = path("/unread/done");
+    rt.create_dir_all(town, &marker.parent().unwrap())
+        .await
+        .expect("unread: mkdir");
+    let script = "i=0; while [ $i -lt 20000 ]; do echo line-$i; i=$((i+1)); done; \
+                  echo done > \"$1\"; echo last-line";
+    let spawned = rt
+        .spawn(town, &sh(script).arg("sh").arg(&marker))
+        .await
+        .expect("unread: spawn");
+    // Do not read `output` until the process has finished writing.
+    let deadline = tokio::time::Instant::now() + WAIT_BOUND;
+    while !rt.file_exists(town, &marker).await.expect("unread: probe") {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "unread: the process blocked on output nobody read"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let handle = spawned.handle.clone();
+    let lines = collect_output(spawned).await;
+    assert_eq!(
+        wait_exit(handle.as_ref()).await,
+        ProcessStatus::Exited(Some(0))
+    );
+    assert_eq!(
+        lines.last().map(|l| l.line.as_str()),
+        Some("last-line"),
+        "unread: the newest line must arrive"
+    );
+    let numbers: Vec<u32> = lines
+        .iter()
+        .filter_map(|l| l.line.strip_prefix("line-")?.parse().ok())
+        .collect();
+    assert!(
+        numbers.windows(2).all(|w| w[0] < w[1]),
+        "unread: lines out of order"
+    );
+    finish(rt, town).await;
+}
+
+/// `kill(grace)`: a plain process dies on SIGTERM; a process that handles SIGTERM and exits
+/// is waited for (its own exit code is reported); a process that ignores SIGTERM is killed
+/// after `grace`; killing an ended process is `Ok`. Afterwards the handle reports `Exited`.
+/// Without [`Capabilities::shell`], only the plain process is checked.
+pub async fn check_kill_with_grace(rt: &dyn ContainerRuntime, town: &TownId, caps: &Capabilities) {
+    fresh(rt, town).await;
+    start(rt, town).await;
+
+    // A plain `sleep` dies on TERM (a long grace: a missing TERM is slow, not wrong).
+    let plain = rt
+        .spawn(town, &sh("exec sleep 300"))
+        .await
+        .expect("kill: spawn sleep");
+    let end = plain
+        .handle
+        .kill(Duration::from_secs(30))
+        .await
+        .expect("kill: plain");
+    assert!(
+        matches!(end, ProcessStatus::Exited(_)),
+        "kill: plain: {end:?}"
+    );
+    assert!(matches!(
+        plain.handle.status().await,
+        ProcessStatus::Exited(_)
+    ));
+
+    if !caps.shell {
+        skipped("kill: trapping and ignoring TERM", SHELL);
+        return finish(rt, town).await;
+    }
+
+    // Handles TERM and exits 7: the grace period is honoured, the exit code is its own.
+    let graceful = rt
+        .spawn(
+            town,
+            &sh("trap 'exit 7' TERM; echo ready; while :; do sleep 1; done"),
+        )
+        .await
+        .expect("kill: spawn graceful");
+    let mut graceful = wait_for_line(graceful, "ready").await;
+    let end = graceful
+        .handle
+        .kill(Duration::from_secs(30))
+        .await
+        .expect("kill: graceful");
+    assert_eq!(
+        end,
+        ProcessStatus::Exited(Some(7)),
+        "kill: graceful exit code"
+    );
+    drain(&mut graceful.output).await;
+
+    // Ignores TERM (inherited by its `sleep`): only SIGKILL after the grace ends it.
+    let stubborn = rt
+        .spawn(town, &sh("trap '' TERM; echo ready; sleep 300"))
+        .await
+        .expect("kill: spawn stubborn");
+    let stubborn = wait_for_line(stubborn, "ready").await;
+    let end = stubborn
+        .handle
+        .kill(Duration::from_millis(300))
+        .await
+        .expect("kill: stubborn");
+    assert!(
+        matches!(end, ProcessStatus::Exited(_)),
+        "kill: stubborn: {end:?}"
+    );
+    assert!(matches!(
+        stubborn.handle.status().await,
+        ProcessStatus::Exited(_)
+    ));
+
+    // Killing again, and killing a process that ended by itself, is fine.
+    stubborn
+        .handle
+        .kill(Duration::from_secs(1))
+        .await
+        .expect("kill: second kill");
+    let quick = rt
+        .spawn(town, &sh("exit 0"))
+        .await
+        .expect("kill: spawn quick");
+    let handle = quick.handle.clone();
+    collect_output(quick).await;
+    assert_eq!(
+        wait_exit(handle.as_ref()).await,
+        ProcessStatus::Exited(Some(0))
+    );
+    let end = handle
+        .kill(Duration::from_secs(1))
+        .await
+        .expect("kill: ended process");
+    assert_eq!(end, ProcessStatus::Exited(Some(0)));
+    finish(rt, town).await;
+}
