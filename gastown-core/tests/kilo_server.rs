@@ -16,7 +16,7 @@ use tokio::process::{Child, Command};
 /// A guard against a kilo that never gets ready (cold boot is ~4–5 s; the machine is shared
 /// and slow). A failure bound, not a timing assertion.
 const BOOT_GUARD: Duration = Duration::from_secs(120);
-const MODEL: &str = "anthropic/claude-sonnet-4.6";
+const MODEL: &str = "anthropic/claude-sonnet-4-6";
 
 /// One running `kilo serve`, killed when dropped (`kill_on_drop`).
 struct Kilo {
