@@ -40,6 +40,8 @@ pub trait SdkApi: Send + Sync + fmt::Debug {
     async fn wait_healthy(&self, within: Duration, poll: Duration) -> Result<Health>;
     /// `POST /session/{id}/prompt_async`: starts a real turn; returns once it is accepted.
     async fn prompt_async(&self, session_id: &str, model: &ModelRef, text: &str) -> Result<()>;
+    /// `POST /session/{id}/abort`: stops the session's running turn.
+    async fn abort(&self, session_id: &str) -> Result<bool>;
     /// `GET /session/status`: the sessions that are not idle, by id.
     async fn session_status(&self) -> Result<BTreeMap<String, SessionStatus>>;
     /// `GET /session/{id}/message`: the session's messages, oldest first.
@@ -75,6 +77,9 @@ impl SdkApi for SdkClient {
     }
     async fn prompt_async(&self, session_id: &str, model: &ModelRef, text: &str) -> Result<()> {
         SdkClient::prompt_async(self, session_id, model, text).await
+    }
+    async fn abort(&self, session_id: &str) -> Result<bool> {
+        SdkClient::abort(self, session_id).await
     }
     async fn session_status(&self) -> Result<BTreeMap<String, SessionStatus>> {
         SdkClient::session_status(self).await

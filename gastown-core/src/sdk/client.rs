@@ -225,6 +225,20 @@ impl SdkClient {
         Ok(())
     }
 
+    /// `POST /session/{id}/abort`: stops the session's running turn (e.g. one kilo keeps
+    /// retrying against a provider answering 5xx). Returns the server's answer (`true`
+    /// when kilo 7.7.9 accepted the abort; also `true` with no turn running).
+    ///
+    /// # Errors
+    /// [`Error::Sdk`] (operation `abort`): an invalid `session_id` (nothing is sent), or as
+    /// for [`SdkClient::health`].
+    pub async fn abort(&self, session_id: &str) -> Result<bool> {
+        const OPERATION: &str = "abort";
+        session_id::check(OPERATION, session_id)?;
+        let path = format!("/session/{session_id}/abort");
+        Ok(self.call(OPERATION, Method::POST, &path, None).await?)
+    }
+
     /// `GET /session/status`: the status of every session that is not idle, by session id
     /// (kilo 7.7.9 leaves idle sessions out: an idle server answers `{}`).
     ///

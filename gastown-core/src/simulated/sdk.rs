@@ -368,6 +368,14 @@ impl SdkApi for SimulatedSdkClient {
         self.sim_prompt_async(session_id, model, text).await
     }
 
+    /// No turn ever runs in the simulated server: `true` for a listening server.
+    async fn abort(&self, session_id: &str) -> Result<bool> {
+        if let Err(Error::Sdk { message, .. }) = validate_session_id(session_id) {
+            return Err(sdk_error("abort", message, false, None));
+        }
+        self.sim_session_status().map(|_| true)
+    }
+
     async fn session_status(&self) -> Result<BTreeMap<String, SessionStatus>> {
         self.sim_session_status()
     }
