@@ -1,7 +1,7 @@
 //! Real LLM turns on the REAL `kilo serve` against the scripted model server (a test double
 //! of an OpenAI-compatible provider, `gastown-scripted-model`): `prompt_async`, the
 //! `GET /event` stream, `GET /session/status`, `GET /session/{id}/message`, and provider
-//! failures. Skipped with a line on stderr when kilo is absent, unless
+//! failures (4xx, 5xx, a garbage body, a hang). Skipped with a line on stderr when kilo is absent, unless
 //! `GASTOWN_REQUIRE_KILO=1`. Boots ONE kilo (its own test binary, so it never runs next to
 //! the servers of `kilo_server.rs`).
 
@@ -37,11 +37,14 @@ struct Turn {
     idle: bool,
 }
 
-/// Reads events of `session` until `done` says so, for at most [`TURN_GUARD`].
+/// Reads events of `session` from its next `busy` status (events before it are the tail of
+/// the previous turn: kilo 7.7.9 repeats `idle`/`session.idle` after a failed turn) until
+/// `done` says so, for at most [`TURN_GUARD`].
 async fn follow(events: &mut Events, session: &str, done: impl Fn(&Turn) -> bool) -> Turn {
     let mut turn = Turn::default();
+    let mut started = false;
     let read = async {
-        while !done(&turn) {
+        while !(started && done(&turn)) {
             let event = events
                 .next()
                 .await
@@ -49,6 +52,18 @@ async fn follow(events: &mut Events, session: &str, done: impl Fn(&Turn) -> bool
                 .expect("the event stream failed during a turn");
             if event.session_id() != Some(session) {
                 continue;
+            }
+            if !started {
+                started = matches!(
+                    event,
+                    SdkEvent::SessionStatus {
+                        status: SessionStatus::Busy,
+                        ..
+                    }
+                );
+                if !started {
+                    continue;
+                }
             }
             match event {
                 SdkEvent::SessionStatus { status, .. } => turn.statuses.push(status),
@@ -75,8 +90,34 @@ async fn follow(events: &mut Events, session: &str, done: impl Fn(&Turn) -> bool
     turn
 }
 
+/// After an abort of a running turn: reads until the session's `session.idle`.
+async fn follow_to_idle_after_abort(events: &mut Events, session: &str) -> Turn {
+    let mut turn = Turn::default();
+    let read = async {
+        loop {
+            let event = events
+                .next()
+                .await
+                .expect("the event stream ended")
+                .expect("the event stream failed");
+            match event {
+                SdkEvent::SessionStatus { session_id, status } if session_id == session => {
+                    turn.statuses.push(status)
+                }
+                SdkEvent::SessionIdle { session_id } if session_id == session => return,
+                _ => {}
+            }
+        }
+    };
+    tokio::time::timeout(TURN_GUARD, read)
+        .await
+        .expect("the aborted turn did not end");
+    turn.idle = true;
+    turn
+}
+
 #[tokio::test]
-async fn a_real_turn_streams_the_scripted_reply_and_provider_errors_end_cleanly() {
+async fn a_real_turn_streams_the_scripted_reply_and_provider_failures_end_cleanly() {
     let Some(bin) = kilo::test_binary() else {
         return;
     };
@@ -206,13 +247,58 @@ async fn a_real_turn_streams_the_scripted_reply_and_provider_errors_end_cleanly(
     );
     assert!(client.session_status().await.unwrap()[&session.id].is_working());
     assert!(client.abort(&session.id).await.unwrap());
-    let turn = follow(&mut events, &session.id, |t| t.idle).await;
+    let turn = follow_to_idle_after_abort(&mut events, &session.id).await;
     assert_eq!(turn.statuses.last(), Some(&SessionStatus::Idle), "{turn:?}");
     assert!(!client
         .session_status()
         .await
         .unwrap()
         .contains_key(&session.id));
+
+    // 4. A 200 whose SSE data is not JSON: session.error (kilo 7.7.9: `UnknownError`,
+    //    "JSON parsing failed…"), then idle.
+    models.set_default(Reply::default());
+    models.push(Reply::garbage());
+    client
+        .prompt_async(&session.id, &model, "fourth")
+        .await
+        .unwrap();
+    let turn = follow(&mut events, &session.id, |t| t.idle).await;
+    let error = turn.errors.first().expect("a session.error event");
+    assert!(error.message.contains("JSON"), "{error:?}");
+    assert_eq!(turn.statuses.last(), Some(&SessionStatus::Idle), "{turn:?}");
+
+    // 5. A provider that never answers: the session stays busy (no error of its own within
+    //    seconds); an abort ends the turn.
+    let before = models.request_count();
+    models.push(Reply::hang());
+    client
+        .prompt_async(&session.id, &model, "fifth")
+        .await
+        .unwrap();
+    assert!(models.wait_for_requests(before + 1, TURN_GUARD).await);
+    assert!(client.session_status().await.unwrap()[&session.id].is_working());
+    assert!(client.abort(&session.id).await.unwrap());
+    let turn = follow_to_idle_after_abort(&mut events, &session.id).await;
+    assert_eq!(turn.statuses.last(), Some(&SessionStatus::Idle), "{turn:?}");
+
+    // The model server and the session still work after all that. kilo 7.7.9 sends the
+    // aborted turn's tail (`session.error` `MessageAbortedError`, busy, idle) after its first
+    // `session.idle`, so this waits for the completed reply rather than the next idle.
+    client
+        .prompt_async(&session.id, &model, "sixth")
+        .await
+        .unwrap();
+    let turn = follow(&mut events, &session.id, |t| {
+        t.assistant_completed && t.deltas == DEFAULT_TEXT
+    })
+    .await;
+    assert!(
+        turn.errors.iter().all(|e| e.name == "MessageAbortedError"),
+        "{turn:?}"
+    );
+    let messages = client.messages(&session.id).await.unwrap();
+    assert_eq!(last_assistant_text(&messages), Some(DEFAULT_TEXT));
 
     drop(events);
     kilo.stop().await;
