@@ -299,6 +299,32 @@ async fn a_connection_cut_mid_stream_is_one_error_then_the_end() {
 }
 
 #[tokio::test]
+async fn dropping_the_stream_closes_the_connection() {
+    let server = Server::start().await;
+    let tx = server.script_sse();
+    let mut events = server.client(PASSWORD).events().await.unwrap();
+    tx.send(data(r#"{"type":"server.connected","properties":{}}"#))
+        .unwrap();
+    assert_eq!(
+        next(&mut events).await.unwrap().unwrap(),
+        SdkEvent::ServerConnected
+    );
+    drop(events);
+    // The server notices on its next write and drops the body (and its receiver).
+    let closed = async {
+        while tx
+            .send(data(r#"{"type":"server.heartbeat","properties":{}}"#))
+            .is_ok()
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(GUARD, closed)
+        .await
+        .expect("the connection stayed open after the stream was dropped");
+}
+
+#[tokio::test]
 async fn events_with_a_wrong_password_is_401() {
     let server = Server::start().await;
     let _tx = server.script_sse();
