@@ -48,16 +48,14 @@ async fn server(rt: &SimulatedRuntime, t: &TownId, password: &Secret) -> Arc<dyn
         }
     };
     let url = rt.endpoint(t, port).await.unwrap();
-    let client = rt
-        .sdk_connector()
+    rt.sdk_connector()
         .connect(
             url,
             "kilo".into(),
             password.clone(),
             SdkClientOptions::default(),
         )
-        .unwrap();
-    client
+        .unwrap()
 }
 
 #[tokio::test(start_paused = true)]
