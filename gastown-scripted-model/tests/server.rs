@@ -285,3 +285,23 @@ async fn config_content_is_the_kilo_provider_config() {
         })
     );
 }
+
+#[tokio::test]
+async fn shutdown_does_not_wait_for_idle_keep_alive_connections() {
+    let server = ScriptedModelServer::start_local().await.unwrap();
+    let keep_alive = client();
+    let url = format!("{}/chat/completions", server.base_url());
+    let r = keep_alive
+        .post(&url)
+        .json(&body(true, "x"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    r.text().await.unwrap();
+    // `keep_alive` still holds its pooled connection open here.
+    tokio::time::timeout(Duration::from_secs(2), server.shutdown())
+        .await
+        .expect("shutdown waited on an idle keep-alive connection");
+    drop(keep_alive);
+}
