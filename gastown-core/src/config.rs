@@ -1,16 +1,23 @@
-//! Town configuration: rigs, the mayor's models, and how to launch the SDK server.
+//! Town configuration: rigs, the mayor's models, LLM providers, and how to launch the SDK
+//! server.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::ids::{RigId, TownId};
+use crate::secret::Secret;
 
-/// The mayor's model when none is configured.
-pub const DEFAULT_MODEL: &str = "anthropic/claude-sonnet-4.6";
-/// The mayor's small model when none is configured.
-pub const DEFAULT_SMALL_MODEL: &str = "anthropic/claude-haiku-4.5";
+/// The mayor's model when none is configured. Spelled as kilo 7.7.9's bundled model list
+/// spells it (`GET /provider`: provider `anthropic`, model `claude-sonnet-4-6`).
+pub const DEFAULT_MODEL: &str = "anthropic/claude-sonnet-4-6";
+/// The mayor's small model when none is configured (kilo 7.7.9 `GET /provider`:
+/// `anthropic` / `claude-haiku-4-5`).
+pub const DEFAULT_SMALL_MODEL: &str = "anthropic/claude-haiku-4-5";
+/// The prefix of the variable that carries a provider's API key into the SDK server's
+/// environment: `GASTOWN_PROVIDER_KEY_<ID>` (see [`ProviderConfig::key_var`]).
+pub const PROVIDER_KEY_VAR_PREFIX: &str = "GASTOWN_PROVIDER_KEY_";
 
 /// A git repository the town works on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -45,12 +52,12 @@ impl RigConfig {
     }
 }
 
-/// A model reference `provider/model`, e.g. `anthropic/claude-sonnet-4.6`.
+/// A model reference `provider/model`, e.g. `anthropic/claude-sonnet-4-6`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ModelRef {
     /// The provider id (`anthropic`).
     pub provider_id: String,
-    /// The model id within the provider (`claude-sonnet-4.6`).
+    /// The model id within the provider (`claude-sonnet-4-6`).
     pub model_id: String,
 }
 
@@ -156,7 +163,74 @@ impl Default for SdkLauncher {
     }
 }
 
-/// Everything a town needs to run: its id, rigs, the mayor's models and the SDK launcher.
+/// One LLM provider of the SDK server's config: the JSON entry that goes under
+/// `provider.<id>` of `KILO_CONFIG_CONTENT` (kilo 7.7.9 and opencode read the same shape),
+/// and optionally its API key as a [`Secret`].
+///
+/// An OpenAI-compatible server, e.g. the scripted model server of the tests:
+/// `{"npm":"@ai-sdk/openai-compatible","name":"Scripted","options":{"baseURL":"http://127.0.0.1:PORT/v1","apiKey":"x"},"models":{"scripted-1":{"name":"Scripted 1"}}}`.
+///
+/// # The key
+/// A real key never goes into the entry (the entry is plain JSON: it shows in `Debug`, in
+/// the SDK server's `GET /config`, in a serialized [`TownConfig`]). Put it in
+/// [`ProviderConfig::api_key`] instead: the env builder passes it in its own variable
+/// [`ProviderConfig::key_var`] (a secret [`Word`](crate::command::Word)) and sets the
+/// entry's `options.apiKey` to `{env:GASTOWN_PROVIDER_KEY_<ID>}`, which kilo 7.7.9
+/// substitutes when it reads `KILO_CONFIG_CONTENT` (checked: the provider received
+/// `Authorization: Bearer <key>`). The key is never serialized: supply it at run time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProviderConfig {
+    /// The entry, a JSON object, as the SDK server reads it under `provider.<id>`.
+    pub entry: serde_json::Value,
+    /// The provider's API key (`Debug` shows `Secret(***)`; never serialized).
+    #[serde(skip)]
+    pub api_key: Option<Secret>,
+}
+
+impl ProviderConfig {
+    /// A provider with this entry and no separate key.
+    pub fn new(entry: serde_json::Value) -> Self {
+        Self {
+            entry,
+            api_key: None,
+        }
+    }
+
+    /// Sets the API key (passed as a secret; see the type's docs).
+    pub fn with_api_key(mut self, key: Secret) -> Self {
+        self.api_key = Some(key);
+        self
+    }
+
+    /// The variable carrying the key of provider `id`: `GASTOWN_PROVIDER_KEY_` + `id` in
+    /// upper case with every character other than `A-Z0-9` replaced by `_`
+    /// (`scripted` → `GASTOWN_PROVIDER_KEY_SCRIPTED`, `my-llm` → `…_MY_LLM`).
+    pub fn key_var(id: &str) -> String {
+        let tail: String = id
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_uppercase()
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        format!("{PROVIDER_KEY_VAR_PREFIX}{tail}")
+    }
+
+    /// Whether `id` can name a provider: 1 to 64 characters of `A-Za-z0-9`, `-`, `_`, `.`.
+    fn valid_id(id: &str) -> bool {
+        !id.is_empty()
+            && id.len() <= 64
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    }
+}
+
+/// Everything a town needs to run: its id, rigs, the mayor's models, extra LLM providers
+/// and the SDK launcher.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TownConfig {
     /// The town's id.
@@ -173,6 +247,11 @@ pub struct TownConfig {
     /// How SDK servers are launched.
     #[serde(default)]
     pub sdk: SdkLauncher,
+    /// LLM providers added to every agent's SDK server config, by provider id (the
+    /// `provider` object of `KILO_CONFIG_CONTENT`). Empty: only the SDK server's bundled
+    /// providers, whose keys it reads from its own environment or auth store.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub providers: BTreeMap<String, ProviderConfig>,
 }
 
 fn default_model() -> String {
@@ -192,6 +271,7 @@ impl TownConfig {
             mayor_model: default_model(),
             mayor_small_model: default_small_model(),
             sdk: SdkLauncher::default(),
+            providers: BTreeMap::new(),
         }
     }
 
@@ -204,6 +284,18 @@ impl TownConfig {
     /// Sets the mayor's model (`provider/model`).
     pub fn with_mayor_model(mut self, model: impl Into<String>) -> Self {
         self.mayor_model = model.into();
+        self
+    }
+
+    /// Sets the mayor's small model (`provider/model`).
+    pub fn with_mayor_small_model(mut self, model: impl Into<String>) -> Self {
+        self.mayor_small_model = model.into();
+        self
+    }
+
+    /// Adds (or replaces) the provider `id`.
+    pub fn with_provider(mut self, id: impl Into<String>, provider: ProviderConfig) -> Self {
+        self.providers.insert(id.into(), provider);
         self
     }
 
@@ -226,7 +318,9 @@ impl TownConfig {
     }
 
     /// Checks what the types cannot: models are `provider/model`, rig ids are unique, rig
-    /// URLs and branches are non-empty and safe to pass to git, the launcher is usable.
+    /// URLs and branches are non-empty and safe to pass to git, provider ids are usable
+    /// (see [`ProviderConfig`]) with JSON-object entries and distinct key variables, the
+    /// launcher is usable.
     ///
     /// # Errors
     /// [`Error::InvalidConfig`] naming the first problem found.
@@ -253,7 +347,29 @@ impl TownConfig {
                 });
             }
         }
+        self.validate_providers()?;
         self.sdk.validate()
+    }
+
+    fn validate_providers(&self) -> Result<()> {
+        let mut key_vars = HashSet::new();
+        for (id, provider) in &self.providers {
+            let bad = |why: &str| Error::InvalidConfig {
+                message: format!("provider {id:?}: {why}"),
+            };
+            if !ProviderConfig::valid_id(id) {
+                return Err(bad(
+                    "the id must be 1-64 characters of A-Za-z0-9, '-', '_', '.'",
+                ));
+            }
+            if !provider.entry.is_object() {
+                return Err(bad("the entry must be a JSON object"));
+            }
+            if provider.api_key.is_some() && !key_vars.insert(ProviderConfig::key_var(id)) {
+                return Err(bad("its key variable collides with another provider's"));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -297,8 +413,60 @@ mod tests {
 
     #[test]
     fn model_ref_parses() {
-        let m = ModelRef::parse("anthropic/claude-sonnet-4.6").unwrap();
+        let m = ModelRef::parse(DEFAULT_MODEL).unwrap();
         assert_eq!(m.provider_id, "anthropic");
-        assert_eq!(m.model_id, "claude-sonnet-4.6");
+        assert_eq!(m.model_id, "claude-sonnet-4-6");
+        assert_eq!(
+            ModelRef::parse(DEFAULT_SMALL_MODEL).unwrap().model_id,
+            "claude-haiku-4-5"
+        );
+    }
+
+    fn scripted_entry() -> serde_json::Value {
+        serde_json::json!({
+            "npm": "@ai-sdk/openai-compatible",
+            "options": {"baseURL": "http://127.0.0.1:9/v1", "apiKey": "x"},
+            "models": {"scripted-1": {}},
+        })
+    }
+
+    #[test]
+    fn providers_round_trip_without_their_keys() {
+        let config = town()
+            .with_provider("scripted", ProviderConfig::new(scripted_entry()))
+            .with_provider(
+                "real",
+                ProviderConfig::new(serde_json::json!({}))
+                    .with_api_key(Secret::new("sk-live-secret")),
+            );
+        config.validate().unwrap();
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("sk-live-secret"), "{shown}");
+        let json = serde_json::to_string(&config).unwrap();
+        assert!(!json.contains("sk-live-secret"), "{json}");
+        let back = TownConfig::from_json(&json).unwrap();
+        assert_eq!(back.providers["scripted"], config.providers["scripted"]);
+        assert_eq!(back.providers["real"].api_key, None);
+        // No providers: the field is left out, so older readers see the same JSON.
+        assert!(!serde_json::to_string(&town())
+            .unwrap()
+            .contains("providers"));
+    }
+
+    #[test]
+    fn rejects_bad_providers() {
+        let bad_id = town().with_provider("a b", ProviderConfig::new(scripted_entry()));
+        assert!(bad_id.validate().is_err());
+        let not_object = town().with_provider("p", ProviderConfig::new(serde_json::json!("x")));
+        assert!(not_object.validate().is_err());
+        let key = || ProviderConfig::new(serde_json::json!({})).with_api_key(Secret::new("k"));
+        let clash = town()
+            .with_provider("my-llm", key())
+            .with_provider("my_llm", key());
+        assert!(clash.validate().is_err());
+        assert_eq!(
+            ProviderConfig::key_var("my-llm.v2"),
+            "GASTOWN_PROVIDER_KEY_MY_LLM_V2"
+        );
     }
 }

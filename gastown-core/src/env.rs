@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use sha2::{Digest, Sha256};
 
 use crate::command::Word;
-use crate::config::SdkLauncher;
+use crate::config::{ProviderConfig, SdkLauncher};
 use crate::ids::{AgentId, TownId};
 use crate::layout::AgentLayout;
 use crate::role::Role;
@@ -60,8 +60,26 @@ pub struct AgentEnv {
     pub config_hash: String,
 }
 
-/// Builds an agent's environment. Pure: same input, same output.
+/// Builds an agent's environment with no extra providers. Pure: same input, same output.
+/// Same as [`build_agent_env_with_providers`] with an empty map.
 pub fn build_agent_env(input: &AgentEnvInput<'_>) -> AgentEnv {
+    build_agent_env_with_providers(input, &BTreeMap::new())
+}
+
+/// Builds an agent's environment, adding the town's LLM `providers`
+/// ([`TownConfig::providers`](crate::TownConfig::providers)) to the SDK server's config.
+/// Pure: same input, same output (JSON objects are written with sorted keys).
+///
+/// The launcher's config variable (`KILO_CONFIG_CONTENT`) is
+/// `{"model":MODEL,"small_model":SMALL_MODEL,"provider":{ID:ENTRY,…}}`, `provider` only when
+/// `providers` is non-empty. A provider with an [`api_key`](ProviderConfig::api_key) gets
+/// `options.apiKey = "{env:VAR}"` in its entry and its own secret variable
+/// `VAR` = [`ProviderConfig::key_var`]`(ID)`, so the config text itself never holds a key.
+/// Credentials are set last and win over a provider key variable of the same name.
+pub fn build_agent_env_with_providers(
+    input: &AgentEnvInput<'_>,
+    providers: &BTreeMap<String, ProviderConfig>,
+) -> AgentEnv {
     let layout = AgentLayout::new(input.agent.clone());
     let mut vars: BTreeMap<String, Word> = BTreeMap::new();
     let mut set = |k: &str, v: Word| {
@@ -83,16 +101,47 @@ pub fn build_agent_env(input: &AgentEnvInput<'_>) -> AgentEnv {
         &input.launcher.username_var,
         input.launcher.username.as_str().into(),
     );
-    let config = serde_json::json!({
+    let mut config = serde_json::json!({
         "model": input.model,
         "small_model": input.small_model,
     });
+    if !providers.is_empty() {
+        let mut entries = serde_json::Map::new();
+        for (id, provider) in providers {
+            let mut entry = provider.entry.clone();
+            if let Some(key) = &provider.api_key {
+                let var = ProviderConfig::key_var(id);
+                set_api_key_ref(&mut entry, &var);
+                set(&var, key.clone().into());
+            }
+            entries.insert(id.clone(), entry);
+        }
+        config["provider"] = serde_json::Value::Object(entries);
+    }
     set(&input.launcher.config_var, config.to_string().into());
     for (k, v) in input.credentials {
         set(k, v.clone().into());
     }
     let config_hash = config_hash(&vars, input.launcher);
     AgentEnv { vars, config_hash }
+}
+
+/// Points `entry.options.apiKey` at `var` with kilo's `{env:VAR}` substitution (creating
+/// `options` when missing; an entry that is not an object is left alone, validation
+/// rejects it).
+fn set_api_key_ref(entry: &mut serde_json::Value, var: &str) {
+    let Some(obj) = entry.as_object_mut() else {
+        return;
+    };
+    let options = obj
+        .entry("options")
+        .or_insert_with(|| serde_json::Value::Object(serde_json::Map::new()));
+    if !options.is_object() {
+        *options = serde_json::Value::Object(serde_json::Map::new());
+    }
+    if let Some(options) = options.as_object_mut() {
+        options.insert("apiKey".to_owned(), format!("{{env:{var}}}").into());
+    }
 }
 
 fn config_hash(vars: &BTreeMap<String, Word>, launcher: &SdkLauncher) -> String {
@@ -150,7 +199,7 @@ mod tests {
             role: Role::Mayor,
             launcher: &f.launcher,
             model,
-            small_model: "anthropic/claude-haiku-4.5",
+            small_model: "anthropic/claude-haiku-4-5",
             password: &f.password,
             token: &f.token,
             credentials: &f.creds,
@@ -168,22 +217,22 @@ mod tests {
     #[test]
     fn carries_role_id_town_and_isolated_dirs() {
         let f = fixture("mayor", "ghp_a");
-        let env = build(&f, "anthropic/claude-sonnet-4.6");
+        let env = build(&f, "anthropic/claude-sonnet-4-6");
         assert_eq!(text(&env, "GASTOWN_TOWN_ID"), "town-a");
         assert_eq!(text(&env, "GASTOWN_AGENT_ID"), "mayor");
         assert_eq!(text(&env, "GASTOWN_AGENT_ROLE"), "mayor");
         assert_eq!(text(&env, "XDG_DATA_HOME"), "/agents/mayor/data");
         assert_eq!(text(&env, "KILO_SERVER_USERNAME"), "kilo");
         assert_eq!(text(&env, "KILO_SERVER_PASSWORD"), f.password.expose());
-        assert!(text(&env, "KILO_CONFIG_CONTENT").contains("claude-sonnet-4.6"));
+        assert!(text(&env, "KILO_CONFIG_CONTENT").contains("claude-sonnet-4-6"));
     }
 
     #[test]
     fn second_agent_carries_none_of_the_first_agents_secrets() {
         let a = fixture("mayor", "ghp_first_agent_secret");
         let b = fixture("polecat-1", "ghp_second");
-        let env_a = build(&a, "anthropic/claude-sonnet-4.6");
-        let env_b = build(&b, "anthropic/claude-sonnet-4.6");
+        let env_a = build(&a, "anthropic/claude-sonnet-4-6");
+        let env_b = build(&b, "anthropic/claude-sonnet-4-6");
         let secrets_a = [
             a.password.expose(),
             a.token.expose(),
@@ -204,19 +253,83 @@ mod tests {
     #[test]
     fn hash_is_stable_ignores_token_and_tracks_model() {
         let mut f = fixture("mayor", "x");
-        let h1 = build(&f, "anthropic/claude-sonnet-4.6").config_hash;
-        assert_eq!(h1, build(&f, "anthropic/claude-sonnet-4.6").config_hash);
+        let h1 = build(&f, "anthropic/claude-sonnet-4-6").config_hash;
+        assert_eq!(h1, build(&f, "anthropic/claude-sonnet-4-6").config_hash);
         f.token = Secret::random();
-        assert_eq!(h1, build(&f, "anthropic/claude-sonnet-4.6").config_hash);
-        assert_ne!(h1, build(&f, "anthropic/claude-opus-4.1").config_hash);
+        assert_eq!(h1, build(&f, "anthropic/claude-sonnet-4-6").config_hash);
+        assert_ne!(h1, build(&f, "anthropic/claude-opus-4-5").config_hash);
         f.password = Secret::random();
-        assert_ne!(h1, build(&f, "anthropic/claude-sonnet-4.6").config_hash);
+        assert_ne!(h1, build(&f, "anthropic/claude-sonnet-4-6").config_hash);
+    }
+
+    fn build_with(f: &Fixture, providers: &BTreeMap<String, ProviderConfig>) -> AgentEnv {
+        build_agent_env_with_providers(
+            &AgentEnvInput {
+                town: &f.town,
+                agent: &f.agent,
+                role: Role::Mayor,
+                launcher: &f.launcher,
+                model: "scripted/scripted-1",
+                small_model: "scripted/scripted-1",
+                password: &f.password,
+                token: &f.token,
+                credentials: &f.creds,
+            },
+            providers,
+        )
+    }
+
+    #[test]
+    fn providers_go_into_the_config_and_keys_into_secret_variables() {
+        let f = fixture("mayor", "x");
+        let scripted = serde_json::json!({
+            "npm": "@ai-sdk/openai-compatible",
+            "name": "Scripted",
+            "options": {"baseURL": "http://127.0.0.1:9/v1", "apiKey": "x"},
+            "models": {"scripted-1": {"name": "Scripted 1"}},
+        });
+        let providers = BTreeMap::from([
+            ("scripted".to_owned(), ProviderConfig::new(scripted.clone())),
+            (
+                "real".to_owned(),
+                ProviderConfig::new(serde_json::json!({"npm": "@ai-sdk/anthropic"}))
+                    .with_api_key(Secret::new("sk-real-key")),
+            ),
+        ]);
+        let env = build_with(&f, &providers);
+        let config: serde_json::Value =
+            serde_json::from_str(&text(&env, "KILO_CONFIG_CONTENT")).unwrap();
+        assert_eq!(config["model"], "scripted/scripted-1");
+        assert_eq!(config["small_model"], "scripted/scripted-1");
+        assert_eq!(config["provider"]["scripted"], scripted);
+        assert_eq!(
+            config["provider"]["real"]["options"]["apiKey"],
+            "{env:GASTOWN_PROVIDER_KEY_REAL}"
+        );
+        assert!(!text(&env, "KILO_CONFIG_CONTENT").contains("sk-real-key"));
+        assert!(matches!(
+            &env.vars["GASTOWN_PROVIDER_KEY_REAL"],
+            Word::Secret(s) if s.expose() == "sk-real-key"
+        ));
+        assert!(!format!("{env:?}").contains("sk-real-key"));
+
+        // Deterministic, and the key is part of the configuration.
+        assert_eq!(env, build_with(&f, &providers));
+        let mut other = providers.clone();
+        other.get_mut("real").unwrap().api_key = Some(Secret::new("sk-other"));
+        assert_ne!(env.config_hash, build_with(&f, &other).config_hash);
+        // No providers: the config is exactly what it was before providers existed.
+        let plain = build_with(&f, &BTreeMap::new());
+        assert_eq!(
+            text(&plain, "KILO_CONFIG_CONTENT"),
+            r#"{"model":"scripted/scripted-1","small_model":"scripted/scripted-1"}"#
+        );
     }
 
     #[test]
     fn debug_shows_no_secret() {
         let f = fixture("mayor", "ghp_visible?");
-        let env = build(&f, "anthropic/claude-sonnet-4.6");
+        let env = build(&f, "anthropic/claude-sonnet-4-6");
         let shown = format!("{env:?}");
         assert!(!shown.contains(f.password.expose()));
         assert!(!shown.contains("ghp_visible?"));

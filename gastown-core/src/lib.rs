@@ -49,7 +49,7 @@ pub mod store;
 pub mod token;
 
 pub use command::{CommandSpec, Word};
-pub use config::{ModelRef, RigConfig, SdkLauncher, TownConfig};
+pub use config::{ModelRef, ProviderConfig, RigConfig, SdkLauncher, TownConfig};
 pub use error::{Error, Result};
 pub use ids::{AgentId, RigId, TownId};
 pub use layout::AgentLayout;

@@ -2,91 +2,18 @@
 //! `scripts/install-kilo.sh`). Skipped with a line on stderr when kilo is absent, unless
 //! `GASTOWN_REQUIRE_KILO=1`. No LLM provider is reachable: nothing here needs a model reply.
 
+mod real_kilo;
+
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
+use real_kilo::Kilo;
 use gastown_core::env::AGENT_PATH;
 use gastown_core::kilo::{self, KILO_VERSION};
-use gastown_core::sdk::{newest_session, parse_listening_line, SdkClient, SdkClientOptions};
+use gastown_core::sdk::newest_session;
 use gastown_core::{Error, ModelRef, Secret};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
 
-/// A guard against a kilo that never gets ready (cold boot is ~4–5 s; the machine is shared
-/// and slow). A failure bound, not a timing assertion.
-const BOOT_GUARD: Duration = Duration::from_secs(120);
-const MODEL: &str = "anthropic/claude-sonnet-4.6";
-
-/// One running `kilo serve`, killed when dropped (`kill_on_drop`).
-struct Kilo {
-    child: Child,
-    base_url: String,
-}
-
-impl Kilo {
-    /// Starts kilo with exactly the agent env (nothing inherited) rooted at `home`, in the
-    /// working directory `home/work`, and waits for its "listening on" line.
-    async fn start(bin: &Path, home: &Path, password: &Secret) -> Kilo {
-        let work = home.join("work");
-        std::fs::create_dir_all(&work).unwrap();
-        let mut child = Command::new(bin)
-            .args(["serve", "--port", "0", "--hostname", "127.0.0.1"])
-            .env_clear()
-            .env("PATH", AGENT_PATH)
-            .env("HOME", home)
-            .env("KILO_TEST_HOME", home)
-            .env("XDG_DATA_HOME", home.join("data"))
-            .env("XDG_CONFIG_HOME", home.join("config"))
-            .env("XDG_CACHE_HOME", home.join("cache"))
-            .env("XDG_STATE_HOME", home.join("state"))
-            .env("KILO_CONFIG_CONTENT", format!(r#"{{"model":"{MODEL}"}}"#))
-            .env("KILO_SERVER_PASSWORD", password.expose())
-            .current_dir(&work)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let ready = tokio::time::timeout(BOOT_GUARD, async {
-            while let Some(line) = lines.next_line().await.unwrap() {
-                if let Some(hp) = parse_listening_line(&line) {
-                    return Some(hp);
-                }
-                eprintln!("kilo stdout: {line}");
-            }
-            None
-        })
-        .await;
-        let (host, port) = match ready {
-            Ok(Some(hp)) => hp,
-            Ok(None) => panic!("kilo exited before listening: {:?}", child.wait().await),
-            Err(_) => panic!("kilo did not print its listening line within {BOOT_GUARD:?}"),
-        };
-        // Keep draining stdout so kilo never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Kilo {
-            child,
-            base_url: format!("http://{host}:{port}"),
-        }
-    }
-
-    fn client(&self, password: &Secret) -> SdkClient {
-        SdkClient::new(
-            self.base_url.clone(),
-            "kilo",
-            password.clone(),
-            SdkClientOptions::default(),
-        )
-        .unwrap()
-    }
-
-    async fn stop(mut self) {
-        self.child.kill().await.unwrap();
-    }
-}
+const MODEL: &str = "anthropic/claude-sonnet-4-6";
 
 fn db_path(home: &Path) -> PathBuf {
     home.join("data/kilo/kilo.db")

@@ -5,13 +5,17 @@
 //! runtime pairs with its own connector so benches and tests can run the same actor code in
 //! virtual time.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use futures::stream::BoxStream;
 
 use super::client::{SdkClient, SdkClientOptions};
+use super::event::SdkEvent;
+use super::message::{SessionMessage, SessionStatus};
 use super::types::{Health, SessionInfo};
 use crate::config::ModelRef;
 use crate::error::Result;
@@ -34,6 +38,16 @@ pub trait SdkApi: Send + Sync + fmt::Debug {
         -> Result<String>;
     /// Polls health every `poll` until healthy, for at most `within`.
     async fn wait_healthy(&self, within: Duration, poll: Duration) -> Result<Health>;
+    /// `POST /session/{id}/prompt_async`: starts a real turn; returns once it is accepted.
+    async fn prompt_async(&self, session_id: &str, model: &ModelRef, text: &str) -> Result<()>;
+    /// `POST /session/{id}/abort`: stops the session's running turn.
+    async fn abort(&self, session_id: &str) -> Result<bool>;
+    /// `GET /session/status`: the sessions that are not idle, by id.
+    async fn session_status(&self) -> Result<BTreeMap<String, SessionStatus>>;
+    /// `GET /session/{id}/message`: the session's messages, oldest first.
+    async fn messages(&self, session_id: &str) -> Result<Vec<SessionMessage>>;
+    /// `GET /event`: the server's event stream (one connection; no reconnection).
+    async fn events(&self) -> Result<BoxStream<'static, Result<SdkEvent>>>;
 }
 
 #[async_trait]
@@ -60,6 +74,21 @@ impl SdkApi for SdkClient {
     }
     async fn wait_healthy(&self, within: Duration, poll: Duration) -> Result<Health> {
         SdkClient::wait_healthy(self, within, poll).await
+    }
+    async fn prompt_async(&self, session_id: &str, model: &ModelRef, text: &str) -> Result<()> {
+        SdkClient::prompt_async(self, session_id, model, text).await
+    }
+    async fn abort(&self, session_id: &str) -> Result<bool> {
+        SdkClient::abort(self, session_id).await
+    }
+    async fn session_status(&self) -> Result<BTreeMap<String, SessionStatus>> {
+        SdkClient::session_status(self).await
+    }
+    async fn messages(&self, session_id: &str) -> Result<Vec<SessionMessage>> {
+        SdkClient::messages(self, session_id).await
+    }
+    async fn events(&self) -> Result<BoxStream<'static, Result<SdkEvent>>> {
+        SdkClient::events(self).await
     }
 }
 

@@ -1,14 +1,18 @@
 //! [`SdkClient`]: the calls gastown makes to an SDK server.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
+use futures::stream::BoxStream;
 use reqwest::{Method, Response};
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 use tokio::time::Instant;
 
+use super::event::{sse_events, SdkEvent};
 use super::failure::{Call, Failure};
+use super::message::{parse_status_map, SessionMessage, SessionStatus};
 use super::session_id;
 use super::types::{Health, SessionInfo, WireMessage, WireSession};
 use crate::config::ModelRef;
@@ -198,6 +202,131 @@ impl SdkClient {
         Ok(message.info.id)
     }
 
+    /// `POST /session/{id}/prompt_async {"model":{"providerID","modelID"},"parts":[{"type":"text","text"}]}`:
+    /// starts a real LLM turn on `session_id` with `model` and returns once the server
+    /// accepted it (kilo 7.7.9 answers `204 No Content` at once). Follow the turn with
+    /// [`SdkClient::events`] or [`SdkClient::session_status`]; read the reply with
+    /// [`SdkClient::messages`]. A provider failure does not fail this call: it shows as a
+    /// `session.error` event (4xx) or a `retry` status (5xx, 429).
+    ///
+    /// # Errors
+    /// [`Error::Sdk`] (operation `prompt_async`): an invalid `session_id` (nothing is sent),
+    /// or as for [`SdkClient::health`] (an unknown session is a non-2xx status).
+    pub async fn prompt_async(&self, session_id: &str, model: &ModelRef, text: &str) -> Result<()> {
+        const OPERATION: &str = "prompt_async";
+        session_id::check(OPERATION, session_id)?;
+        let body = json!({
+            "model": { "providerID": model.provider_id, "modelID": model.model_id },
+            "parts": [{ "type": "text", "text": text }],
+        });
+        let path = format!("/session/{session_id}/prompt_async");
+        self.call_raw(OPERATION, Method::POST, &path, Some(body))
+            .await?;
+        Ok(())
+    }
+
+    /// `POST /session/{id}/abort`: stops the session's running turn (e.g. one kilo keeps
+    /// retrying against a provider answering 5xx). Returns the server's answer (`true`
+    /// when kilo 7.7.9 accepted the abort; also `true` with no turn running).
+    ///
+    /// # Errors
+    /// [`Error::Sdk`] (operation `abort`): an invalid `session_id` (nothing is sent), or as
+    /// for [`SdkClient::health`].
+    pub async fn abort(&self, session_id: &str) -> Result<bool> {
+        const OPERATION: &str = "abort";
+        session_id::check(OPERATION, session_id)?;
+        let path = format!("/session/{session_id}/abort");
+        Ok(self.call(OPERATION, Method::POST, &path, None).await?)
+    }
+
+    /// `GET /session/status`: the status of every session that is not idle, by session id
+    /// (kilo 7.7.9 leaves idle sessions out: an idle server answers `{}`).
+    ///
+    /// # Errors
+    /// [`Error::Sdk`] (operation `session_status`), as for [`SdkClient::health`]; a body that
+    /// is not a JSON object is malformed.
+    pub async fn session_status(&self) -> Result<BTreeMap<String, SessionStatus>> {
+        const OPERATION: &str = "session_status";
+        let v: Value = self
+            .call(OPERATION, Method::GET, "/session/status", None)
+            .await?;
+        parse_status_map(&v).ok_or_else(|| {
+            let call = Call {
+                operation: OPERATION,
+                method: "GET",
+                path: "/session/status",
+            };
+            call.malformed("not a JSON object", v.to_string().as_bytes())
+                .error
+        })
+    }
+
+    /// `GET /session/{id}/message`: the session's messages, oldest first (see
+    /// [`last_assistant_text`](super::last_assistant_text) for the reply of the last turn).
+    /// Elements without `info.id` are skipped.
+    ///
+    /// # Errors
+    /// [`Error::Sdk`] (operation `messages`): an invalid `session_id` (nothing is sent), or
+    /// as for [`SdkClient::health`]; a body that is not a JSON array is malformed.
+    pub async fn messages(&self, session_id: &str) -> Result<Vec<SessionMessage>> {
+        const OPERATION: &str = "messages";
+        session_id::check(OPERATION, session_id)?;
+        let path = format!("/session/{session_id}/message");
+        let v: Value = self.call(OPERATION, Method::GET, &path, None).await?;
+        let Some(list) = v.as_array() else {
+            let call = Call {
+                operation: OPERATION,
+                method: "GET",
+                path: &path,
+            };
+            return Err(call
+                .malformed("not a JSON array", v.to_string().as_bytes())
+                .error);
+        };
+        Ok(list.iter().filter_map(SessionMessage::from_json).collect())
+    }
+
+    /// `GET /event`: subscribes to the server's event stream (SSE, basic auth). Returns once
+    /// the response head arrived (bounded by the per-call timeout); the stream itself has
+    /// no timeout — kilo 7.7.9 sends `server.heartbeat` every 10 s, so a caller can treat a
+    /// longer silence as a dead stream. Each SSE event's data is parsed with
+    /// [`SdkEvent::parse`]. The stream ends when the server closes it; a transport or
+    /// framing failure is yielded once as an [`Error::Sdk`] (operation `events`) and ends
+    /// it. Dropping the stream closes the connection. It does not reconnect.
+    ///
+    /// # Errors
+    /// [`Error::Sdk`] (operation `events`): transport failure, timeout before the head,
+    /// non-2xx status (401 for a wrong password).
+    pub async fn events(&self) -> Result<BoxStream<'static, Result<SdkEvent>>> {
+        let call = Call {
+            operation: "events",
+            method: "GET",
+            path: "/event",
+        };
+        let request = self
+            .http
+            .get(format!("{}{}", self.base_url, call.path))
+            .basic_auth(&self.username, Some(self.password.expose()))
+            .header(reqwest::header::ACCEPT, "text/event-stream");
+        let timeout = self.options.timeout;
+        let mut response = tokio::time::timeout(timeout, request.send())
+            .await
+            .map_err(|_| call.timed_out(timeout.as_millis()).error)?
+            .map_err(|e| call.transport(e).error)?;
+        let status = response.status();
+        if !status.is_success() {
+            let body =
+                tokio::time::timeout(timeout, read_capped(&mut response, MAX_ERROR_BODY_BYTES))
+                    .await
+                    .ok()
+                    .and_then(|r| r.ok())
+                    .map(|(body, _)| body)
+                    .unwrap_or_default();
+            return Err(call.status(status, &body).error);
+        }
+        Ok(sse_events(response.bytes_stream()))
+    }
+
     /// Polls `GET /global/health` every `poll` until the server says it is healthy, for at
     /// most `within`. Connection failures, timeouts, 5xx answers and `healthy: false` are
     /// retried (a booting server refuses connections); a 4xx answer (e.g. 401, a wrong
@@ -249,7 +378,8 @@ impl SdkClient {
             .await
     }
 
-    /// One request, bounded as a whole by the per-call timeout.
+    /// One request whose 2xx body is JSON of type `T`, bounded as a whole by the per-call
+    /// timeout.
     async fn call<T: DeserializeOwned>(
         &self,
         operation: &'static str,
@@ -257,6 +387,23 @@ impl SdkClient {
         path: &str,
         body: Option<Value>,
     ) -> Result<T, Failure> {
+        let raw = self.call_raw(operation, method.clone(), path, body).await?;
+        let call = Call {
+            operation,
+            method: method.as_str(),
+            path,
+        };
+        serde_json::from_slice(&raw).map_err(|e| call.malformed(e, &raw))
+    }
+
+    /// One request, bounded as a whole by the per-call timeout; returns the 2xx body.
+    async fn call_raw(
+        &self,
+        operation: &'static str,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Vec<u8>, Failure> {
         let call = Call {
             operation,
             method: method.as_str(),
@@ -268,12 +415,12 @@ impl SdkClient {
             .unwrap_or_else(|_| Err(call.timed_out(timeout.as_millis())))
     }
 
-    async fn exchange<T: DeserializeOwned>(
+    async fn exchange(
         &self,
         call: &Call<'_>,
         method: Method,
         body: Option<Value>,
-    ) -> Result<T, Failure> {
+    ) -> Result<Vec<u8>, Failure> {
         let url = format!("{}{}", self.base_url, call.path);
         let mut request = self
             .http
@@ -302,7 +449,7 @@ impl SdkClient {
                 &body,
             ));
         }
-        serde_json::from_slice(&body).map_err(|e| call.malformed(e, &body))
+        Ok(body)
     }
 }
 

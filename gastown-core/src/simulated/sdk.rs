@@ -1,11 +1,13 @@
 //! The client side of the simulated SDK servers: an [`SdkConnector`] whose clients call the
 //! server behind a URL's port directly, in scripted virtual time, instead of over HTTP.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use futures::stream::{BoxStream, StreamExt};
 use tokio::time::Instant;
 
 use super::db::{self, SimMessage};
@@ -17,7 +19,8 @@ use crate::ids::TownId;
 use crate::kilo::KILO_VERSION;
 use crate::path::ContainerPath;
 use crate::sdk::{
-    validate_session_id, Health, SdkApi, SdkClientOptions, SdkConnector, SessionInfo,
+    validate_session_id, Health, SdkApi, SdkClientOptions, SdkConnector, SdkEvent, SessionInfo,
+    SessionMessage, SessionStatus,
 };
 use crate::secret::Secret;
 
@@ -361,6 +364,30 @@ impl SdkApi for SimulatedSdkClient {
         .map_err(|f| f.error)
     }
 
+    async fn prompt_async(&self, session_id: &str, model: &ModelRef, text: &str) -> Result<()> {
+        self.sim_prompt_async(session_id, model, text).await
+    }
+
+    /// No turn ever runs in the simulated server: `true` for a listening server.
+    async fn abort(&self, session_id: &str) -> Result<bool> {
+        if let Err(Error::Sdk { message, .. }) = validate_session_id(session_id) {
+            return Err(sdk_error("abort", message, false, None));
+        }
+        self.sim_session_status().map(|_| true)
+    }
+
+    async fn session_status(&self) -> Result<BTreeMap<String, SessionStatus>> {
+        self.sim_session_status()
+    }
+
+    async fn messages(&self, session_id: &str) -> Result<Vec<SessionMessage>> {
+        self.sim_messages(session_id)
+    }
+
+    async fn events(&self) -> Result<BoxStream<'static, Result<SdkEvent>>> {
+        self.sim_events()
+    }
+
     /// As the HTTP client's: polls every `poll` (at least 1 ms) for at most `within`;
     /// refusals, timeouts and 5xx are retried, a 4xx (a wrong password) returns at once.
     async fn wait_healthy(&self, within: Duration, poll: Duration) -> Result<Health> {
@@ -392,6 +419,101 @@ impl SdkApi for SimulatedSdkClient {
             true,
             None,
         ))
+    }
+}
+
+/// The real-turn calls, minimal: the simulated server runs no model, so a turn records the
+/// user message and ends at once with no reply; these calls are not logged as SDK calls
+/// (so alarm tests counting health probes and status polls are not disturbed by them,
+/// except `prompt_async`, which is charged and logged as a message send).
+impl SimulatedSdkClient {
+    fn refused(&self, operation: &'static str) -> Error {
+        sdk_error(
+            operation,
+            "connection refused (the simulated server is not listening)".into(),
+            false,
+            None,
+        )
+    }
+
+    /// `prompt_async`: stores `text` as a user message (charged as `send_no_reply`); no
+    /// assistant reply follows.
+    async fn sim_prompt_async(&self, session_id: &str, model: &ModelRef, text: &str) -> Result<()> {
+        const OPERATION: &str = "prompt_async";
+        if let Err(Error::Sdk { message, .. }) = validate_session_id(session_id) {
+            return Err(sdk_error(OPERATION, message, false, None));
+        }
+        SdkApi::send_no_reply(self, session_id, model, text)
+            .await
+            .map(|_| ())
+            .map_err(|e| match e {
+                Error::Sdk {
+                    message,
+                    timed_out,
+                    status,
+                    ..
+                } => sdk_error(OPERATION, message, timed_out, status),
+                other => other,
+            })
+    }
+
+    /// `session_status`: every session is idle (`{}`), as kilo answers between turns.
+    fn sim_session_status(&self) -> Result<BTreeMap<String, SessionStatus>> {
+        match self.target() {
+            Some(t) if t.listening => Ok(BTreeMap::new()),
+            _ => Err(self.refused("session_status")),
+        }
+    }
+
+    /// `messages`: the session's stored (user) messages, oldest first.
+    fn sim_messages(&self, session_id: &str) -> Result<Vec<SessionMessage>> {
+        const OPERATION: &str = "messages";
+        if let Err(Error::Sdk { message, .. }) = validate_session_id(session_id) {
+            return Err(sdk_error(OPERATION, message, false, None));
+        }
+        let target = match self.target() {
+            Some(t) if t.listening => t,
+            _ => return Err(self.refused(OPERATION)),
+        };
+        with_db(&self.inner, &target.town, &target.data_dir, |db, _, _| {
+            if !db.sessions.iter().any(|s| s.id == session_id) {
+                return Err((404, format!("Not Found: no session {session_id}")));
+            }
+            let mut list: Vec<&SimMessage> = db
+                .messages
+                .iter()
+                .filter(|m| m.session_id == session_id)
+                .collect();
+            list.sort_by_key(|m| m.created_ms);
+            let messages = list
+                .into_iter()
+                .map(|m| SessionMessage {
+                    id: m.id.clone(),
+                    role: "user".to_owned(),
+                    created_ms: m.created_ms,
+                    completed_ms: None,
+                    finish: None,
+                    error: None,
+                    text: m.text.clone(),
+                })
+                .collect();
+            Ok((messages, false))
+        })
+        .map_err(|(status, message)| sdk_error(OPERATION, message, false, Some(status)))
+    }
+
+    /// `events`: `server.connected`, then nothing (no turn ever runs).
+    fn sim_events(&self) -> Result<BoxStream<'static, Result<SdkEvent>>> {
+        match self.target() {
+            Some(t) if t.listening => {
+                Ok(
+                    futures::stream::once(async { Ok(SdkEvent::ServerConnected) })
+                        .chain(futures::stream::pending())
+                        .boxed(),
+                )
+            }
+            _ => Err(self.refused("events")),
+        }
     }
 }
 
