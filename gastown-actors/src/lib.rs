@@ -15,8 +15,8 @@
 //! One request reads top-down through four files, never back up (`ARCHITECTURE.md`,
 //! *Crates and actors*):
 //!
-//! - `town.rs`: [`TownHandle`], the embedder's API, beside the TownActor it talks to;
-//! - `container.rs`: the ContainerActor — container start or adoption, boot hydration
+//! - `town/`: [`TownHandle`], the embedder's API, beside the TownActor it talks to;
+//! - `container/`: the ContainerActor — container start or adoption, boot hydration
 //!   (mayor first) and the hydration gate, the agents' actors, the drain;
 //! - `agent/`: the AgentActor — `mod.rs` (messages, the ensure decision), `run.rs` (one
 //!   start driven by the pure [`StartRun`](gastown_core::policy::StartRun) machine),

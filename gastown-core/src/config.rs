@@ -91,7 +91,7 @@ impl ModelRef {
 /// How to launch an agent's SDK server: `<program> <args…> --port 0 --hostname <host>`.
 ///
 /// The defaults are kilo's ([`SdkLauncher::kilo`]); [`SdkLauncher::opencode`] configures an
-/// `opencode serve`, which speaks the same HTTP API (DESIGN.md §7).
+/// `opencode serve`, which speaks the same HTTP API (`ARCHITECTURE.md`, *SDK server*).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SdkLauncher {
     /// The program. A bare name is resolved by the runtime (the local runtime maps `kilo`

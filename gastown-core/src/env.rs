@@ -1,6 +1,6 @@
 //! The agent environment builder: the one pure function that both a start and a prewarm
 //! call, so a prewarmed SDK server has byte-for-byte the configuration a real start would
-//! give it (DESIGN.md §5 rule 3).
+//! give it (`ARCHITECTURE.md`, *Phase path*).
 
 use std::collections::BTreeMap;
 

@@ -1,5 +1,5 @@
 //! The HTTP client of an agent's SDK server (`kilo serve`, or `opencode serve`, which speaks
-//! the same API; DESIGN.md §7).
+//! the same API; `ARCHITECTURE.md`, *SDK server*).
 //!
 //! - [`SdkApi`] and [`SdkConnector`]: the calls as an object-safe trait, and how a client
 //!   is made ([`HttpConnector`] for real servers).

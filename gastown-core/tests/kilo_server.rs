@@ -7,11 +7,11 @@ mod real_kilo;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use real_kilo::Kilo;
 use gastown_core::env::AGENT_PATH;
 use gastown_core::kilo::{self, KILO_VERSION};
 use gastown_core::sdk::newest_session;
 use gastown_core::{Error, ModelRef, Secret};
+use real_kilo::Kilo;
 
 const MODEL: &str = "anthropic/claude-sonnet-4-6";
 

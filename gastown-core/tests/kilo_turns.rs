@@ -10,7 +10,6 @@ mod real_kilo;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use real_kilo::Kilo;
 use futures::stream::BoxStream;
 use futures::StreamExt;
 use gastown_core::command::Word;
@@ -19,6 +18,7 @@ use gastown_core::kilo;
 use gastown_core::sdk::{last_assistant_text, SdkEvent, SessionStatus, TurnError};
 use gastown_core::{AgentId, ModelRef, ProviderConfig, Role, SdkLauncher, Secret, TownId};
 use gastown_scripted_model::{Reply, ScriptedModelServer, DEFAULT_TEXT, MODEL, PROVIDER_ID};
+use real_kilo::Kilo;
 
 /// A failure bound for one turn (a scripted turn takes well under a second once kilo is up;
 /// the machine is shared and slow). Not a timing assertion.

@@ -14,6 +14,8 @@ use tokio::sync::{oneshot, Semaphore};
 use tokio::time::Instant;
 
 use crate::agent::{AgentActor, AgentMsg, Waiter};
+
+mod drain;
 use crate::boot::{BootReport, MayorBoot};
 use crate::context::{AgentContext, AgentSpec, TownParts};
 use crate::error::{Error, Result};
@@ -502,89 +504,6 @@ impl ContainerState {
                 telemetry::Subject::town(&town),
                 started.elapsed().as_millis() as u64,
             );
-        });
-    }
-
-    async fn on_drain(
-        &mut self,
-        myself: &ActorRef<ContainerMsg>,
-        reason: StopReason,
-        reply: RpcReplyPort<Result<()>>,
-    ) {
-        if self.draining {
-            let _ = reply.send(Err(Error::Stopped));
-            return;
-        }
-        self.draining = true;
-        for (_, w) in self.pending.drain(..) {
-            let _ = w.reply.send(Err(Error::Stopped));
-        }
-        for w in self.warmups.drain(..) {
-            let _ = w.send(Err(Error::Stopped));
-        }
-        if let Gate::Closed(waiters) = &mut self.gate {
-            for w in waiters.drain(..) {
-                let _ = w.send(Err(Error::Stopped));
-            }
-        }
-        if self.ensuring {
-            self.parked_drain = Some((reason, reply));
-        } else {
-            self.start_drain(myself, reason, reply).await;
-        }
-    }
-
-    /// Drains every agent — those with an actor and those the registry says ran in this
-    /// container (an adopted container may hold their newer kilo.db) — then removes the
-    /// container; with a failed snapshot it only stops it.
-    async fn start_drain(
-        &mut self,
-        myself: &ActorRef<ContainerMsg>,
-        reason: StopReason,
-        reply: RpcReplyPort<Result<()>>,
-    ) {
-        match self.parts.store.registry() {
-            Ok(registry) => {
-                for entry in registry {
-                    if !self.agents.contains_key(&entry.agent) {
-                        let spec = AgentSpec::worker(
-                            entry.agent,
-                            entry.role,
-                            &self.mayor.model,
-                            &self.mayor.small_model,
-                        );
-                        if let Err(e) = self.agent(myself, &spec).await {
-                            tracing::warn!(agent = %spec.id, error = %e, "drain: agent actor");
-                        }
-                    }
-                }
-            }
-            Err(e) => tracing::warn!(town = %self.parts.town, error = %e, "drain: registry"),
-        }
-        let agents: Vec<_> = self.agents.values().cloned().collect();
-        let rt = self.parts.runtime.clone();
-        let town = self.parts.town.clone();
-        let grace = self.parts.options.stop_grace;
-        let events = self.parts.events.clone();
-        tokio::spawn(async move {
-            let results = futures::future::join_all(agents.iter().map(|a| async move {
-                match a.call(AgentMsg::Drain, None).await {
-                    Ok(CallResult::Success(r)) => r,
-                    _ => Err(Error::Unreachable { actor: "agent" }),
-                }
-            }))
-            .await;
-            let result = match results.into_iter().find_map(|r| r.err()) {
-                // Nothing is lost: with a failed snapshot the container keeps its files
-                // (stopped, not removed).
-                Some(e) => {
-                    let _ = rt.stop(&town, grace).await;
-                    Err(e)
-                }
-                None => rt.remove(&town).await.map_err(Error::Core),
-            };
-            events.publish(None, TownEvent::ContainerStopped { reason });
-            let _ = reply.send(result);
         });
     }
 
