@@ -118,6 +118,13 @@ impl SerialTown {
             spec,
             password: Secret::random(),
             booting: Default::default(),
+            snapshot_lock: Default::default(),
         }
     }
+}
+
+/// How many SDK event watchers (one per running SDK server) are alive in this process. A
+/// test reads it to show that stopping a town leaves none behind.
+pub fn live_event_watchers() -> usize {
+    crate::agent::live_watchers()
 }

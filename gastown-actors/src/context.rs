@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use gastown_core::credentials::CredentialChain;
-use gastown_core::env::{build_agent_env, AgentEnv, AgentEnvInput};
+use gastown_core::env::{build_agent_env_with_providers, AgentEnv, AgentEnvInput};
 use gastown_core::sdk::{SdkApi, SdkConnector};
 use gastown_core::snapshot::SnapshotStore;
 use gastown_core::token::TokenSigner;
@@ -70,6 +70,10 @@ pub(crate) struct TownParts {
     pub(crate) options: StartOptions,
     /// The mayor's quiet window before an idle stop.
     pub(crate) idle_stop_after: std::time::Duration,
+    /// Limits on real turns (retries, timeout).
+    pub(crate) turns: crate::options::TurnOptions,
+    /// LLM providers added to every agent's SDK server config (keys as secrets).
+    pub(crate) providers: BTreeMap<String, gastown_core::ProviderConfig>,
     pub(crate) clock: Clock,
     /// The town's event bus: what embedders see through `TownHandle::events`.
     pub(crate) events: Arc<crate::events::EventBus>,
@@ -101,6 +105,8 @@ pub(crate) struct AgentContext {
     /// The SDK server the sdk phase spawned and does not own yet (still booting): a drain or
     /// stop reaches it here, even while the phase runs.
     pub(crate) booting: Arc<parking_lot::Mutex<Option<Arc<dyn ProcessHandle>>>>,
+    /// One snapshot of this agent at a time (a turn boundary and a drain may meet).
+    pub(crate) snapshot_lock: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl AgentContext {
@@ -116,17 +122,20 @@ impl AgentContext {
 
     /// The agent's environment for `token` (the one env builder, so a prewarm and a real start build the same environment and config hash).
     pub(crate) fn env(&self, token: &Secret, credentials: &BTreeMap<String, Secret>) -> AgentEnv {
-        build_agent_env(&AgentEnvInput {
-            town: &self.parts.town,
-            agent: &self.spec.id,
-            role: self.spec.role,
-            launcher: &self.parts.launcher,
-            model: &self.spec.model,
-            small_model: &self.spec.small_model,
-            password: &self.password,
-            token,
-            credentials,
-        })
+        build_agent_env_with_providers(
+            &AgentEnvInput {
+                town: &self.parts.town,
+                agent: &self.spec.id,
+                role: self.spec.role,
+                launcher: &self.parts.launcher,
+                model: &self.spec.model,
+                small_model: &self.spec.small_model,
+                password: &self.password,
+                token,
+                credentials,
+            },
+            &self.parts.providers,
+        )
     }
 }
 
@@ -208,6 +217,7 @@ pub(crate) fn open_parts(options: TownOptions) -> Result<OpenedTown> {
         sdk_connector,
         credentials,
         idle_stop_after,
+        turns,
     } = options;
     if let Some((_, var)) = &credentials {
         if !gastown_core::env::is_var_name(var) {
@@ -268,8 +278,10 @@ pub(crate) fn open_parts(options: TownOptions) -> Result<OpenedTown> {
         sdk: sdk_connector,
         credentials,
         rigs: config.rigs.clone(),
+        providers: config.providers.clone(),
         options: start,
         idle_stop_after,
+        turns,
         clock: Clock::new(),
         events: Arc::new(crate::events::EventBus::new(Clock::new())),
         rig_locks: Default::default(),

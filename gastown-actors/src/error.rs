@@ -97,6 +97,27 @@ pub enum Error {
     /// The town is shutting down or has stopped; the request was not served.
     #[error("town is shutting down or stopped")]
     Stopped,
+    /// A real turn failed upstream: the provider answered an error, kept failing past the
+    /// town's retry limit, or the turn ran past its timeout. The agent is `waiting` (mayor)
+    /// or `idle` (worker) again and its session is intact.
+    #[error("turn of agent {agent} in session {session_id} failed: {message}")]
+    TurnFailed {
+        /// The agent.
+        agent: AgentId,
+        /// The session.
+        session_id: String,
+        /// What failed (the provider's message, or the town's limit).
+        message: String,
+        /// The provider's HTTP status, when there was one.
+        status: Option<u16>,
+    },
+    /// A prompt was sent while the agent's previous turn still runs (one turn at a time
+    /// per session, as the SDK server runs them).
+    #[error("agent {agent} is still in a turn")]
+    TurnInFlight {
+        /// The agent.
+        agent: AgentId,
+    },
     /// A drain (shutdown) failed: nothing was lost — the container was stopped but kept
     /// with its files. Shared: every caller of `shutdown` gets the same error.
     #[error("draining town {town} failed: {source}")]

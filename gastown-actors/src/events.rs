@@ -69,8 +69,10 @@ pub enum TownEvent {
     SessionError {
         /// The session, when the SDK server named one.
         session_id: Option<String>,
-        /// What the SDK server said.
+        /// What the SDK server (or the town, for a retry limit or a turn timeout) said.
         message: String,
+        /// The provider's HTTP status, when the failure came from one.
+        status: Option<u16>,
     },
     /// The town's container was started (`created`) or adopted while running.
     ContainerStarted {

@@ -59,11 +59,13 @@ mod phases;
 mod ready;
 pub mod telemetry;
 mod town;
+mod turn;
 
 pub use boot::{BootReport, MayorBoot};
 pub use context::AgentSpec;
 pub use error::{Error, PhaseFailure, Result, StartError};
 pub use events::{StopReason, TownEvent, TownEventRecord};
-pub use options::{RetryPolicy, StartOptions, TownOptions};
+pub use options::{RetryPolicy, StartOptions, TownOptions, TurnOptions};
 pub use ready::{AgentInfo, BrowseState, MayorReady};
 pub use town::TownHandle;
+pub use turn::{MayorReply, MayorTurn};

@@ -113,6 +113,8 @@ pub struct TownOptions {
     /// the alarm drains and stops the container (default 5 min, Kilo Gastown PR #3113).
     /// The next `ensure_mayor` wakes the town with the same session.
     pub idle_stop_after: Duration,
+    /// Limits on real turns ([`TownHandle::prompt_mayor`](crate::TownHandle::prompt_mayor)).
+    pub turns: TurnOptions,
 }
 
 impl fmt::Debug for TownOptions {
@@ -140,6 +142,7 @@ impl TownOptions {
             sdk_connector: Arc::new(HttpConnector),
             credentials: None,
             idle_stop_after: gastown_core::policy::idle_stop::IDLE_STOP_MAYOR_QUIET,
+            turns: TurnOptions::default(),
         }
     }
 
@@ -162,9 +165,51 @@ impl TownOptions {
         self
     }
 
+    /// Sets the limits on real turns.
+    pub fn with_turn_options(mut self, turns: TurnOptions) -> Self {
+        self.turns = turns;
+        self
+    }
+
     /// Sets the phase timeouts, retry budgets and grace periods.
     pub fn with_start_options(mut self, start: StartOptions) -> Self {
         self.start = start;
+        self
+    }
+}
+
+/// Limits on a real turn that fails upstream. Kilo 7.7.9 retries a provider's 5xx and 429
+/// answers without end, with a growing delay (about 2, 5, 9, 19 s apart, measured here),
+/// and waits on a provider that never answers; the town ends such a turn itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TurnOptions {
+    /// Provider retries a turn may take before the town aborts it and reports a session
+    /// error (default 3).
+    pub max_retries: u32,
+    /// The longest a turn may run before the town aborts it (default 10 min).
+    pub timeout: Duration,
+}
+
+impl Default for TurnOptions {
+    fn default() -> Self {
+        Self {
+            max_retries: 3,
+            timeout: Duration::from_secs(600),
+        }
+    }
+}
+
+impl TurnOptions {
+    /// Sets the retry limit.
+    pub fn with_max_retries(mut self, max_retries: u32) -> Self {
+        self.max_retries = max_retries;
+        self
+    }
+
+    /// Sets the turn timeout.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
         self
     }
 }

@@ -18,6 +18,11 @@ pub const AGENT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 /// The variable carrying the container token. It rotates on refresh, so it is left out of
 /// the config hash.
 pub const TOKEN_VAR: &str = "GASTOWN_CONTAINER_TOKEN";
+/// The variable naming the file that holds the town's *current* container token
+/// ([`CONTAINER_TOKEN_PATH`](crate::token::CONTAINER_TOKEN_PATH)): the alarm's hourly live
+/// refresh rewrites it, so a long-lived tool reads the file when it exists and falls back
+/// to [`TOKEN_VAR`] (the token minted at its agent's start) when it does not yet.
+pub const TOKEN_FILE_VAR: &str = "GASTOWN_CONTAINER_TOKEN_FILE";
 
 /// Whether `name` can be an environment variable name: non-empty, `[A-Za-z0-9_]`, not
 /// starting with a digit.
@@ -96,6 +101,12 @@ pub fn build_agent_env_with_providers(
     set("GASTOWN_AGENT_ID", input.agent.as_str().into());
     set("GASTOWN_AGENT_ROLE", input.role.as_str().into());
     set(TOKEN_VAR, input.token.clone().into());
+    set(
+        TOKEN_FILE_VAR,
+        crate::path::ContainerPath::new(crate::token::CONTAINER_TOKEN_PATH)
+            .expect("a valid constant path")
+            .into(),
+    );
     set(&input.launcher.password_var, input.password.clone().into());
     set(
         &input.launcher.username_var,

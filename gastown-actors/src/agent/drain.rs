@@ -31,12 +31,47 @@ async fn drain(ctx: &AgentContext, servers: Vec<Arc<dyn ProcessHandle>>) -> Resu
     for server in &servers {
         stop_server(server.as_ref(), grace).await;
     }
+    if !snapshot(ctx).await? {
+        // Never ran far enough to have a database: its status stays what the start left.
+        return Ok(());
+    }
+    if let Err(e) = ctx
+        .parts
+        .store
+        .set_agent_status(&ctx.spec.id, AgentStatus::Idle)
+    {
+        tracing::warn!(agent = %ctx.spec.id, error = %e, "recording drained agent");
+    }
+    ctx.publish(TownEvent::AgentStatusChanged {
+        status: AgentStatus::Idle,
+    });
+    Ok(())
+}
+
+impl AgentState {
+    /// Snapshots the agent's `kilo.db` after a turn, off the request path, so a host crash
+    /// followed by the loss of the container loses at most the turn in flight.
+    pub(super) fn snapshot_at_turn_boundary(&self) {
+        let ctx = self.ctx.clone();
+        tokio::spawn(async move {
+            if let Err(e) = snapshot(&ctx).await {
+                tracing::warn!(agent = %ctx.spec.id, error = %e, "turn-boundary snapshot");
+            }
+        });
+    }
+}
+
+/// Snapshots `kilo.db` (with its WAL) out of the container into the state directory,
+/// one snapshot of an agent at a time. An agent with no `kilo.db` yet has nothing to
+/// lose: `Ok(false)`.
+async fn snapshot(ctx: &AgentContext) -> Result<bool> {
+    let _one_at_a_time = ctx.snapshot_lock.lock().await;
     let rt = &ctx.parts.runtime;
     let town = &ctx.parts.town;
     let db_path = ctx.layout.kilo_db();
     let db = match rt.get_file(town, &db_path).await {
         Ok(db) => db,
-        Err(gastown_core::Error::FileNotFound { .. }) => return Ok(()),
+        Err(gastown_core::Error::FileNotFound { .. }) => return Ok(false),
         Err(e) => return Err(e.into()),
     };
     let wal_path = db_path
@@ -65,15 +100,5 @@ async fn drain(ctx: &AgentContext, servers: Vec<Arc<dyn ProcessHandle>>) -> Resu
         bytes: info.bytes,
         ms: started.elapsed().as_millis() as u64,
     });
-    if let Err(e) = ctx
-        .parts
-        .store
-        .set_agent_status(&ctx.spec.id, AgentStatus::Idle)
-    {
-        tracing::warn!(agent = %ctx.spec.id, error = %e, "recording drained agent");
-    }
-    ctx.publish(TownEvent::AgentStatusChanged {
-        status: AgentStatus::Idle,
-    });
-    Ok(())
+    Ok(true)
 }

@@ -8,90 +8,30 @@
 //! (`crate::phases`) → the runtime.
 
 mod drain;
+mod msg;
 mod probe;
 mod run;
+mod turn;
+mod watch;
+
+pub(crate) use msg::{AgentMsg, SessionRequest, Waiter};
+pub(crate) use watch::live_watchers;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use gastown_core::policy::{decide_ensure, EnsureObservation, ServerObservation};
 use gastown_core::{AgentStatus, EnsureDecision};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tokio::sync::oneshot;
-use tokio::time::Instant;
 
 use crate::context::{AgentContext, AgentSpec, LiveSdk};
 use crate::error::{Error, Result};
-use crate::phases::{stop_server, AttemptDone, BrowseOutcome};
-use crate::ready::{AgentInfo, BrowseState, MayorReady};
+use crate::phases::{stop_server, BrowseOutcome};
+use crate::ready::{AgentInfo, BrowseState};
 use crate::telemetry::Subject;
 
 use self::run::Run;
-
-/// A caller waiting for the agent to be ready.
-#[derive(Debug)]
-pub(crate) struct Waiter {
-    /// Where the ready agent (or the start's error) goes.
-    pub(crate) reply: RpcReplyPort<Result<MayorReady>>,
-    /// When the caller asked: its report's `total_ms` counts from here.
-    pub(crate) requested: Instant,
-}
-
-/// Messages of the [`AgentActor`].
-#[derive(Debug)]
-pub(crate) enum AgentMsg {
-    /// Make the agent ready (start it, or confirm it is alive) with this spec. A spec that
-    /// differs from the running one (e.g. a new model) restarts the SDK server with it.
-    Ensure(Box<AgentSpec>, Waiter),
-    /// Start the agent without anyone waiting (boot hydration: resume or prewarm). `done`
-    /// fires with `true` once the agent is ready (or already was), `false` on failure.
-    Prewarm {
-        /// The agent's current spec (the mayor's model may have changed since its actor
-        /// started).
-        spec: Box<AgentSpec>,
-        /// Boot hydration waits on it to open the hydration gate.
-        done: oneshot::Sender<bool>,
-        /// The agent was in the registry (a resume) rather than a prewarm.
-        registered: bool,
-        /// Boot hydration's registry read, in ms, for the startup report.
-        registry_fetch_ms: u64,
-    },
-    /// The background browse worktree setup finished.
-    BrowseDone(Vec<BrowseOutcome>),
-    /// Record a message in the agent's session without an LLM turn; replies with the
-    /// message id.
-    SendNoReply {
-        /// The message text.
-        text: String,
-        /// Where the message id goes.
-        reply: RpcReplyPort<Result<String>>,
-    },
-    /// Report what runs.
-    Info(RpcReplyPort<AgentInfo>),
-    /// A phase attempt of run `run_id` finished.
-    AttemptDone {
-        /// The run the attempt belongs to (a late attempt of an abandoned run is freed).
-        run_id: u64,
-        /// Its outcome.
-        done: Box<AttemptDone>,
-    },
-    /// Backoff over: run the current phase of run `run_id` again.
-    RetryPhase {
-        /// The run to continue.
-        run_id: u64,
-    },
-    /// The liveness probe `probe_id` of the running server finished.
-    ProbeDone {
-        /// Which probe (a late one is ignored).
-        probe_id: u64,
-        /// What it saw.
-        server: ServerObservation,
-    },
-    /// The alarm's health check: probe the running server (if idle), redispatch a dead
-    /// one.
-    HealthCheck,
-    /// The container was replaced underneath: every process in it is gone.
-    ContainerLost,
-    /// Stop the SDK server and snapshot its `kilo.db`; replies when the snapshot is safe.
-    Drain(RpcReplyPort<Result<()>>),
-}
 
 /// What the agent is doing.
 #[derive(Debug)]
@@ -113,6 +53,12 @@ pub(crate) struct AgentState {
     ctx: AgentContext,
     /// The running SDK server, once a run finished.
     live: Option<LiveSdk>,
+    /// The running server's SDK event watcher; aborted whenever `live` goes.
+    watch: Option<tokio::task::AbortHandle>,
+    /// The real turn in flight, if any.
+    turn: Option<turn::Turn>,
+    /// Shared with the watcher: a turn is in flight (a silent stream is then polled).
+    turn_pending: Arc<AtomicBool>,
     /// The session the last run resumed or created.
     session_id: Option<String>,
     mode: Mode,
@@ -149,6 +95,9 @@ impl Actor for AgentActor {
         Ok(AgentState {
             ctx,
             live: None,
+            watch: None,
+            turn: None,
+            turn_pending: Arc::new(AtomicBool::new(false)),
             session_id: None,
             mode: Mode::Idle,
             waiters: Vec::new(),
@@ -183,7 +132,12 @@ impl Actor for AgentActor {
                 state.on_prewarm(&myself, done);
             }
             AgentMsg::BrowseDone(outcomes) => state.on_browse_done(outcomes),
-            AgentMsg::SendNoReply { text, reply } => state.on_send(text, reply),
+            AgentMsg::Session(SessionRequest::NoReply { text, reply }) => {
+                state.on_send(text, reply)
+            }
+            AgentMsg::Session(SessionRequest::Prompt { text, reply }) => {
+                state.on_prompt(&myself, text, reply)
+            }
             AgentMsg::Info(reply) => {
                 let _ = reply.send(state.info());
             }
@@ -199,9 +153,12 @@ impl Actor for AgentActor {
             }
             AgentMsg::ContainerLost => {
                 // The processes died with the container; the handle would only lie.
-                state.live = None;
+                state.take_live();
             }
             AgentMsg::Drain(reply) => state.on_drain(reply),
+            AgentMsg::Turn(signal) => state.on_turn_signal(signal),
+            AgentMsg::TurnTimeout { turn_id } => state.on_turn_timeout(turn_id),
+            AgentMsg::TurnRefused { turn_id } => state.on_turn_refused(turn_id),
         }
         Ok(())
     }
@@ -228,6 +185,27 @@ impl AgentState {
 
     fn subject(&self) -> Subject<'_> {
         Subject::agent(&self.ctx.parts.town, &self.ctx.spec.id, self.ctx.spec.role)
+    }
+
+    /// Makes `live` the running server (of `session_id`) and starts its event watcher.
+    fn set_live(&mut self, myself: &ActorRef<AgentMsg>, live: LiveSdk, session_id: &str) {
+        self.take_live();
+        self.watch = Some(watch::spawn(
+            self.ctx.clone(),
+            live.clone(),
+            session_id.to_owned(),
+            myself.clone(),
+            self.turn_pending.clone(),
+        ));
+        self.live = Some(live);
+    }
+
+    /// Takes the running server away, stopping its event watcher with it.
+    fn take_live(&mut self) -> Option<LiveSdk> {
+        if let Some(watch) = self.watch.take() {
+            watch.abort();
+        }
+        self.live.take()
     }
 
     fn set_spec(&mut self, spec: AgentSpec) {
@@ -392,7 +370,9 @@ impl AgentState {
         if let Mode::Starting(run) = std::mem::replace(&mut self.mode, Mode::Draining) {
             servers.extend(run.abandon());
         }
-        servers.extend(self.live.take().map(|l| l.process));
+        servers.extend(self.take_live().map(|l| l.process));
+        self.turn = None;
+        self.turn_pending.store(false, Ordering::SeqCst);
         servers.extend(self.ctx.booting.lock().take());
         servers
     }

@@ -40,7 +40,7 @@ impl AgentState {
         let decision = self.decide(Some(server));
         if decision.starts_agent() {
             // The town believed the server ran; the real process or its health says no.
-            if let Some(live) = self.live.take() {
+            if let Some(live) = self.take_live() {
                 let grace = self.ctx.parts.options.stop_grace;
                 tokio::spawn(async move { stop_server(live.process.as_ref(), grace).await });
             }

@@ -77,7 +77,7 @@ impl AgentState {
             progress: StartProgress {
                 // The cache: a running server with an equal config hash is reused by the
                 // sdk phase, a different one replaced.
-                sdk: self.live.take(),
+                sdk: self.take_live(),
                 push_model,
                 ..StartProgress::default()
             },
@@ -259,7 +259,7 @@ impl AgentState {
         }
         self.session_id = Some(session_id.clone());
         let endpoint = live.endpoint.clone();
-        self.live = Some(live);
+        self.set_live(myself, live, &session_id);
         for w in self.waiters.drain(..) {
             let mut report = report.clone();
             report.total_ms = w.requested.elapsed().as_millis() as u64;

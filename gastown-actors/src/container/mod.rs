@@ -13,7 +13,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent
 use tokio::sync::{oneshot, Semaphore};
 use tokio::time::Instant;
 
-use crate::agent::{AgentActor, AgentMsg, Waiter};
+use crate::agent::{AgentActor, AgentMsg, SessionRequest, Waiter};
 
 mod drain;
 use crate::boot::{BootReport, MayorBoot};
@@ -37,10 +37,11 @@ pub(crate) enum ContainerMsg {
     /// The mayor's configuration changed (used by the next boot hydration).
     SetMayorSpec(AgentSpec),
     /// Record a message in an agent's session.
-    SendNoReply {
+    Session {
+        /// The agent whose session it is for.
         agent: AgentId,
-        text: String,
-        reply: RpcReplyPort<Result<String>>,
+        /// What to do there.
+        request: SessionRequest,
     },
     /// What runs for an agent (`None` if it has no actor).
     AgentInfo {
@@ -179,15 +180,13 @@ impl Actor for ContainerActor {
                     state.on_gate_open(&myself, *report, others).await
                 }
             }
-            ContainerMsg::SendNoReply { agent, text, reply } => match state.agents.get(&agent) {
+            ContainerMsg::Session { agent, request } => match state.agents.get(&agent) {
                 Some(actor) => {
-                    if let Err(e) = actor.cast(AgentMsg::SendNoReply { text, reply }) {
+                    if let Err(e) = actor.cast(AgentMsg::Session(request)) {
                         tracing::warn!(agent = %agent, error = %e, "agent actor unreachable");
                     }
                 }
-                None => {
-                    let _ = reply.send(Err(Error::NotRunning { agent }));
-                }
+                None => request.refuse(Error::NotRunning { agent }),
             },
             ContainerMsg::AgentInfo { agent, reply } => match state.agents.get(&agent) {
                 Some(actor) => {
@@ -522,6 +521,7 @@ impl ContainerState {
             layout: gastown_core::AgentLayout::new(spec.id.clone()),
             password: Secret::random(),
             booting: Default::default(),
+            snapshot_lock: Default::default(),
         };
         let (actor, _) = Actor::spawn_linked(None, AgentActor, ctx, myself.get_cell())
             .await

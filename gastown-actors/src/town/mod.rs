@@ -24,10 +24,12 @@ use crate::container::{ContainerActor, ContainerArgs, ContainerMsg};
 use crate::context::{open_parts, AgentSpec, TownParts};
 
 mod idle;
+use crate::agent::SessionRequest;
 use crate::error::{Error, Result};
 use crate::events::{EventBus, StopReason, TownEventRecord};
 use crate::options::TownOptions;
 use crate::ready::{AgentInfo, MayorReady};
+use crate::turn::MayorTurn;
 use futures::stream::BoxStream;
 
 /// A running town. Cheap to clone; every clone talks to the same TownActor.
@@ -41,6 +43,8 @@ pub struct TownHandle {
     /// Read directly, not through the actor: subscribing must work while the actor is
     /// busy, and must never queue behind a start.
     events: Arc<EventBus>,
+    /// Verifies container tokens without a round trip to the actor.
+    signer: gastown_core::token::TokenSigner,
 }
 
 impl fmt::Debug for TownHandle {
@@ -63,6 +67,7 @@ impl TownHandle {
         let opened = open_parts(options)?;
         let town = opened.parts.town.clone();
         let events = opened.parts.events.clone();
+        let signer = opened.parts.signer.clone();
         let args = TownArgs {
             parts: opened.parts,
             mayor: opened.mayor,
@@ -78,6 +83,7 @@ impl TownHandle {
             town,
             actor,
             events,
+            signer,
         })
     }
 
@@ -123,8 +129,38 @@ impl TownHandle {
     pub async fn send_mayor_message(&self, text: &str) -> Result<String> {
         self.ensure_mayor().await?;
         let text = text.to_owned();
-        self.call(|reply| TownMsg::SendMayorMessage { text, reply })
+        self.call(|reply| TownMsg::MayorSession(SessionRequest::NoReply { text, reply }))
             .await?
+    }
+
+    /// Ensures the mayor (waking an idle-stopped town), then sends `text` as a real turn
+    /// (`POST /session/{id}/prompt_async`) and returns once the SDK server accepted it.
+    /// Await [`MayorTurn::reply`] for the answer, or stream it with
+    /// [`MayorTurn::next_delta`]; the same pieces reach [`TownHandle::events`]. The mayor
+    /// is `working` during the turn and `waiting` after it; its `kilo.db` is snapshotted
+    /// at the turn's end.
+    ///
+    /// # Errors
+    /// As [`TownHandle::ensure_mayor`]; [`Error::TurnInFlight`] while the previous turn
+    /// runs; [`Error::Core`] with `Sdk` when the SDK server refuses the prompt. A turn that
+    /// fails upstream is an error of [`MayorTurn::reply`].
+    pub async fn prompt_mayor(&self, text: &str) -> Result<MayorTurn> {
+        self.ensure_mayor().await?;
+        let text = text.to_owned();
+        self.call(|reply| TownMsg::MayorSession(SessionRequest::Prompt { text, reply }))
+            .await?
+    }
+
+    /// Verifies a container token presented by a tool inside the town's container (read
+    /// from the file named by `GASTOWN_CONTAINER_TOKEN_FILE`, or the agent's
+    /// `GASTOWN_CONTAINER_TOKEN`): signed by this town's key, for this town, not expired.
+    ///
+    /// # Errors
+    /// [`Error::Core`] with `Token` for a forged, foreign or expired token.
+    pub fn verify_container_token(&self, token: &str) -> Result<gastown_core::token::TokenClaims> {
+        Ok(self
+            .signer
+            .verify(&gastown_core::Secret::new(token), &self.town)?)
     }
 
     /// What runs for the mayor: endpoint, process id, session, code browsing state (`None`
@@ -226,13 +262,8 @@ impl TownHandle {
 pub(crate) enum TownMsg {
     /// Make the mayor ready.
     EnsureMayor(RpcReplyPort<Result<MayorReady>>),
-    /// Record a message in the mayor's session without an LLM turn; replies with its id.
-    SendMayorMessage {
-        /// The text.
-        text: String,
-        /// Where the message id goes.
-        reply: RpcReplyPort<Result<String>>,
-    },
+    /// Something for the mayor's session: a `noReply` message or a real turn.
+    MayorSession(SessionRequest),
     /// What runs for an agent.
     AgentInfo {
         agent: AgentId,
@@ -349,19 +380,16 @@ impl Actor for TownActor {
                 let spec = state.mayor.clone();
                 state.ensure_agent(&myself, spec, reply).await;
             }
-            TownMsg::SendMayorMessage { text, reply } => match &state.container {
+            TownMsg::MayorSession(request) => match &state.container {
                 Some(c) if !state.shutting_down => {
-                    let _ = c.cast(ContainerMsg::SendNoReply {
+                    let _ = c.cast(ContainerMsg::Session {
                         agent: AgentId::mayor(),
-                        text,
-                        reply,
+                        request,
                     });
                 }
-                _ => {
-                    let _ = reply.send(Err(Error::NotRunning {
-                        agent: AgentId::mayor(),
-                    }));
-                }
+                _ => request.refuse(Error::NotRunning {
+                    agent: AgentId::mayor(),
+                }),
             },
             TownMsg::AgentInfo { agent, reply } => match &state.container {
                 Some(c) => {
