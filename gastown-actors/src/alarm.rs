@@ -115,7 +115,9 @@ pub(crate) async fn tick(
         last_stop_attempt_ms,
     };
     let quiet = parts.idle_stop_after;
-    let mut next_in = alarm_interval(active);
+    // Never sleep past the quiet window: with a short window (tests, eager embedders) the
+    // stop is due well before the idle cadence's next tick.
+    let mut next_in = alarm_interval(active).min(quiet.max(Duration::from_secs(1)));
     let mut stop_idle = None;
     if should_stop_idle_container_after(input, quiet, now) {
         // Persisted first: a crash mid-stop still throttles the next attempt.

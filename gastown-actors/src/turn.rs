@@ -45,6 +45,8 @@ pub struct MayorTurn {
     message_id: Option<String>,
     /// The turn's outcome once seen: `Ok(())` ended, `Err` failed upstream.
     ended: Option<std::result::Result<(), (String, Option<u16>)>>,
+    /// The first failure reported for this turn, returned when it ends.
+    failure: Option<(String, Option<u16>)>,
     /// The stream lagged: the collected text may miss pieces.
     lagged: bool,
     /// `working` was seen: a later `waiting`/`idle` ends this turn (an earlier one does
@@ -77,6 +79,7 @@ impl MayorTurn {
             text: String::new(),
             message_id: None,
             ended: None,
+            failure: None,
             lagged: false,
             started_seen: false,
         }
@@ -171,7 +174,8 @@ impl MayorTurn {
             TownEvent::SessionError {
                 message, status, ..
             } => {
-                self.ended = Some(Err((message, status)));
+                // The turn is over once the mayor rests again (the town aborts it first).
+                self.failure.get_or_insert((message, status));
                 None
             }
             TownEvent::AgentStatusChanged { status } => {
@@ -180,7 +184,10 @@ impl MayorTurn {
                     AgentStatus::Waiting | AgentStatus::Idle | AgentStatus::Dead
                         if self.started_seen && self.ended.is_none() =>
                     {
-                        self.ended = Some(Ok(()));
+                        self.ended = Some(match self.failure.take() {
+                            Some(failure) => Err(failure),
+                            None => Ok(()),
+                        });
                     }
                     _ => {}
                 }

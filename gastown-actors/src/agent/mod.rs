@@ -156,8 +156,8 @@ impl Actor for AgentActor {
                 state.take_live();
             }
             AgentMsg::Drain(reply) => state.on_drain(reply),
-            AgentMsg::Turn(signal) => state.on_turn_signal(signal),
-            AgentMsg::TurnTimeout { turn_id } => state.on_turn_timeout(turn_id),
+            AgentMsg::Turn(signal) => state.on_turn_signal(&myself, signal),
+            AgentMsg::TurnTimeout { turn_id } => state.on_turn_timeout(&myself, turn_id),
             AgentMsg::TurnRefused { turn_id } => state.on_turn_refused(turn_id),
         }
         Ok(())

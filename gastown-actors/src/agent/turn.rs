@@ -18,6 +18,9 @@ use crate::error::{Error, Result};
 use crate::events::TownEvent;
 use crate::turn::MayorTurn;
 
+/// How long a failed turn may take to go idle before the town ends it anyway.
+const ABORT_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The turn in flight.
 #[derive(Debug)]
 pub(super) struct Turn {
@@ -98,7 +101,7 @@ impl AgentState {
     }
 
     /// What the SDK event watcher saw.
-    pub(super) fn on_turn_signal(&mut self, signal: TurnSignal) {
+    pub(super) fn on_turn_signal(&mut self, myself: &ActorRef<AgentMsg>, signal: TurnSignal) {
         let Some(turn) = &mut self.turn else {
             return;
         };
@@ -111,12 +114,14 @@ impl AgentState {
                     let message = format!(
                         "the provider failed {attempt} times (limit {limit}); last: {message}"
                     );
-                    self.fail_turn(message, None);
+                    self.fail_turn(myself, message, None);
                 }
             }
             TurnSignal::Error(error) => {
                 if !turn.failed {
                     turn.failed = true;
+                    let turn_id = turn.id;
+                    myself.send_after(ABORT_GRACE, move || AgentMsg::TurnTimeout { turn_id });
                     let message = if error.message.is_empty() {
                         error.name
                     } else {
@@ -133,13 +138,24 @@ impl AgentState {
         }
     }
 
-    /// The turn ran past the town's timeout: abort it.
-    pub(super) fn on_turn_timeout(&mut self, turn_id: u64) {
-        if let Some(turn) = &self.turn {
-            if turn.id == turn_id && !turn.failed {
-                let after = self.ctx.parts.turns.timeout.as_millis();
-                self.fail_turn(format!("the turn ran past its timeout ({after} ms)"), None);
-            }
+    /// The turn ran past the town's timeout: abort it. A turn that already failed and
+    /// still did not end (the SDK server never went idle after the abort) ends now.
+    pub(super) fn on_turn_timeout(&mut self, myself: &ActorRef<AgentMsg>, turn_id: u64) {
+        let Some(turn) = &self.turn else {
+            return;
+        };
+        if turn.id != turn_id {
+            return;
+        }
+        if turn.failed {
+            self.end_turn();
+        } else {
+            let after = self.ctx.parts.turns.timeout.as_millis();
+            self.fail_turn(
+                myself,
+                format!("the turn ran past its timeout ({after} ms)"),
+                None,
+            );
         }
     }
 
@@ -152,10 +168,13 @@ impl AgentState {
         }
     }
 
-    /// Reports the failure and aborts the turn; the idle that follows the abort ends it.
-    fn fail_turn(&mut self, message: String, status: Option<u16>) {
+    /// Reports the failure and aborts the turn; the idle that follows the abort ends it,
+    /// or, should none come, the end of [`ABORT_GRACE`].
+    fn fail_turn(&mut self, myself: &ActorRef<AgentMsg>, message: String, status: Option<u16>) {
         if let Some(turn) = &mut self.turn {
             turn.failed = true;
+            let turn_id = turn.id;
+            myself.send_after(ABORT_GRACE, move || AgentMsg::TurnTimeout { turn_id });
         }
         self.publish_turn_error(message, status);
         if let (Some(live), Some(session_id)) = (&self.live, &self.session_id) {

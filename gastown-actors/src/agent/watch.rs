@@ -84,6 +84,9 @@ pub(crate) fn spawn(
             me,
             turn_pending,
             parts: BTreeMap::new(),
+            roles: BTreeMap::new(),
+            part_types: BTreeMap::new(),
+            pending: Vec::new(),
             last_stamp: None,
         };
         watcher.run().await
@@ -108,6 +111,13 @@ struct Watcher {
     turn_pending: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// Text of the parts of the assistant message being streamed: (message, part) → text.
     parts: BTreeMap<(String, String), String>,
+    /// Each message's role, once `message.updated` said it.
+    roles: BTreeMap<String, String>,
+    /// Each part's type, once `message.part.updated` said it.
+    part_types: BTreeMap<(String, String), String>,
+    /// Deltas of parts whose message role or part type is not known yet: kilo also
+    /// streams progress text (e.g. "⠋ Initializing snapshot…") that is not the reply.
+    pending: Vec<(String, String, String)>,
     last_stamp: Option<Instant>,
 }
 
@@ -200,38 +210,49 @@ impl Watcher {
                 delta,
                 ..
             } if field == "text" => {
-                self.parts
-                    .entry((message_id.clone(), part_id))
-                    .or_default()
-                    .push_str(&delta);
-                self.ctx.publish(TownEvent::TextDelta {
-                    session_id: self.session_id.clone(),
-                    message_id,
-                    delta,
-                });
+                self.pending.push((message_id, part_id, delta));
+                self.flush_deltas();
             }
             SdkEvent::MessagePartUpdated {
                 message_id,
                 part_id,
                 part_type,
-                text: Some(text),
+                text,
                 ..
-            } if part_type == "text" => {
-                self.parts.insert((message_id, part_id), text);
+            } => {
+                self.part_types
+                    .insert((message_id.clone(), part_id.clone()), part_type.clone());
+                if let (true, Some(text)) = (part_type == "text", text) {
+                    self.parts.insert((message_id, part_id), text);
+                }
+                self.flush_deltas();
             }
             SdkEvent::MessageUpdated {
                 message_id,
                 role,
-                completed: true,
+                completed,
                 ..
-            } if role == "assistant" => {
+            } => {
+                self.roles.insert(message_id.clone(), role.clone());
+                self.flush_deltas();
+                if !completed {
+                    return;
+                }
+                if role != "assistant" {
+                    self.part_types.retain(|(m, _), _| *m != message_id);
+                    self.roles.remove(&message_id);
+                    return;
+                }
                 let text: Vec<String> = self
                     .parts
                     .iter()
                     .filter(|((m, _), _)| *m == message_id)
                     .map(|(_, t)| t.clone())
                     .collect();
+                // The message is done: forget what was kept to assemble it.
                 self.parts.retain(|(m, _), _| *m != message_id);
+                self.part_types.retain(|(m, _), _| *m != message_id);
+                self.roles.remove(&message_id);
                 self.ctx.publish(TownEvent::MessageCompleted {
                     session_id: self.session_id.clone(),
                     message_id,
@@ -239,6 +260,37 @@ impl Watcher {
                 });
             }
             _ => {}
+        }
+    }
+
+    /// Publishes the pending deltas that belong to a text part of an assistant message,
+    /// drops those known not to, and keeps the rest until their message and part are
+    /// known.
+    fn flush_deltas(&mut self) {
+        let pending = std::mem::take(&mut self.pending);
+        for (message_id, part_id, delta) in pending {
+            let role = self.roles.get(&message_id).map(String::as_str);
+            let kind = self
+                .part_types
+                .get(&(message_id.clone(), part_id.clone()))
+                .map(String::as_str);
+            match (role, kind) {
+                (Some("assistant"), Some("text")) => {
+                    self.parts
+                        .entry((message_id.clone(), part_id))
+                        .or_default()
+                        .push_str(&delta);
+                    self.ctx.publish(TownEvent::TextDelta {
+                        session_id: self.session_id.clone(),
+                        message_id,
+                        delta,
+                    });
+                }
+                (Some(_), Some(_)) => {}
+                (Some(r), None) if r != "assistant" => {}
+                (None, Some(k)) if k != "text" => {}
+                _ => self.pending.push((message_id, part_id, delta)),
+            }
         }
     }
 
