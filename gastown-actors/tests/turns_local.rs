@@ -23,7 +23,7 @@ use gastown_scripted_model::{Reply, ScriptedModelServer, DEFAULT_TEXT, MODEL, PR
 use common::{kilo, local_runtime};
 
 /// One real kilo at a time across this file's tests.
-static ONE_KILO: parking_lot::Mutex<()> = parking_lot::Mutex::new(());
+static ONE_KILO: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// A bound on waits for real processes (a failure guard, not a timing assertion).
 const GUARD: Duration = Duration::from_secs(120);
@@ -90,7 +90,7 @@ fn mayor_status(state: &Path) -> AgentStatus {
 #[tokio::test]
 async fn a_prompt_streams_its_reply_to_events_and_the_handle_and_the_snapshot_holds_it() {
     let Some(bin) = kilo() else { return };
-    let _one = ONE_KILO.lock();
+    let _one = ONE_KILO.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let model = ScriptedModelServer::start_local().await.unwrap();
     let state = dir.path().join("state");
@@ -171,7 +171,7 @@ async fn a_prompt_streams_its_reply_to_events_and_the_handle_and_the_snapshot_ho
 #[tokio::test]
 async fn an_idle_town_stops_and_a_prompt_wakes_it_with_its_history() {
     let Some(bin) = kilo() else { return };
-    let _one = ONE_KILO.lock();
+    let _one = ONE_KILO.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let model = ScriptedModelServer::start_local().await.unwrap();
     let state = dir.path().join("state");
@@ -219,7 +219,7 @@ async fn an_idle_town_stops_and_a_prompt_wakes_it_with_its_history() {
 #[tokio::test]
 async fn a_host_side_kill_after_a_turn_loses_nothing_even_without_the_container() {
     let Some(bin) = kilo() else { return };
-    let _one = ONE_KILO.lock();
+    let _one = ONE_KILO.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let model = ScriptedModelServer::start_local().await.unwrap();
     let state = dir.path().join("state");
@@ -274,7 +274,7 @@ async fn a_host_side_kill_after_a_turn_loses_nothing_even_without_the_container(
 #[tokio::test]
 async fn a_failing_provider_is_a_typed_error_and_the_mayor_is_left_waiting() {
     let Some(bin) = kilo() else { return };
-    let _one = ONE_KILO.lock();
+    let _one = ONE_KILO.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let model = ScriptedModelServer::start_local().await.unwrap();
     let state = dir.path().join("state");
