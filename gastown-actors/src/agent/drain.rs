@@ -52,13 +52,18 @@ impl AgentState {
     /// Snapshots the agent's `kilo.db` after a turn, off the request path, so a host crash
     /// followed by the loss of the container loses at most the turn in flight.
     pub(super) fn snapshot_at_turn_boundary(&self) {
-        let ctx = self.ctx.clone();
-        tokio::spawn(async move {
-            if let Err(e) = snapshot(&ctx).await {
-                tracing::warn!(agent = %ctx.spec.id, error = %e, "turn-boundary snapshot");
-            }
-        });
+        spawn_snapshot(self.ctx.clone());
     }
+}
+
+/// Snapshots the agent's `kilo.db` in a spawned task (a turn boundary, an accepted user
+/// message); a failure is logged and the next boundary tries again.
+pub(super) fn spawn_snapshot(ctx: AgentContext) {
+    tokio::spawn(async move {
+        if let Err(e) = snapshot(&ctx).await {
+            tracing::warn!(agent = %ctx.spec.id, error = %e, "turn-boundary snapshot");
+        }
+    });
 }
 
 /// Snapshots `kilo.db` (with its WAL) out of the container into the state directory,

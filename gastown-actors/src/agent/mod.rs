@@ -342,6 +342,7 @@ impl AgentState {
         let store = self.ctx.parts.store.clone();
         let id = self.ctx.spec.id.clone();
         let clock = self.ctx.parts.clock;
+        let ctx = self.ctx.clone();
         // The SDK round trip runs outside the mailbox.
         tokio::spawn(async move {
             let result = async {
@@ -352,6 +353,10 @@ impl AgentState {
                 Ok::<_, gastown_core::Error>(message_id)
             }
             .await;
+            if result.is_ok() {
+                // An accepted user message is a turn boundary too.
+                drain::spawn_snapshot(ctx);
+            }
             let _ = reply.send(result.map_err(Error::Core));
         });
     }

@@ -86,9 +86,12 @@ impl AgentState {
         let timeout = self.ctx.parts.turns.timeout;
         myself.send_after(timeout, move || AgentMsg::TurnTimeout { turn_id: id });
         let me = myself.clone();
+        let ctx = self.ctx.clone();
         tokio::spawn(async move {
             match client.prompt_async(&session_id, &model, &text).await {
                 Ok(()) => {
+                    // The accepted user message is kept even if the turn is lost.
+                    super::drain::spawn_snapshot(ctx);
                     let _ = reply.send(Ok(turn));
                 }
                 Err(e) => {
