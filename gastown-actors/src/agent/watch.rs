@@ -34,6 +34,13 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// events a second; the idle rules read minutes).
 const ACTIVITY_EVERY: Duration = Duration::from_secs(1);
 
+/// The recorded type of a synthetic part (text kilo wrote itself, e.g. its snapshot
+/// progress part): never streamed, never in the reply.
+const SYNTHETIC: &str = "synthetic";
+/// The recorded type of a part kilo removed (`message.part.removed`): its text and any
+/// late delta are dropped.
+const REMOVED: &str = "removed";
+
 /// Watchers alive in this process (a leak shows here; tests read it).
 static LIVE: AtomicUsize = AtomicUsize::new(0);
 
@@ -218,14 +225,27 @@ impl Watcher {
                 part_id,
                 part_type,
                 text,
+                synthetic,
                 ..
             } => {
+                // kilo's own text (its snapshot progress part) is not the reply.
+                let part_type = if synthetic { SYNTHETIC } else { &part_type };
                 self.part_types
-                    .insert((message_id.clone(), part_id.clone()), part_type.clone());
+                    .insert((message_id.clone(), part_id.clone()), part_type.to_owned());
                 if let (true, Some(text)) = (part_type == "text", text) {
                     self.parts.insert((message_id, part_id), text);
                 }
                 self.flush_deltas();
+            }
+            SdkEvent::MessagePartRemoved {
+                message_id,
+                part_id,
+                ..
+            } => {
+                let key = (message_id, part_id);
+                self.parts.remove(&key);
+                self.pending.retain(|(m, p, _)| (m, p) != (&key.0, &key.1));
+                self.part_types.insert(key, REMOVED.to_owned());
             }
             SdkEvent::MessageUpdated {
                 message_id,
