@@ -218,14 +218,33 @@ impl Watcher {
                 part_id,
                 part_type,
                 text,
+                synthetic,
                 ..
             } => {
+                // A synthetic text part (kilo's snapshot progress) is not the reply: keep
+                // it out of the text and drop its deltas.
+                let part_type = if synthetic && part_type == "text" {
+                    "synthetic-text".to_owned()
+                } else {
+                    part_type
+                };
                 self.part_types
                     .insert((message_id.clone(), part_id.clone()), part_type.clone());
                 if let (true, Some(text)) = (part_type == "text", text) {
                     self.parts.insert((message_id, part_id), text);
                 }
                 self.flush_deltas();
+            }
+            SdkEvent::MessagePartRemoved {
+                message_id,
+                part_id,
+                ..
+            } => {
+                let key = (message_id, part_id);
+                self.parts.remove(&key);
+                self.pending.retain(|(m, p, _)| (m, p) != (&key.0, &key.1));
+                // Remembered as gone, so a late delta of it is dropped too.
+                self.part_types.insert(key, "removed".to_owned());
             }
             SdkEvent::MessageUpdated {
                 message_id,

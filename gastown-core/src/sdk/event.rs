@@ -27,6 +27,7 @@ mod kind {
     pub(super) const SESSION_ERROR: &str = "session.error";
     pub(super) const PART_DELTA: &str = "message.part.delta";
     pub(super) const PART_UPDATED: &str = "message.part.updated";
+    pub(super) const PART_REMOVED: &str = "message.part.removed";
     pub(super) const MESSAGE_UPDATED: &str = "message.updated";
 }
 
@@ -90,6 +91,20 @@ pub enum SdkEvent {
         part_type: String,
         /// The part's whole text, for parts that have one.
         text: Option<String>,
+        /// `part.synthetic == true`: written by the SDK server, not the model (kilo 7.7.9
+        /// shows its snapshot progress, "⠋ Initializing snapshot…", as a synthetic text
+        /// part of the assistant message and removes it once done).
+        synthetic: bool,
+    },
+    /// `message.part.removed` `{"sessionID","messageID","partID"}`: a part was deleted
+    /// (kilo 7.7.9 removes its transient progress parts).
+    MessagePartRemoved {
+        /// The session.
+        session_id: String,
+        /// The message.
+        message_id: String,
+        /// The part.
+        part_id: String,
     },
     /// `message.updated` `{"sessionID","info":{"id","role","time":{"completed"?},"error"?}}`.
     MessageUpdated {
@@ -168,8 +183,14 @@ impl SdkEvent {
                     part_id: str_field(part, "id")?,
                     part_type: str_field(part, "type").unwrap_or_default(),
                     text: str_field(part, "text"),
+                    synthetic: part.get("synthetic").and_then(Value::as_bool) == Some(true),
                 }
             }
+            kind::PART_REMOVED => SdkEvent::MessagePartRemoved {
+                session_id: s("sessionID")?,
+                message_id: s("messageID")?,
+                part_id: s("partID")?,
+            },
             kind::MESSAGE_UPDATED => {
                 let info = p.get("info")?;
                 SdkEvent::MessageUpdated {
@@ -193,6 +214,7 @@ impl SdkEvent {
             | SdkEvent::SessionIdle { session_id }
             | SdkEvent::MessagePartDelta { session_id, .. }
             | SdkEvent::MessagePartUpdated { session_id, .. }
+            | SdkEvent::MessagePartRemoved { session_id, .. }
             | SdkEvent::MessageUpdated { session_id, .. } => Some(session_id),
             SdkEvent::SessionError { session_id, .. } => session_id.as_deref(),
             _ => None,
@@ -243,6 +265,9 @@ mod tests {
     const STATUS: &str = r#"{"id":"evt_1","type":"session.status","properties":{"sessionID":"ses_a","status":{"type":"busy"}}}"#;
     const DELTA: &str = r#"{"id":"evt_2","type":"message.part.delta","properties":{"sessionID":"ses_a","messageID":"msg_b","partID":"prt_c","field":"text","delta":"Hello "}}"#;
     const PART: &str = r#"{"id":"evt_3","type":"message.part.updated","properties":{"sessionID":"ses_a","part":{"id":"prt_c","sessionID":"ses_a","messageID":"msg_b","type":"text","text":"Hello from the scripted model.","time":{"start":1,"end":2}},"time":2}}"#;
+    // kilo 7.7.9's snapshot progress part (shape of its `progressPart`) and its removal.
+    const PROGRESS: &str = r#"{"type":"message.part.updated","properties":{"sessionID":"ses_a","part":{"id":"prt_p","sessionID":"ses_a","messageID":"msg_b","type":"text","text":"⠹ Initializing snapshot…","synthetic":true,"metadata":{"kilo":"transient"}}}}"#;
+    const REMOVED: &str = r#"{"type":"message.part.removed","properties":{"sessionID":"ses_a","messageID":"msg_b","partID":"prt_p"}}"#;
     const UPDATED: &str = r#"{"id":"evt_4","type":"message.updated","properties":{"sessionID":"ses_a","info":{"id":"msg_b","sessionID":"ses_a","role":"assistant","time":{"created":1,"completed":3},"finish":"stop"}}}"#;
     const ERROR: &str = r#"{"id":"evt_5","type":"session.error","properties":{"sessionID":"ses_a","error":{"name":"APIError","data":{"message":"scripted failure","statusCode":400,"isRetryable":false}}}}"#;
 
@@ -267,13 +292,33 @@ mod tests {
         );
         match SdkEvent::parse(PART) {
             SdkEvent::MessagePartUpdated {
-                text, part_type, ..
+                text,
+                part_type,
+                synthetic,
+                ..
             } => {
                 assert_eq!(part_type, "text");
                 assert_eq!(text.as_deref(), Some("Hello from the scripted model."));
+                assert!(!synthetic);
             }
             other => panic!("{other:?}"),
         }
+        match SdkEvent::parse(PROGRESS) {
+            SdkEvent::MessagePartUpdated {
+                part_type,
+                synthetic,
+                ..
+            } => assert_eq!((part_type.as_str(), synthetic), ("text", true)),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            SdkEvent::parse(REMOVED),
+            SdkEvent::MessagePartRemoved {
+                session_id: "ses_a".into(),
+                message_id: "msg_b".into(),
+                part_id: "prt_p".into(),
+            }
+        );
         match SdkEvent::parse(UPDATED) {
             SdkEvent::MessageUpdated {
                 role,
