@@ -10,8 +10,10 @@
 //! | [`local`] | `gastown-runtime-local` | the runtime on host processes (the embedded default) |
 //! | [`docker`] | `gastown-runtime-docker` | the runtime on a Docker Engine (feature `docker`, on by default) |
 //!
-//! Start with `examples/town.rs` (`scripts/run-example.sh`), which cold-starts a mayor,
-//! shuts the town down and resumes the same session from its snapshot.
+//! Start with `examples/town/main.rs` (`scripts/run-example.sh`), which cold-starts a
+//! mayor, sends it a real prompt (its reply streams in; the model is a scripted test double
+//! unless `--model` names a real provider), shuts the town down, resumes the same session
+//! from its snapshot and prompts it again.
 //!
 //! The vocabulary (town, rig, mayor, polecat, refinery, bead, hook, hydrate, prewarm,
 //! registry), the phase path `token → hydrate → worktrees → sdk → session`, the
