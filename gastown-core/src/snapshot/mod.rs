@@ -14,6 +14,11 @@
 //!
 //! Every method blocks (file I/O and SQLite); async callers run them in
 //! `tokio::task::spawn_blocking`.
+//!
+//! [`take_live`] snapshots an agent's `kilo.db` while its SDK server runs: it reads the
+//! database and its WAL out of the container until it holds a pair that cannot be torn,
+//! skips the take when the pair's content hash is the last one taken, and otherwise hands
+//! the pair to [`SnapshotStore::take_from_bytes`] (module `live`).
 
 use std::fs::{self, File};
 use std::io::Read;
@@ -26,6 +31,12 @@ use rusqlite::{Connection, OpenFlags};
 
 use crate::error::{Error, Result};
 use crate::ids::AgentId;
+
+mod live;
+
+pub use live::{
+    take_live, ContentHash, LiveSnapshot, LiveSnapshotError, SourceRead, LIVE_READ_ATTEMPTS,
+};
 
 /// The snapshot's file name, the name the SDK server gives its database.
 pub const SNAPSHOT_FILE: &str = "kilo.db";
