@@ -105,8 +105,9 @@ pub(crate) struct AgentContext {
     /// The SDK server the sdk phase spawned and does not own yet (still booting): a drain or
     /// stop reaches it here, even while the phase runs.
     pub(crate) booting: Arc<parking_lot::Mutex<Option<Arc<dyn ProcessHandle>>>>,
-    /// One snapshot of this agent at a time (a turn boundary and a drain may meet).
-    pub(crate) snapshot_lock: Arc<tokio::sync::Mutex<()>>,
+    /// One snapshot of this agent at a time (a turn boundary and a drain may meet); holds
+    /// the content hash of its last snapshot, so an unchanged `kilo.db` is not copied again.
+    pub(crate) snapshot_lock: Arc<tokio::sync::Mutex<Option<gastown_core::snapshot::ContentHash>>>,
 }
 
 impl AgentContext {

@@ -118,6 +118,16 @@ pub enum Error {
         /// The agent.
         agent: AgentId,
     },
+    /// An agent's `kilo.db` could not be snapshotted (read, verified or stored); the
+    /// previous snapshot is intact.
+    #[error("snapshot of agent {agent}: {source}")]
+    Snapshot {
+        /// The agent.
+        agent: AgentId,
+        /// Why.
+        #[source]
+        source: Box<gastown_core::snapshot::LiveSnapshotError>,
+    },
     /// A drain (shutdown) failed: nothing was lost — the container was stopped but kept
     /// with its files. Shared: every caller of `shutdown` gets the same error.
     #[error("draining town {town} failed: {source}")]

@@ -9,6 +9,8 @@ use ractor::RpcReplyPort;
 
 use super::AgentState;
 use crate::context::AgentContext;
+use gastown_core::snapshot::{take_live, LiveSnapshot, LiveSnapshotError};
+
 use crate::error::{Error, Result};
 use crate::events::TownEvent;
 use crate::phases::stop_server;
@@ -66,44 +68,41 @@ pub(super) fn spawn_snapshot(ctx: AgentContext) {
     });
 }
 
-/// Snapshots `kilo.db` (with its WAL) out of the container into the state directory,
-/// one snapshot of an agent at a time. An agent with no `kilo.db` yet has nothing to
-/// lose: `Ok(false)`.
+/// Snapshots `kilo.db` (with its WAL) out of the container into the state directory —
+/// consistently while kilo runs, and not at all when nothing changed since this agent's
+/// last snapshot (`take_live`: same content hash) — one snapshot of an agent at a time.
+/// An agent with no `kilo.db` yet has nothing to lose: `Ok(false)`.
 async fn snapshot(ctx: &AgentContext) -> Result<bool> {
-    let _one_at_a_time = ctx.snapshot_lock.lock().await;
-    let rt = &ctx.parts.runtime;
-    let town = &ctx.parts.town;
-    let db_path = ctx.layout.kilo_db();
-    let db = match rt.get_file(town, &db_path).await {
-        Ok(db) => db,
-        Err(gastown_core::Error::FileNotFound { .. }) => return Ok(false),
-        Err(e) => return Err(e.into()),
+    let mut last = ctx.snapshot_lock.lock().await;
+    let taken = take_live(
+        ctx.parts.runtime.as_ref(),
+        &ctx.parts.town,
+        &ctx.spec.id,
+        &ctx.layout.kilo_db(),
+        &ctx.parts.snapshots,
+        last.as_ref(),
+    )
+    .await;
+    let taken = match taken {
+        Ok(taken) => taken,
+        Err(LiveSnapshotError::DatabaseMissing { .. }) => return Ok(false),
+        // The last hash stays: the next boundary compares against what is stored.
+        Err(source) => {
+            return Err(Error::Snapshot {
+                agent: ctx.spec.id.clone(),
+                source: Box::new(source),
+            })
+        }
     };
-    let wal_path = db_path
-        .parent()
-        .expect("kilo.db has a parent")
-        .join("kilo.db-wal")?;
-    let wal = match rt.get_file(town, &wal_path).await {
-        Ok(wal) => Some(wal),
-        Err(gastown_core::Error::FileNotFound { .. }) => None,
-        Err(e) => return Err(e.into()),
-    };
-    let started = tokio::time::Instant::now();
-    let snapshots = ctx.parts.snapshots.clone();
-    let agent = ctx.spec.id.clone();
-    let info =
-        tokio::task::spawn_blocking(move || snapshots.take_from_bytes(&agent, &db, wal.as_deref()))
-            .await
-            .map_err(|source| Error::Task {
-                context: "taking a kilo.db snapshot",
-                source,
-            })??;
-    tracing::info!(
-        town = %town, agent = %ctx.spec.id, bytes = info.bytes, "kilo.db snapshot taken"
-    );
-    ctx.publish(TownEvent::SnapshotTaken {
-        bytes: info.bytes,
-        ms: started.elapsed().as_millis() as u64,
-    });
+    *last = Some(*taken.hash());
+    if let LiveSnapshot::Taken { info, ms, .. } = &taken {
+        tracing::info!(
+            town = %ctx.parts.town, agent = %ctx.spec.id, bytes = info.bytes, ms, "kilo.db snapshot taken"
+        );
+        ctx.publish(TownEvent::SnapshotTaken {
+            bytes: info.bytes,
+            ms: *ms,
+        });
+    }
     Ok(true)
 }
