@@ -62,12 +62,20 @@ struct Args {
     runtime: Which,
 }
 
-/// Medians of one runtime, in ms.
+/// Medians of one runtime, in ms, and every sample (for the table's ranges).
 struct Cost {
     runtime: &'static str,
     pause_ms: f64,
     resume_healthy_ms: f64,
     resume_message_ms: f64,
+    samples: [Vec<f64>; 3],
+}
+
+/// `min–max` of samples, in ms.
+fn range(xs: &[f64]) -> String {
+    let min = xs.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = xs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    format!("{min:.2}–{max:.2}")
 }
 
 impl Cost {
@@ -118,6 +126,14 @@ fn main() -> anyhow::Result<()> {
             println!(
                 "{:<8} {:>10.2} {:>19.2} {:>19.2}",
                 c.runtime, c.pause_ms, c.resume_healthy_ms, c.resume_message_ms
+            );
+            let [p, h, m] = &c.samples;
+            println!(
+                "{:<8} {:>10} {:>19} {:>19}",
+                "  range",
+                range(p),
+                range(h),
+                range(m)
             );
         }
         println!(
@@ -174,9 +190,10 @@ async fn measure(
     result?;
     Ok(Cost {
         runtime,
-        pause_ms: support::median(pause),
-        resume_healthy_ms: support::median(healthy),
-        resume_message_ms: support::median(message),
+        pause_ms: support::median(pause.clone()),
+        resume_healthy_ms: support::median(healthy.clone()),
+        resume_message_ms: support::median(message.clone()),
+        samples: [pause, healthy, message],
     })
 }
 
