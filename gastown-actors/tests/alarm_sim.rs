@@ -241,6 +241,15 @@ impl ContainerRuntime for FailingRemove {
         }
         self.inner.remove(town).await
     }
+    fn can_pause(&self) -> bool {
+        self.inner.can_pause()
+    }
+    async fn pause(&self, town: &TownId) -> gastown_core::Result<()> {
+        self.inner.pause(town).await
+    }
+    async fn resume(&self, town: &TownId) -> gastown_core::Result<()> {
+        self.inner.resume(town).await
+    }
 }
 
 #[tokio::test(start_paused = true)]

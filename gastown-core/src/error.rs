@@ -47,6 +47,24 @@ pub enum Error {
         town: TownId,
     },
 
+    /// The town's container is paused: nothing in it runs until
+    /// [`resume`](crate::ContainerRuntime::resume).
+    #[error("town {town}'s container is paused")]
+    ContainerPaused {
+        /// The town.
+        town: TownId,
+    },
+
+    /// The runtime does not offer this operation (e.g. `pause` on a runtime whose
+    /// [`can_pause`](crate::ContainerRuntime::can_pause) is false).
+    #[error("the {runtime} runtime does not support {operation}")]
+    Unsupported {
+        /// The runtime (`local`, `docker`, `simulated`, …).
+        runtime: &'static str,
+        /// The operation (`pause`, `resume`).
+        operation: &'static str,
+    },
+
     /// A program could not be found in the container.
     #[error("program {program:?} not found{hint}")]
     ProgramNotFound {

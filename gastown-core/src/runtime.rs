@@ -173,8 +173,33 @@ pub trait ProcessHandle: Send + Sync + fmt::Debug {
 ///   agent's `kilo.db` lives in `/agents/<agent>/data`) are guaranteed to carry over.
 ///   [`remove`](Self::remove) stops the container and deletes all of its files, `/agents`
 ///   included. Both succeed on a town with no container.
-/// - Methods other than `start`, `status`, `stop` and `remove` fail with
-///   [`Error::ContainerNotRunning`] when the town's container is absent or stopped.
+/// - Methods other than `start`, `status`, `stop`, `remove`, `pause` and `resume` fail
+///   with [`Error::ContainerNotRunning`] when the town's container is absent or stopped.
+///
+/// ## Pause and resume
+///
+/// A runtime whose [`can_pause`](Self::can_pause) is true (local, Docker, simulated)
+/// offers a middle tier between running and stopped; the others keep the defaults, which
+/// fail with [`Error::Unsupported`].
+///
+/// - [`pause`](Self::pause) freezes every process of the container at once: no CPU, memory
+///   kept, sockets kept open (a client's connection stays up; its requests get no answer
+///   until the resume). [`status`](Self::status) then reports
+///   [`ContainerStatus::Paused`]. [`resume`](Self::resume) lets every process continue
+///   where it was; the status is `Running` again.
+/// - Pausing a paused container and resuming a running one are no-ops (`Ok`); both fail
+///   with [`Error::ContainerNotRunning`] on an absent or stopped container.
+/// - While paused, `exec`, `spawn`, `put_file`, `get_file` and `endpoint` fail with
+///   [`Error::ContainerPaused`] on every backend (Docker refuses an exec in a paused
+///   container; the others follow so callers see one behaviour). A
+///   [`ProcessHandle::status`] of a frozen process still reports it alive;
+///   [`ProcessHandle::kill`] of one process while its container is paused is per backend
+///   (local: continues and ends it; Docker: cannot run its kill in the frozen container
+///   and fails): resume first, or stop the container.
+/// - `start` of a paused container resumes and adopts it (`created == false`).
+/// - `stop` and `remove` of a paused container work and leave nothing running (a signal
+///   to a frozen process stays pending until it continues, so backends continue it first
+///   or use a kill the freeze does not block).
 ///
 /// # Backends
 ///
@@ -219,6 +244,39 @@ pub trait ContainerRuntime: Send + Sync + fmt::Debug + 'static {
 
     /// Stops and deletes the container and its files.
     async fn remove(&self, town: &TownId) -> Result<()>;
+
+    /// Whether [`pause`](Self::pause) and [`resume`](Self::resume) work on this runtime.
+    /// Default false (a caller then skips the paused tier).
+    fn can_pause(&self) -> bool {
+        false
+    }
+
+    /// Freezes every process of the running container (see *Pause and resume* above); a
+    /// no-op on a paused one.
+    ///
+    /// # Errors
+    /// [`Error::Unsupported`] (the default, when [`can_pause`](Self::can_pause) is false);
+    /// [`Error::ContainerNotRunning`] when the container is absent or stopped.
+    async fn pause(&self, town: &TownId) -> Result<()> {
+        let _ = town;
+        Err(Error::Unsupported {
+            runtime: self.name(),
+            operation: "pause",
+        })
+    }
+
+    /// Lets every process of a paused container continue; a no-op on a running one.
+    ///
+    /// # Errors
+    /// [`Error::Unsupported`] (the default, when [`can_pause`](Self::can_pause) is false);
+    /// [`Error::ContainerNotRunning`] when the container is absent or stopped.
+    async fn resume(&self, town: &TownId) -> Result<()> {
+        let _ = town;
+        Err(Error::Unsupported {
+            runtime: self.name(),
+            operation: "resume",
+        })
+    }
 }
 
 /// Conveniences on every [`ContainerRuntime`].

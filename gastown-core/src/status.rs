@@ -93,6 +93,10 @@ pub enum ContainerStatus {
     Running,
     /// The container exists but is not running (stopped, killed from outside, exited).
     Exited,
+    /// The container exists and every process in it is frozen
+    /// ([`ContainerRuntime::pause`](crate::ContainerRuntime::pause)): no CPU, memory and
+    /// sockets kept, until [`resume`](crate::ContainerRuntime::resume).
+    Paused,
 }
 
 /// A bead's status, as the town store keeps it (the `status` column of `beads`).

@@ -13,7 +13,11 @@ use gastown_core::TownId;
 async fn fixture(check: &'static str) -> Option<Fixture> {
     let rt = SimulatedRuntime::new(SimScript::default());
     let town = TownId::new(format!("sim-{check}")).expect("town id");
-    Some(Fixture::new(rt, town, Capabilities::default()))
+    Some(Fixture::new(
+        rt,
+        town,
+        Capabilities::default().with_pause(true),
+    ))
 }
 
 gastown_core::conformance_tests!(

@@ -83,11 +83,57 @@ impl DockerRuntime {
         }
     }
 
-    /// The inspected container when it runs, else [`Error::ContainerNotRunning`].
+    /// The inspected container when it runs, else [`Error::ContainerPaused`] (paused) or
+    /// [`Error::ContainerNotRunning`] (absent, stopped).
     pub(crate) async fn running(&self, town: &TownId) -> Result<ContainerInspectResponse> {
         match self.inspect(town).await? {
             Some(c) if is_running(&c) => Ok(c),
+            Some(c) if is_paused(&c) => Err(Error::ContainerPaused { town: town.clone() }),
             _ => Err(Error::ContainerNotRunning { town: town.clone() }),
+        }
+    }
+
+    /// Why an engine call refused the town's container (a 404 or 409): paused, or not
+    /// running, from a fresh inspect.
+    pub(crate) async fn refusal(&self, town: &TownId) -> Error {
+        match self.running(town).await {
+            Err(e @ Error::ContainerPaused { .. }) => e,
+            _ => Error::ContainerNotRunning { town: town.clone() },
+        }
+    }
+
+    /// `pause` (`freeze`) and `resume` of the trait: the engine's pause and unpause API
+    /// (the cgroup freezer). A container already in the wanted state is left alone; an
+    /// absent or stopped one is [`Error::ContainerNotRunning`].
+    pub(crate) async fn freeze(&self, town: &TownId, freeze: bool) -> Result<()> {
+        let name = self.container_name(town);
+        let c = match self.inspect(town).await? {
+            Some(c) if is_running(&c) || is_paused(&c) => c,
+            _ => return Err(Error::ContainerNotRunning { town: town.clone() }),
+        };
+        if is_paused(&c) == freeze {
+            return Ok(());
+        }
+        let result = if freeze {
+            self.docker.pause_container(&name).await
+        } else {
+            self.docker.unpause_container(&name).await
+        };
+        match result {
+            Ok(()) => Ok(()),
+            // 409: a racing pause/unpause got there first, or the container stopped.
+            Err(e) if status_of(&e) == Some(409) || is_not_found(&e) => {
+                match self.inspect(town).await? {
+                    Some(c) if is_paused(&c) == freeze && (is_paused(&c) || is_running(&c)) => {
+                        Ok(())
+                    }
+                    _ => Err(Error::ContainerNotRunning { town: town.clone() }),
+                }
+            }
+            Err(e) => {
+                let what = if freeze { "pausing" } else { "unpausing" };
+                Err(DockerError::api(what, name, e).into())
+            }
         }
     }
 
@@ -151,6 +197,12 @@ impl DockerRuntime {
                         self.remember(town);
                         return Ok(ContainerInfo { id, created: false });
                     }
+                    // Paused: adopted, resumed (its processes and memory are all there).
+                    if is_paused(&c) {
+                        self.freeze(town, false).await?;
+                        self.remember(town);
+                        return Ok(ContainerInfo { id, created: false });
+                    }
                     let state = c.state.as_ref().and_then(|s| s.status);
                     let current = c.config.as_ref().and_then(|cfg| cfg.image.as_deref())
                         == Some(self.image.as_str())
@@ -162,7 +214,7 @@ impl DockerRuntime {
                         // Never started: a racing start's fresh container (or a crash's
                         // between create and start) — start it.
                         Some(ContainerStateStatusEnum::CREATED) if current => id,
-                        // Stopped, killed from outside, dead, paused, or from another image
+                        // Stopped, killed from outside, dead, or from another image
                         // or layout: a fresh container replaces it, so every start after a
                         // stop begins from the image; the agents' data carries over in the
                         // town's volume. Removed by id, so a racing start's new container
@@ -350,12 +402,12 @@ impl DockerRuntime {
         })
     }
 
-    /// `status` of the trait. A paused container counts as exited: nothing in it can run
-    /// a command until it is resumed, and gastown never pauses containers itself.
+    /// `status` of the trait, from the engine's inspect (`State.Paused` for `Paused`).
     pub(crate) async fn container_status(&self, town: &TownId) -> Result<ContainerStatus> {
         Ok(match self.inspect(town).await? {
             None => ContainerStatus::Absent,
             Some(c) if is_running(&c) => ContainerStatus::Running,
+            Some(c) if is_paused(&c) => ContainerStatus::Paused,
             Some(_) => ContainerStatus::Exited,
         })
     }
@@ -394,6 +446,12 @@ impl DockerRuntime {
 fn is_running(c: &ContainerInspectResponse) -> bool {
     c.state.as_ref().and_then(|s| s.running).unwrap_or(false)
         && !c.state.as_ref().and_then(|s| s.paused).unwrap_or(false)
+}
+
+/// Running and paused (the engine reports both flags for a frozen container).
+fn is_paused(c: &ContainerInspectResponse) -> bool {
+    c.state.as_ref().and_then(|s| s.paused).unwrap_or(false)
+        && c.state.as_ref().and_then(|s| s.running).unwrap_or(false)
 }
 
 /// True when the container mounts the town's agents volume at [`AGENTS_MOUNT`] (containers

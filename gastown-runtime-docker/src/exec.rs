@@ -39,7 +39,7 @@ impl DockerRuntime {
             Ok(r) => Ok(r.id),
             // 404: no such container; 409: it is not running (stopped, paused).
             Err(e) if is_not_found(&e) || status_of(&e) == Some(409) => {
-                Err(Error::ContainerNotRunning { town: town.clone() })
+                Err(self.refusal(town).await)
             }
             Err(e) => Err(DockerError::api("creating an exec in", name, e).into()),
         }

@@ -78,9 +78,7 @@ impl DockerRuntime {
                 self.running(town).await?;
                 Ok(false)
             }
-            Err(e) if status_of(&e) == Some(409) => {
-                Err(Error::ContainerNotRunning { town: town.clone() })
-            }
+            Err(e) if status_of(&e) == Some(409) => Err(self.refusal(town).await),
             Err(e) => Err(DockerError::api("writing into", format!("{dir} in {name}"), e).into()),
         }
     }

@@ -13,6 +13,15 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # Pause
+//!
+//! `pause` and `resume` are the engine's pause and unpause API (the cgroup freezer);
+//! `status` reads `State.Paused`. While paused the engine refuses execs, so `exec`,
+//! `spawn`, the file methods and `endpoint` fail with `ContainerPaused`, and a process
+//! handle's `kill` cannot run (resume first). `stop` of a paused container works (the
+//! engine's stop handles it), and so does `remove` (a forced remove); `start` of a paused
+//! container unpauses and adopts it.
+//!
 //! # Image
 //!
 //! No registry is assumed: [`AgentImage::Build`] assembles a `FROM scratch` context from the

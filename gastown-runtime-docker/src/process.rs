@@ -57,7 +57,7 @@ impl DockerRuntime {
             Ok(StartExecResults::Attached { output, input }) => (output, input),
             Ok(StartExecResults::Detached) => return Err(DockerError::Detached.into()),
             Err(e) if is_not_found(&e) || status_of(&e) == Some(409) => {
-                return Err(Error::ContainerNotRunning { town: town.clone() })
+                return Err(self.refusal(town).await)
             }
             Err(e) => return Err(DockerError::api("starting an exec in", container, e).into()),
         };

@@ -234,6 +234,22 @@ impl ContainerRuntime for DockerRuntime {
     async fn remove(&self, town: &TownId) -> Result<()> {
         self.remove_container(town).await
     }
+
+    fn can_pause(&self) -> bool {
+        true
+    }
+
+    /// The engine's pause (cgroup freezer). Measured here with a `kilo serve` in the
+    /// container (`examples/pause_cost.rs`, Docker 20.10.24, kilo 7.7.9, medians of 5 on a
+    /// loaded 2-core host): 15–23 ms, against 30–46 ms for `docker pause` through the CLI.
+    async fn pause(&self, town: &TownId) -> Result<()> {
+        self.freeze(town, true).await
+    }
+
+    /// The engine's unpause.
+    async fn resume(&self, town: &TownId) -> Result<()> {
+        self.freeze(town, false).await
+    }
 }
 
 #[cfg(test)]

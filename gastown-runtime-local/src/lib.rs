@@ -7,6 +7,10 @@
 //! `127.0.0.1`, and every process runs in its own process group with exactly the
 //! environment of its [`CommandSpec`](gastown_core::CommandSpec) — nothing is inherited
 //! from this process. Stopping the container (or dropping the runtime) kills the groups.
+//! Pausing it sends SIGSTOP to every live group (resuming: SIGCONT), so nothing in it gets
+//! CPU while memory and sockets stay; while paused, `exec`, `spawn`, the file methods and
+//! `endpoint` fail with `ContainerPaused`. A SIGTERM to a stopped group stays pending, so
+//! every termination (stop, remove, a handle's kill) sends SIGCONT right after SIGTERM.
 //!
 //! What it does not isolate: processes share the host's user, network and filesystem (a
 //! process can open any host path it is given); memory and pid limits in

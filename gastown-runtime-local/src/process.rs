@@ -126,7 +126,18 @@ impl LocalProcess {
         }
     }
 
-    /// SIGTERM to the group, up to `grace` for the leader to exit, then SIGKILL to the group
+    /// SIGSTOP (`freeze`) or SIGCONT to the whole group, for pause and resume. A group
+    /// that no longer exists is not an error.
+    pub(crate) fn freeze(&self, freeze: bool) -> Result<()> {
+        self.signal(if freeze {
+            Signal::SIGSTOP
+        } else {
+            Signal::SIGCONT
+        })
+    }
+
+    /// SIGTERM (and SIGCONT, so a frozen group sees it) to the group, up to `grace` for the
+    /// leader to exit, then SIGKILL to the group
     /// (which also ends members the leader left behind). Returns the leader's final status.
     /// When the leader has already exited, what is left of its group gets SIGKILL at once:
     /// there is no process to be graceful for.
@@ -139,6 +150,9 @@ impl LocalProcess {
         if self.exit.borrow().is_none() {
             self.stopping.store(true, Ordering::Relaxed);
             self.signal(Signal::SIGTERM)?;
+            // A frozen group (a paused container) keeps the SIGTERM pending until it
+            // continues; SIGCONT to a running group changes nothing.
+            self.signal(Signal::SIGCONT)?;
             // Timing out is the normal path for a process that ignores SIGTERM.
             let _ = tokio::time::timeout(grace, self.wait()).await;
         }

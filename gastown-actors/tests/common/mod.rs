@@ -99,6 +99,15 @@ impl ContainerRuntime for RecordingRuntime {
     async fn remove(&self, town: &TownId) -> gastown_core::Result<()> {
         self.inner.remove(town).await
     }
+    fn can_pause(&self) -> bool {
+        self.inner.can_pause()
+    }
+    async fn pause(&self, town: &TownId) -> gastown_core::Result<()> {
+        self.inner.pause(town).await
+    }
+    async fn resume(&self, town: &TownId) -> gastown_core::Result<()> {
+        self.inner.resume(town).await
+    }
 }
 
 /// A LocalRuntime under `root` whose `kilo` is `kilo`.

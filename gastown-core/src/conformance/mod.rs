@@ -7,6 +7,7 @@
 //! | [`exec`] | exit codes, output, missing programs, env isolation, cwd, paths |
 //! | [`processes`] | a reachable port, output lines, unread output, kill with grace |
 //! | [`files`] | round trips, missing files, path validation |
+//! | [`pause`] | pause/resume lifecycle and status, a frozen process, a server after resume, stop and remove of a paused container |
 //!
 //! Modelled on arrow-rs object_store's `integration.rs`: each `check_*` takes the runtime
 //! under test, a town id it owns for the duration of the check, and the backend's
@@ -55,6 +56,7 @@
 pub mod exec;
 pub mod files;
 pub mod lifecycle;
+pub mod pause;
 pub mod processes;
 mod support;
 
@@ -76,6 +78,10 @@ pub use files::{check_file_round_trip, check_missing_file, check_path_validation
 pub use lifecycle::{
     check_concurrent_start, check_idempotent_start, check_lifecycle, check_stop_and_remove_absent,
     check_stop_kills_every_process, check_stopped_container_rejects,
+};
+pub use pause::{
+    check_pause_lifecycle, check_paused_process_makes_no_progress,
+    check_paused_server_answers_after_resume, check_stop_and_remove_paused,
 };
 pub use processes::{
     check_kill_with_grace, check_output_lines, check_port_reachable,
@@ -139,15 +145,27 @@ pub struct Capabilities {
     /// How to run an HTTP server in a container, for [`check_port_reachable`]; `None` for a
     /// backend without a network (the simulated runtime).
     pub http_server: Option<HttpServerCommand>,
+    /// Pauses and resumes containers ([`ContainerRuntime::can_pause`] is true): the
+    /// [`pause`] checks run. True for the local, Docker and simulated runtimes; a backend
+    /// without it only has its `pause` and `resume` checked to be
+    /// [`Error::Unsupported`](crate::Error::Unsupported).
+    pub pause: bool,
 }
 
 impl Capabilities {
-    /// A real backend: a shell, and `http_server` for the port check.
+    /// A real backend: a shell, `http_server` for the port checks, and pause.
     pub fn full(http_server: HttpServerCommand) -> Self {
         Self {
             shell: true,
             http_server: Some(http_server),
+            pause: true,
         }
+    }
+
+    /// Sets [`Capabilities::pause`].
+    pub fn with_pause(mut self, pause: bool) -> Self {
+        self.pause = pause;
+        self
     }
 
     /// Sets [`Capabilities::shell`].
@@ -253,6 +271,10 @@ pub async fn run_all(rt: &dyn ContainerRuntime, town_prefix: &str, caps: &Capabi
     check_path_validation(rt, &town("path-validation"), caps).await;
     check_stopped_container_rejects(rt, &town("stopped"), caps).await;
     check_stop_kills_every_process(rt, &town("stop-kills"), caps).await;
+    check_pause_lifecycle(rt, &town("pause"), caps).await;
+    check_paused_process_makes_no_progress(rt, &town("frozen"), caps).await;
+    check_paused_server_answers_after_resume(rt, &town("paused-server"), caps).await;
+    check_stop_and_remove_paused(rt, &town("stop-paused"), caps).await;
 }
 
 /// Writes a backend's conformance tests: one `async fn check_*()` test per check of
@@ -322,7 +344,11 @@ macro_rules! conformance_tests {
             check_missing_file,
             check_path_validation,
             check_stopped_container_rejects,
-            check_stop_kills_every_process
+            check_stop_kills_every_process,
+            check_pause_lifecycle,
+            check_paused_process_makes_no_progress,
+            check_paused_server_answers_after_resume,
+            check_stop_and_remove_paused
         }
     };
 }
@@ -332,7 +358,7 @@ mod tests {
     /// The macro's list and `run_all`'s calls name the same checks, in the same order.
     #[test]
     fn the_macro_lists_every_check_run_all_runs() {
-        let listed: [&str; 19] = crate::conformance_tests!(@list @names);
+        let listed: [&str; 23] = crate::conformance_tests!(@list @names);
         let source = include_str!("mod.rs");
         let body = &source[source.find("pub async fn run_all").unwrap()..];
         let body = &body[..body.find("\n}\n").unwrap()];

@@ -61,6 +61,10 @@ pub enum SimEventKind {
     ContainerStop,
     /// `remove` deleted the container and its files.
     ContainerRemove,
+    /// `pause` froze the running container.
+    ContainerPause,
+    /// `resume` let the paused container continue.
+    ContainerResume,
     /// A test killed the container from outside ([`kill_container`]).
     ///
     /// [`kill_container`]: super::SimulatedRuntime::kill_container

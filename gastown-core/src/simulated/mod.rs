@@ -36,6 +36,7 @@ mod db;
 mod error;
 mod exec;
 mod log;
+mod pause;
 mod process;
 mod runtime;
 mod script;

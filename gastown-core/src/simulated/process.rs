@@ -179,6 +179,11 @@ async fn boot_server(
     line: String,
 ) {
     Inner::charge(boot).await;
+    // A server in a paused container prints nothing until the resume.
+    let town = inner.state.lock().procs.get(&pid).map(|p| p.town.clone());
+    if let Some(town) = town {
+        inner.wait_thawed(&town).await;
+    }
     let Some((town, data_dir)) = ({
         let state = inner.state.lock();
         state.procs.get(&pid).and_then(|p| {

@@ -40,6 +40,9 @@ pub(super) struct Inner {
     /// Per-town lifecycle locks: start, stop and remove of one town are serialised (so
     /// concurrent starts make one container); different towns never wait for each other.
     lifecycle: Mutex<HashMap<TownId, Arc<tokio::sync::Mutex<()>>>>,
+    /// Woken whenever a paused container may have stopped being paused (resume, stop,
+    /// remove, kill): SDK calls and boots waiting on a frozen server re-check.
+    pub(super) thawed: tokio::sync::Notify,
     /// Serialises read-modify-write cycles of simulated `kilo.db` files. Lock order:
     /// `db_lock` before `state`.
     pub(super) db_lock: Mutex<()>,
@@ -76,7 +79,7 @@ impl Inner {
         self.log.lock().push(event);
     }
 
-    fn lifecycle_lock(&self, town: &TownId) -> Arc<tokio::sync::Mutex<()>> {
+    pub(super) fn lifecycle_lock(&self, town: &TownId) -> Arc<tokio::sync::Mutex<()>> {
         self.lifecycle
             .lock()
             .entry(town.clone())
@@ -95,10 +98,16 @@ impl Inner {
 /// `tokio::time::pause` (`#[tokio::test(start_paused = true)]`) virtual time is exact and
 /// deterministic, so tests and benches can assert the schedule of the real actor code.
 ///
-/// - Containers: one per town, `Absent`/`Running`/`Exited`; `start` creates or adopts
+/// - Containers: one per town, `Absent`/`Running`/`Paused`/`Exited`; `start` creates or adopts
 ///   (charged [`container_create`](SimScript::container_create) or
 ///   [`container_adopt`](SimScript::container_adopt)); concurrent starts of one town make
-///   one container.
+///   one container. `pause` and `resume` take
+///   [`container_pause`](SimScript::container_pause) and
+///   [`container_resume`](SimScript::container_resume); while paused, `exec`, `spawn`,
+///   files and `endpoint` fail with [`Error::ContainerPaused`], an SDK call to a server of
+///   the town gets no answer until the resume (bounded by the client's timeout, then it
+///   fails as timed out, as a call to a frozen real server does), and a server booting
+///   when the container was paused prints its listening line only after the resume.
 /// - Files: a map from path to bytes per container; directories are implicit. `stop` keeps
 ///   them, `remove` deletes them.
 /// - `exec`: `mkdir` (directories are implicit: it changes nothing), `rm`, `true` and
@@ -146,6 +155,7 @@ impl SimulatedRuntime {
                 state: Mutex::new(State::default()),
                 log: Mutex::new(Vec::new()),
                 lifecycle: Mutex::new(HashMap::new()),
+                thawed: tokio::sync::Notify::new(),
                 db_lock: Mutex::new(()),
             }),
         })
@@ -306,18 +316,22 @@ impl SimulatedRuntime {
         {
             let mut state = self.inner.state.lock();
             match state.towns.get_mut(town) {
-                Some(t) if t.status == ContainerStatus::Running => {
-                    t.status = ContainerStatus::Exited
-                }
+                Some(t) if is_up(t.status) => t.status = ContainerStatus::Exited,
                 _ => return false,
             }
             state.end_town_processes(town);
         }
+        self.inner.thawed.notify_waiters();
         let now = self.inner.offset();
         self.inner
             .record(now, town, SimEventKind::ContainerKilled, true);
         true
     }
+}
+
+/// Running or paused: a container whose processes exist.
+pub(super) fn is_up(status: ContainerStatus) -> bool {
+    matches!(status, ContainerStatus::Running | ContainerStatus::Paused)
 }
 
 /// `<data_dir>/kilo/kilo.db`.
@@ -340,6 +354,8 @@ impl ContainerRuntime for SimulatedRuntime {
         let lock = inner.lifecycle_lock(town);
         let _serialised = lock.lock().await;
         let start = inner.offset();
+        // A paused container is resumed, then adopted.
+        super::pause::freeze_locked(inner, town, false).await.ok();
         let running = inner
             .state
             .lock()
@@ -462,13 +478,12 @@ impl ContainerRuntime for SimulatedRuntime {
         {
             let mut state = inner.state.lock();
             match state.towns.get_mut(town) {
-                Some(t) if t.status == ContainerStatus::Running => {
-                    t.status = ContainerStatus::Exited
-                }
+                Some(t) if is_up(t.status) => t.status = ContainerStatus::Exited,
                 _ => return Ok(()),
             }
             state.end_town_processes(town);
         }
+        inner.thawed.notify_waiters();
         Inner::charge(inner.script(|s| s.container_stop)).await;
         inner.record(start, town, SimEventKind::ContainerStop, true);
         Ok(())
@@ -485,12 +500,25 @@ impl ContainerRuntime for SimulatedRuntime {
                 return Ok(());
             };
             state.end_town_processes(town);
-            t.status == ContainerStatus::Running
+            is_up(t.status)
         };
+        inner.thawed.notify_waiters();
         if was_running {
             Inner::charge(inner.script(|s| s.container_stop)).await;
         }
         inner.record(start, town, SimEventKind::ContainerRemove, true);
         Ok(())
+    }
+
+    fn can_pause(&self) -> bool {
+        true
+    }
+
+    async fn pause(&self, town: &TownId) -> Result<()> {
+        super::pause::freeze(&self.inner, town, true).await
+    }
+
+    async fn resume(&self, town: &TownId) -> Result<()> {
+        super::pause::freeze(&self.inner, town, false).await
     }
 }

@@ -210,10 +210,12 @@ impl SimulatedSdkClient {
             data_dir: target.data_dir.clone(),
         };
         let cost = inner.script(cost);
-        if tokio::time::timeout(self.timeout, Inner::charge(cost))
-            .await
-            .is_err()
-        {
+        // A frozen server reads nothing until its container is resumed.
+        let answered = async {
+            inner.wait_thawed(&target.town).await;
+            Inner::charge(cost).await;
+        };
+        if tokio::time::timeout(self.timeout, answered).await.is_err() {
             inner.record(start, &target.town, kind, false);
             let message = format!("no complete answer within {} ms", self.timeout.as_millis());
             return Err(self.fail(op, &message, true, None));

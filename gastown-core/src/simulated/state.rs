@@ -112,10 +112,14 @@ impl State {
     /// The town's container if it is running.
     ///
     /// # Errors
-    /// [`Error::ContainerNotRunning`] when it is absent or stopped.
+    /// [`Error::ContainerNotRunning`] when it is absent or stopped;
+    /// [`Error::ContainerPaused`] when it is paused.
     pub(super) fn running(&mut self, town: &TownId) -> Result<&mut Town> {
         match self.towns.get_mut(town) {
             Some(t) if t.status == ContainerStatus::Running => Ok(t),
+            Some(t) if t.status == ContainerStatus::Paused => {
+                Err(Error::ContainerPaused { town: town.clone() })
+            }
             _ => Err(Error::ContainerNotRunning { town: town.clone() }),
         }
     }
