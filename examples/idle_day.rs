@@ -12,7 +12,7 @@
 //! - `seed_before_idle_fix`: Kilo Gastown before its idle fix (PR #3113; the P0 "town
 //!   containers never go idle" bug, `seeds/004_*.txt`): the mayor counted as `working`
 //!   forever, so the town always had active work. Emulated without changing the library:
-//!   right after the first `ensure_mayor` (when the seeds set the mayor `working`), an
+//!   right after the first `ensure_mayor` (when Kilo Gastown set the mayor `working`), an
 //!   unassigned open `issue` bead is inserted through a second `TownStore` connection to
 //!   the town's `town.db` and left there all day. The town's active-work rule is then true
 //!   all day, exactly as with an always-working mayor: 5 s cadence, a health probe every
