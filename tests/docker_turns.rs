@@ -25,7 +25,8 @@ use futures::stream::BoxStream;
 use futures::StreamExt;
 use gastown::actors::{Error, StopReason, TownEvent, TownEventRecord, TurnOptions};
 use gastown::core::{
-    AgentId, AgentStatus, ContainerRuntime, ContainerStatus, ProviderConfig, TownStore,
+    AgentId, AgentStatus, ContainerRuntime, ContainerStatus, EnsureDecision, ProviderConfig,
+    TownStore,
 };
 use gastown::docker::test_support::{
     engine, labelled, labelled_volumes, prefix, runtime, town, Cleanup,
@@ -256,8 +257,10 @@ async fn an_idle_town_stops_its_container_and_a_prompt_wakes_it_with_its_history
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
     let town_id = town("idle");
-    let options =
-        options(&town_id, &model, &state, &rt).with_idle_stop_after(Duration::from_secs(3));
+    // The stopped tier (no pause first); the paused tier has its own test below.
+    let options = options(&town_id, &model, &state, &rt)
+        .with_idle_stop_after(Duration::from_secs(3))
+        .with_pause(false, Duration::ZERO);
     let town = TownHandle::start(options).await.unwrap();
     let mut events = town.events();
     let first = reply_of(&town, "remember me").await;
@@ -290,6 +293,48 @@ async fn an_idle_town_stops_its_container_and_a_prompt_wakes_it_with_its_history
         history.contains(DEFAULT_TEXT) && history.contains("remember me"),
         "the woken session still holds the earlier turn: {history}"
     );
+    town.shutdown().await.unwrap();
+    assert!(labelled(&docker, &prefix, None).await.is_empty());
+}
+
+#[tokio::test]
+async fn an_idle_town_is_paused_and_a_prompt_wakes_the_same_server_in_place() {
+    let _one = ONE_KILO.lock().await;
+    let prefix = prefix("dpause");
+    let Some((docker, rt, model)) = setup(&prefix).await else {
+        return;
+    };
+    let _cleanup = Cleanup::prefix(&prefix);
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let town_id = town("pause");
+    let options = options(&town_id, &model, &state, &rt)
+        .with_idle_stop_after(Duration::from_secs(3))
+        .with_pause(true, Duration::from_secs(3600));
+    let town = TownHandle::start(options).await.unwrap();
+    let mut events = town.events();
+    let first = reply_of(&town, "remember me").await;
+    let pid = town.mayor_info().await.unwrap().unwrap().pid;
+
+    wait_for(&mut events, |r| r.event == TownEvent::ContainerPaused).await;
+    assert_eq!(rt.status(&town_id).await.unwrap(), ContainerStatus::Paused);
+    assert!(
+        !labelled(&docker, &prefix, Some("pause")).await.is_empty(),
+        "the paused container is kept"
+    );
+
+    let woken = town.ensure_mayor().await.unwrap();
+    assert_eq!(woken.report.decision, EnsureDecision::ResumePaused);
+    assert_eq!(woken.session_id, first.session_id);
+    assert_eq!(
+        town.mayor_info().await.unwrap().unwrap().pid,
+        pid,
+        "the same server, thawed"
+    );
+    model.set_default(Reply::text("Welcome back."));
+    let again = reply_of(&town, "are you there").await;
+    assert_eq!(again.text, "Welcome back.");
+    assert_eq!(again.session_id, first.session_id);
     town.shutdown().await.unwrap();
     assert!(labelled(&docker, &prefix, None).await.is_empty());
 }

@@ -72,6 +72,10 @@ pub(crate) struct TownParts {
     pub(crate) idle_stop_after: std::time::Duration,
     /// Limits on real turns (retries, timeout).
     pub(crate) turns: crate::options::TurnOptions,
+    /// An idle town pauses before it stops (where the runtime can pause).
+    pub(crate) pause_when_idle: bool,
+    /// How long a town stays paused before it is stopped.
+    pub(crate) stop_paused_after: std::time::Duration,
     /// LLM providers added to every agent's SDK server config (keys as secrets).
     pub(crate) providers: BTreeMap<String, gastown_core::ProviderConfig>,
     pub(crate) clock: Clock,
@@ -219,6 +223,8 @@ pub(crate) fn open_parts(options: TownOptions) -> Result<OpenedTown> {
         credentials,
         idle_stop_after,
         turns,
+        pause_when_idle,
+        stop_paused_after,
     } = options;
     if let Some((_, var)) = &credentials {
         if !gastown_core::env::is_var_name(var) {
@@ -283,6 +289,8 @@ pub(crate) fn open_parts(options: TownOptions) -> Result<OpenedTown> {
         options: start,
         idle_stop_after,
         turns,
+        pause_when_idle,
+        stop_paused_after,
         clock: Clock::new(),
         events: Arc::new(crate::events::EventBus::new(Clock::new())),
         rig_locks: Default::default(),

@@ -34,6 +34,9 @@ pub enum StopReason {
     Idle,
     /// [`TownHandle::shutdown`](crate::TownHandle::shutdown).
     Shutdown,
+    /// Removed or killed from outside while paused; found out on the wake, which then
+    /// starts a new container from the snapshots.
+    Lost,
 }
 
 /// Something that happened in a town.
@@ -83,6 +86,14 @@ pub enum TownEvent {
     ContainerStopped {
         /// Why.
         reason: StopReason,
+    },
+    /// The idle town's container was paused (every agent snapshotted first): frozen, no
+    /// CPU, memory kept.
+    ContainerPaused,
+    /// A request woke the paused container; the resume took `ms` milliseconds.
+    ContainerResumed {
+        /// The resume's duration, in ms.
+        ms: u64,
     },
     /// The alarm decided to stop an idle town: its drain begins.
     IdleStop {

@@ -113,6 +113,12 @@ pub struct TownOptions {
     /// the alarm drains and stops the container (default 5 min, Kilo Gastown PR #3113).
     /// The next `ensure_mayor` wakes the town with the same session.
     pub idle_stop_after: Duration,
+    /// Whether an idle town is first paused (frozen: memory kept, no CPU, a wake in tens
+    /// of ms) rather than stopped, on runtimes that can pause (default true).
+    pub pause_when_idle: bool,
+    /// How long a town stays paused before the alarm stops it (default 30 min, Kilo
+    /// Gastown's container sleep window).
+    pub stop_paused_after: Duration,
     /// Limits on real turns ([`TownHandle::prompt_mayor`](crate::TownHandle::prompt_mayor)).
     pub turns: TurnOptions,
 }
@@ -143,6 +149,8 @@ impl TownOptions {
             credentials: None,
             idle_stop_after: gastown_core::policy::idle_stop::IDLE_STOP_MAYOR_QUIET,
             turns: TurnOptions::default(),
+            pause_when_idle: true,
+            stop_paused_after: Duration::from_secs(30 * 60),
         }
     }
 
@@ -162,6 +170,14 @@ impl TownOptions {
     /// [`TownOptions::idle_stop_after`]).
     pub fn with_idle_stop_after(mut self, quiet: Duration) -> Self {
         self.idle_stop_after = quiet;
+        self
+    }
+
+    /// Sets whether an idle town is paused before it is stopped, and how long it stays
+    /// paused (see [`TownOptions::pause_when_idle`], [`TownOptions::stop_paused_after`]).
+    pub fn with_pause(mut self, pause_when_idle: bool, stop_paused_after: Duration) -> Self {
+        self.pause_when_idle = pause_when_idle;
+        self.stop_paused_after = stop_paused_after;
         self
     }
 

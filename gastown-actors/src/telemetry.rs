@@ -36,6 +36,10 @@ pub const DB_HYDRATED: &str = "db_hydrated";
 pub const SDK_READY: &str = "sdk_ready";
 /// `session` phase: a session resumed or created.
 pub const SESSION_CREATED: &str = "session_created";
+/// Waking a paused town: the container's resume (this project's paused tier).
+pub const CONTAINER_RESUME_MS: &str = "container_resume_ms";
+/// Pausing an idle town: every agent snapshotted, then the container frozen.
+pub const CONTAINER_PAUSE_MS: &str = "container_pause_ms";
 /// A caller's `ensure_mayor` answered with a ready mayor.
 pub const MAYOR_READY: &str = "mayor.ready";
 /// Boot hydration's mayor start finished with nobody waiting for it.

@@ -38,9 +38,11 @@ async fn start(
     state: &std::path::Path,
     quiet: Duration,
 ) -> TownHandle {
+    // The stopped tier only: pausing first has its own tests (`pause_sim.rs`).
     let options = TownOptions::new(TownConfig::new(town_id()), state, rt)
         .with_sdk_connector(sim.sdk_connector())
-        .with_idle_stop_after(quiet);
+        .with_idle_stop_after(quiet)
+        .with_pause(false, Duration::ZERO);
     TownHandle::start(options).await.unwrap()
 }
 

@@ -176,8 +176,10 @@ async fn an_idle_town_stops_and_a_prompt_wakes_it_with_its_history() {
     let model = ScriptedModelServer::start_local().await.unwrap();
     let state = dir.path().join("state");
     let rt = local_runtime(&dir.path().join("c"), &bin);
+    // The stopped tier (no pause first); the paused tier has its own test below.
     let options = TownOptions::new(config("idle", &model), &state, rt.clone())
-        .with_idle_stop_after(Duration::from_secs(3));
+        .with_idle_stop_after(Duration::from_secs(3))
+        .with_pause(false, Duration::ZERO);
     let town = TownHandle::start(options).await.unwrap();
     let mut events = town.events();
     let first = town.prompt_mayor("remember me").await.unwrap();
@@ -213,6 +215,61 @@ async fn an_idle_town_stops_and_a_prompt_wakes_it_with_its_history() {
         history.contains(DEFAULT_TEXT) && history.contains("remember me"),
         "the woken session still holds the earlier turn: {history}"
     );
+    town.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_idle_town_is_paused_and_a_prompt_wakes_the_same_server_in_place() {
+    let Some(bin) = kilo() else { return };
+    let _one = ONE_KILO.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let model = ScriptedModelServer::start_local().await.unwrap();
+    let state = dir.path().join("state");
+    let rt = local_runtime(&dir.path().join("c"), &bin);
+    let options = TownOptions::new(config("pause", &model), &state, rt.clone())
+        .with_idle_stop_after(Duration::from_secs(3))
+        .with_pause(true, Duration::from_secs(3600));
+    let town = TownHandle::start(options).await.unwrap();
+    let mut events = town.events();
+    let first = town.prompt_mayor("remember me").await.unwrap();
+    let first = tokio::time::timeout(GUARD, first.reply())
+        .await
+        .unwrap()
+        .unwrap();
+    let pid = town.mayor_info().await.unwrap().unwrap().pid.unwrap();
+
+    wait_for(&mut events, |r| r.event == TownEvent::ContainerPaused).await;
+    let town_id = TownId::new("pause").unwrap();
+    assert_eq!(
+        rt.status(&town_id).await.unwrap(),
+        gastown_core::ContainerStatus::Paused
+    );
+    // Frozen: the kernel reports the server stopped (state T).
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let state_char = stat
+        .rsplit(')')
+        .next()
+        .unwrap()
+        .trim()
+        .chars()
+        .next()
+        .unwrap();
+    assert_eq!(state_char, 'T', "the SDK server is frozen: {stat}");
+
+    let woken = town.ensure_mayor().await.unwrap();
+    assert_eq!(
+        woken.report.decision,
+        gastown_core::EnsureDecision::ResumePaused
+    );
+    assert_eq!(woken.session_id, first.session_id);
+    assert_eq!(town.mayor_info().await.unwrap().unwrap().pid, Some(pid));
+    model.set_default(Reply::text("Welcome back."));
+    let again = town.prompt_mayor("are you there").await.unwrap();
+    let again = tokio::time::timeout(GUARD, again.reply())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(again.text, "Welcome back.");
     town.shutdown().await.unwrap();
 }
 

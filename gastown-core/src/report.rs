@@ -20,6 +20,10 @@ pub enum EnsureDecision {
     SdkDeadRedispatch,
     /// No live mayor: a fresh start.
     FreshDispatch,
+    /// The town was paused (frozen, not stopped): its container was resumed and the live
+    /// mayor answered a health probe. This project's tier between running and stopped
+    /// (`ARCHITECTURE.md`, *Lifecycle timings*); not one of Kilo Gastown's names.
+    ResumePaused,
 }
 
 impl EnsureDecision {
@@ -31,6 +35,7 @@ impl EnsureDecision {
             EnsureDecision::ShortCircuitIdle => "short_circuit_idle",
             EnsureDecision::SdkDeadRedispatch => "sdk_dead_redispatch",
             EnsureDecision::FreshDispatch => "fresh_dispatch",
+            EnsureDecision::ResumePaused => "resume_paused",
         }
     }
 

@@ -51,6 +51,27 @@ async fn drain(ctx: &AgentContext, servers: Vec<Arc<dyn ProcessHandle>>) -> Resu
 }
 
 impl AgentState {
+    /// Before the town pauses: busy (a turn, a start or a probe in flight) answers
+    /// `false`; otherwise the `kilo.db` is snapshotted first, so a paused town loses
+    /// nothing if the host dies, and the answer is whether that worked.
+    pub(super) fn on_prepare_for_pause(&self, reply: RpcReplyPort<bool>) {
+        if self.turn.is_some() || !matches!(self.mode, super::Mode::Idle) {
+            let _ = reply.send(false);
+            return;
+        }
+        let ctx = self.ctx.clone();
+        tokio::spawn(async move {
+            let ok = match snapshot(&ctx).await {
+                Ok(_) => true,
+                Err(e) => {
+                    tracing::warn!(agent = %ctx.spec.id, error = %e, "snapshot before pause");
+                    false
+                }
+            };
+            let _ = reply.send(ok);
+        });
+    }
+
     /// Snapshots the agent's `kilo.db` after a turn, off the request path, so a host crash
     /// followed by the loss of the container loses at most the turn in flight.
     pub(super) fn snapshot_at_turn_boundary(&self) {

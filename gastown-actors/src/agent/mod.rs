@@ -156,6 +156,7 @@ impl Actor for AgentActor {
                 state.take_live();
             }
             AgentMsg::Drain(reply) => state.on_drain(reply),
+            AgentMsg::PrepareForPause(reply) => state.on_prepare_for_pause(reply),
             AgentMsg::Turn(signal) => state.on_turn_signal(&myself, signal),
             AgentMsg::TurnTimeout { turn_id } => state.on_turn_timeout(&myself, turn_id),
             AgentMsg::TurnRefused { turn_id } => state.on_turn_refused(turn_id),

@@ -20,6 +20,9 @@ pub(crate) struct Waiter {
     pub(crate) reply: RpcReplyPort<Result<MayorReady>>,
     /// When the caller asked: its report's `total_ms` counts from here.
     pub(crate) requested: Instant,
+    /// The town woke from paused for this request: the container's resume took this many
+    /// ms, and a live agent's decision is `resume_paused`.
+    pub(crate) woke_ms: Option<u64>,
 }
 
 /// Messages of the [`AgentActor`](super::AgentActor).
@@ -73,6 +76,9 @@ pub(crate) enum AgentMsg {
     ContainerLost,
     /// Stop the SDK server and snapshot its `kilo.db`; replies when the snapshot is safe.
     Drain(RpcReplyPort<Result<()>>),
+    /// The town is about to pause: snapshot now and reply `true`, or `false` when the
+    /// agent is busy (a turn, a start or a probe in flight) and must not be frozen.
+    PrepareForPause(RpcReplyPort<bool>),
     /// What the SDK event watcher saw of the session.
     Turn(TurnSignal),
     /// Turn `turn_id` ran past the town's turn timeout.

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use gastown_core::policy::ServerObservation;
-use gastown_core::StartupReport;
+use gastown_core::{EnsureDecision, StartupReport};
 use ractor::ActorRef;
 
 use super::{AgentMsg, AgentState, Mode};
@@ -47,7 +47,14 @@ impl AgentState {
             self.begin_run(myself, decision, false);
             return;
         }
-        self.record_decision(decision);
+        // A request that woke the paused town gets that decision: the live server it finds
+        // was frozen, not started.
+        let woke = self.waiters.iter().any(|w| w.woke_ms.is_some());
+        self.record_decision(if woke {
+            EnsureDecision::ResumePaused
+        } else {
+            decision
+        });
         self.mode = Mode::Idle;
         for b in self.boot_waiters.drain(..) {
             let _ = b.send(true);
@@ -60,14 +67,27 @@ impl AgentState {
         let endpoint = self.live.as_ref().map(|l| l.endpoint.clone());
         for w in self.waiters.drain(..) {
             let ready = match (&endpoint, &self.session_id) {
-                (Some(endpoint), Some(session_id)) => Ok(MayorReady {
-                    endpoint: endpoint.clone(),
-                    session_id: session_id.clone(),
-                    report: StartupReport::short_circuit(
-                        decision,
-                        w.requested.elapsed().as_millis() as u64,
-                    ),
-                }),
+                (Some(endpoint), Some(session_id)) => {
+                    let total_ms = w.requested.elapsed().as_millis() as u64;
+                    let mut report = match w.woke_ms {
+                        Some(resume_ms) => {
+                            let mut r = StartupReport::short_circuit(
+                                EnsureDecision::ResumePaused,
+                                total_ms,
+                            );
+                            r.timings
+                                .insert(crate::telemetry::CONTAINER_RESUME_MS.into(), resume_ms);
+                            r
+                        }
+                        None => StartupReport::short_circuit(decision, total_ms),
+                    };
+                    report.total_ms = total_ms;
+                    Ok(MayorReady {
+                        endpoint: endpoint.clone(),
+                        session_id: session_id.clone(),
+                        report,
+                    })
+                }
                 _ => Err(Error::NotRunning {
                     agent: self.ctx.spec.id.clone(),
                 }),

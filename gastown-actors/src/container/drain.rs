@@ -13,6 +13,34 @@ use crate::error::{Error, Result};
 use crate::events::{StopReason, TownEvent};
 
 impl ContainerState {
+    /// Asks every agent to snapshot and confirm it is quiet, then pauses the container
+    /// through the runtime — all in a spawned task. A busy agent (a turn in flight) or a
+    /// draining container answers `false`: a frozen server would drop its model
+    /// connections mid-turn.
+    pub(super) fn on_pause(&mut self, reply: RpcReplyPort<Result<bool>>) {
+        if self.draining || !matches!(self.gate, Gate::Open(_)) {
+            let _ = reply.send(Ok(false));
+            return;
+        }
+        let agents: Vec<_> = self.agents.values().cloned().collect();
+        let rt = self.parts.runtime.clone();
+        let town = self.parts.town.clone();
+        tokio::spawn(async move {
+            let quiet = futures::future::join_all(agents.iter().map(|a| async move {
+                matches!(
+                    a.call(AgentMsg::PrepareForPause, None).await,
+                    Ok(CallResult::Success(true))
+                )
+            }))
+            .await;
+            if !quiet.iter().all(|q| *q) {
+                let _ = reply.send(Ok(false));
+                return;
+            }
+            let _ = reply.send(rt.pause(&town).await.map(|()| true).map_err(Error::Core));
+        });
+    }
+
     pub(super) async fn on_drain(
         &mut self,
         myself: &ActorRef<ContainerMsg>,

@@ -31,7 +31,14 @@ pub(crate) enum ContainerMsg {
         spec: AgentSpec,
         reply: RpcReplyPort<Result<MayorReady>>,
         requested: Instant,
+        /// The town woke from paused for this request (the resume's ms).
+        woke_ms: Option<u64>,
     },
+    /// Pause the container if every agent is quiet (each snapshots first); replies whether
+    /// it paused.
+    Pause(RpcReplyPort<Result<bool>>),
+    /// Resume a paused container.
+    Resume(RpcReplyPort<Result<()>>),
     /// Start the container (if needed) and reply once the hydration gate is open.
     WarmUp(RpcReplyPort<Result<BootReport>>),
     /// The mayor's configuration changed (used by the next boot hydration).
@@ -154,6 +161,7 @@ impl Actor for ContainerActor {
                 spec,
                 reply,
                 requested,
+                woke_ms,
             } => {
                 if state.draining {
                     let _ = reply.send(Err(Error::Stopped));
@@ -162,7 +170,14 @@ impl Actor for ContainerActor {
                 if spec.role == Role::Mayor {
                     state.mayor = spec.clone();
                 }
-                state.pending.push((spec, Waiter { reply, requested }));
+                state.pending.push((
+                    spec,
+                    Waiter {
+                        reply,
+                        requested,
+                        woke_ms,
+                    },
+                ));
                 state.ensure_container(&myself);
             }
             ContainerMsg::WarmUp(reply) => {
@@ -203,6 +218,14 @@ impl Actor for ContainerActor {
                     let _ = reply.send(None);
                 }
             },
+            ContainerMsg::Pause(reply) => state.on_pause(reply),
+            ContainerMsg::Resume(reply) => {
+                let rt = state.parts.runtime.clone();
+                let town = state.parts.town.clone();
+                tokio::spawn(async move {
+                    let _ = reply.send(rt.resume(&town).await.map_err(Error::Core));
+                });
+            }
             ContainerMsg::HealthCheck => {
                 for agent in state.agents.values() {
                     let _ = agent.cast(AgentMsg::HealthCheck);
@@ -479,6 +502,7 @@ impl ContainerState {
                                     Waiter {
                                         reply,
                                         requested: Instant::now(),
+                                        woke_ms: None,
                                     },
                                 )
                             },

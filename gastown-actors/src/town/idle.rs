@@ -3,6 +3,8 @@
 //! and the next request wakes the town with a new container and the same sessions
 //! (`ARCHITECTURE.md`, *Lifecycle timings*).
 
+use std::time::Duration;
+
 use gastown_core::policy::alarm_interval;
 use ractor::rpc::CallResult;
 use ractor::ActorRef;
@@ -17,6 +19,29 @@ impl TownState {
     pub(super) fn on_tick(&mut self, myself: &ActorRef<TownMsg>) {
         if self.shutting_down || self.idle_stopping {
             // Shutdown ends the alarm; an idle stop restarts it when done.
+            return;
+        }
+        if self.pausing_or_waking {
+            // Never probe or refresh into a container being frozen or thawed.
+            myself.send_after(Duration::from_secs(1), || TownMsg::Tick);
+            return;
+        }
+        if let Some(since) = self.paused_since {
+            // Paused: no probe, no refresh (it would fail or wake it); only the stop
+            // when the paused window ends. The refresh catches up on the first tick after
+            // a wake.
+            let now = self.parts.clock.now_ms();
+            let due = since + self.parts.stop_paused_after.as_millis() as i64;
+            if now >= due {
+                let _ = myself.cast(TownMsg::TickDone(TickPlan {
+                    active: false,
+                    next_in: alarm_interval(false),
+                    stop_idle: Some(u64::try_from(now - since).unwrap_or(0)),
+                }));
+            } else {
+                let wait = Duration::from_millis((due - now) as u64).min(alarm_interval(false));
+                myself.send_after(wait, || TownMsg::Tick);
+            }
             return;
         }
         let parts = self.parts.clone();
@@ -40,6 +65,10 @@ impl TownState {
             return;
         }
         match plan.stop_idle {
+            Some(quiet_ms)
+                if self.paused_since.is_none()
+                    && self.pauses_when_idle()
+                    && self.begin_pause(myself, quiet_ms) => {}
             Some(quiet_ms) if self.begin_idle_stop(myself, quiet_ms).await => {}
             _ => {
                 myself.send_after(plan.next_in, || TownMsg::Tick);
@@ -60,6 +89,8 @@ impl TownState {
         let Some(container) = self.container.take() else {
             return false;
         };
+        // A paused container is thawed first: the drain stops its servers and reads files.
+        let resume_first = self.paused_since.take().is_some();
         self.idle_stopping = true;
         tracing::info!(town = %self.parts.town, quiet_ms, "idle stop");
         self.parts
@@ -67,6 +98,13 @@ impl TownState {
             .publish(None, TownEvent::IdleStop { quiet_ms });
         let me = myself.clone();
         tokio::spawn(async move {
+            if resume_first {
+                if let Ok(CallResult::Success(Err(e))) =
+                    container.call(ContainerMsg::Resume, None).await
+                {
+                    tracing::warn!(error = %e, "resuming the paused container to stop it");
+                }
+            }
             let drained = container
                 .call(
                     |reply| ContainerMsg::Drain {
@@ -94,9 +132,7 @@ impl TownState {
             // time throttles the retry to a later tick.
             tracing::warn!(town = %self.parts.town, error = %e, "idle stop failed");
         }
-        for parked in std::mem::take(&mut self.parked) {
-            let _ = myself.cast(parked);
-        }
+        self.replay_parked(myself);
         myself.send_after(alarm_interval(false), || TownMsg::Tick);
     }
 }

@@ -24,6 +24,7 @@ use crate::container::{ContainerActor, ContainerArgs, ContainerMsg};
 use crate::context::{open_parts, AgentSpec, TownParts};
 
 mod idle;
+mod pause;
 use crate::agent::SessionRequest;
 use crate::error::{Error, Result};
 use crate::events::{EventBus, StopReason, TownEventRecord};
@@ -292,6 +293,14 @@ pub(crate) enum TownMsg {
     TickDone(TickPlan),
     /// The idle stop's drain finished (the container is gone, or stopped and kept).
     IdleStopDone(Result<()>),
+    /// The idle pause finished: paused (`Ok(true)`), skipped because an agent was busy
+    /// (`Ok(false)`), or failed.
+    PauseDone(Result<bool>),
+    /// The wake's resume finished, with its ms; an error means the paused container is
+    /// lost (removed or killed while frozen) and its actor is stopped.
+    WakeDone(Result<u64>),
+    /// Every request parked during a wake has been replayed.
+    WakeReplayed,
 }
 
 /// Arguments of a [`TownActor`].
@@ -321,6 +330,14 @@ pub(crate) struct TownState {
     /// An idle stop is draining the container: requests wait in `parked` until it is
     /// gone, then wake the town (a new container, the same sessions).
     idle_stopping: bool,
+    /// The container is paused (frozen, not stopped) since this time (ms since the Unix
+    /// epoch): requests wake it first; the alarm stops it after `stop_paused_after`.
+    paused_since: Option<i64>,
+    /// A pause or a wake is in flight: requests wait in `parked` until it ends.
+    pausing_or_waking: bool,
+    /// The resume's ms of the wake whose parked requests are being replayed: their
+    /// `ensure` reports `resume_paused` (cleared by [`TownMsg::WakeReplayed`]).
+    wake_report: Option<u64>,
     /// Requests that arrived during an idle stop, replayed in order when it ends.
     parked: Vec<TownMsg>,
     /// The last idle stop failed and nothing has woken the town since: the alarm tries
@@ -350,6 +367,9 @@ impl Actor for TownActor {
             shutting_down: false,
             shutdown_waiters: Vec::new(),
             idle_stopping: false,
+            paused_since: None,
+            pausing_or_waking: false,
+            wake_report: None,
             parked: Vec::new(),
             stop_retry: false,
         })
@@ -374,8 +394,13 @@ impl Actor for TownActor {
         msg: Self::Msg,
         state: &mut Self::State,
     ) -> std::result::Result<(), ActorProcessingErr> {
-        if state.idle_stopping && msg.waits_for_idle_stop() {
+        if (state.idle_stopping || state.pausing_or_waking) && msg.waits_for_idle_stop() {
             state.parked.push(msg);
+            return Ok(());
+        }
+        if state.paused_since.is_some() && msg.wakes_the_town() {
+            state.parked.push(msg);
+            state.begin_wake(&myself);
             return Ok(());
         }
         match msg {
@@ -447,6 +472,9 @@ impl Actor for TownActor {
             TownMsg::Tick => state.on_tick(&myself),
             TownMsg::TickDone(plan) => state.on_tick_done(&myself, plan).await,
             TownMsg::IdleStopDone(result) => state.on_idle_stop_done(&myself, result),
+            TownMsg::PauseDone(result) => state.on_pause_done(&myself, result),
+            TownMsg::WakeDone(result) => state.on_wake_done(&myself, result),
+            TownMsg::WakeReplayed => state.wake_report = None,
             TownMsg::Shutdown(reply) => {
                 // Every caller (handles are clones) is answered when the one drain ends.
                 state.shutdown_waiters.push(reply);
@@ -524,8 +552,8 @@ impl Actor for TownActor {
 }
 
 impl TownMsg {
-    /// Requests that must wait for an idle stop to finish: they would otherwise race the
-    /// drain with a new container start.
+    /// Requests that must wait for an idle stop, a pause or a wake to finish: they would
+    /// otherwise race it with a new container start or reach a frozen server.
     fn waits_for_idle_stop(&self) -> bool {
         !matches!(
             self,
@@ -533,7 +561,16 @@ impl TownMsg {
                 | TownMsg::TickDone(_)
                 | TownMsg::IdleStopDone(_)
                 | TownMsg::ShutdownDone(_)
+                | TownMsg::PauseDone(_)
+                | TownMsg::WakeDone(_)
+                | TownMsg::WakeReplayed
         )
+    }
+
+    /// Requests that wake a paused town (everything a caller sends but a status read; the
+    /// alarm's own messages do not).
+    fn wakes_the_town(&self) -> bool {
+        self.waits_for_idle_stop() && !matches!(self, TownMsg::AgentInfo { .. })
     }
 }
 
@@ -558,6 +595,7 @@ impl TownState {
                     spec,
                     reply,
                     requested,
+                    woke_ms: self.wake_report,
                 });
             }
             Err(e) => {
