@@ -76,6 +76,8 @@ pub(crate) struct TownParts {
     pub(crate) pause_when_idle: bool,
     /// How long a town stays paused before it is stopped.
     pub(crate) stop_paused_after: std::time::Duration,
+    /// The host's paused-memory budget this town counts against, and its weight in bytes.
+    pub(crate) paused_budget: Option<(Arc<crate::PausedBudget>, u64)>,
     /// LLM providers added to every agent's SDK server config (keys as secrets).
     pub(crate) providers: BTreeMap<String, gastown_core::ProviderConfig>,
     pub(crate) clock: Clock,
@@ -225,6 +227,8 @@ pub(crate) fn open_parts(options: TownOptions) -> Result<OpenedTown> {
         turns,
         pause_when_idle,
         stop_paused_after,
+        paused_budget,
+        paused_bytes,
     } = options;
     if let Some((_, var)) = &credentials {
         if !gastown_core::env::is_var_name(var) {
@@ -291,6 +295,7 @@ pub(crate) fn open_parts(options: TownOptions) -> Result<OpenedTown> {
         turns,
         pause_when_idle,
         stop_paused_after,
+        paused_budget: paused_budget.map(|b| (b, paused_bytes)),
         clock: Clock::new(),
         events: Arc::new(crate::events::EventBus::new(Clock::new())),
         rig_locks: Default::default(),

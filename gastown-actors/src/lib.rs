@@ -49,6 +49,7 @@ mod alarm;
 #[doc(hidden)]
 pub mod bench_support;
 mod boot;
+mod budget;
 mod clock;
 mod container;
 mod context;
@@ -62,6 +63,7 @@ mod town;
 mod turn;
 
 pub use boot::{BootReport, MayorBoot};
+pub use budget::PausedBudget;
 pub use context::AgentSpec;
 pub use error::{Error, PhaseFailure, Result, StartError};
 pub use events::{StopReason, TownEvent, TownEventRecord};

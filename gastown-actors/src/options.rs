@@ -119,6 +119,12 @@ pub struct TownOptions {
     /// How long a town stays paused before the alarm stops it (default 30 min, Kilo
     /// Gastown's container sleep window).
     pub stop_paused_after: Duration,
+    /// The host's budget for paused towns' memory, shared by the towns it bounds (`None`:
+    /// unbounded). Over it, the oldest paused towns are stopped.
+    pub paused_budget: Option<Arc<crate::PausedBudget>>,
+    /// What this town holds while paused, in bytes, as counted against the budget
+    /// (default 600 MB: one paused kilo server, measured here).
+    pub paused_bytes: u64,
     /// Limits on real turns ([`TownHandle::prompt_mayor`](crate::TownHandle::prompt_mayor)).
     pub turns: TurnOptions,
 }
@@ -150,6 +156,8 @@ impl TownOptions {
             idle_stop_after: gastown_core::policy::idle_stop::IDLE_STOP_MAYOR_QUIET,
             turns: TurnOptions::default(),
             pause_when_idle: true,
+            paused_budget: None,
+            paused_bytes: 600 * 1024 * 1024,
             stop_paused_after: Duration::from_secs(30 * 60),
         }
     }
@@ -178,6 +186,17 @@ impl TownOptions {
     pub fn with_pause(mut self, pause_when_idle: bool, stop_paused_after: Duration) -> Self {
         self.pause_when_idle = pause_when_idle;
         self.stop_paused_after = stop_paused_after;
+        self
+    }
+
+    /// Counts this town against `budget` while it is paused, as `paused_bytes` bytes.
+    pub fn with_paused_budget(
+        mut self,
+        budget: Arc<crate::PausedBudget>,
+        paused_bytes: u64,
+    ) -> Self {
+        self.paused_budget = Some(budget);
+        self.paused_bytes = paused_bytes;
         self
     }
 

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use gastown_actors::{StopReason, TownEvent, TownHandle, TownOptions};
+use gastown_actors::{PausedBudget, StopReason, TownEvent, TownHandle, TownOptions};
 use gastown_core::simulated::{SimEventKind, SimScript, SimulatedRuntime};
 use gastown_core::{ContainerStatus, EnsureDecision, TownConfig, TownId};
 
@@ -166,4 +166,53 @@ async fn a_town_paused_past_its_window_is_stopped_and_a_lost_one_starts_cold() {
             reason: StopReason::Lost
         }));
     town.shutdown().await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn over_the_hosts_paused_memory_budget_the_oldest_paused_town_is_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = SimulatedRuntime::new(script());
+    let budget = PausedBudget::new(1_000);
+    let mut towns = Vec::new();
+    for (i, name) in ["pa", "pb", "pc"].into_iter().enumerate() {
+        let options = TownOptions::new(
+            TownConfig::new(TownId::new(name).unwrap()),
+            dir.path().join(name),
+            rt.clone(),
+        )
+        .with_sdk_connector(rt.sdk_connector())
+        .with_idle_stop_after(5 * MIN)
+        .with_pause(true, 30 * MIN)
+        .with_paused_budget(budget.clone(), 400);
+        let town = TownHandle::start(options).await.unwrap();
+        town.ensure_mayor().await.unwrap();
+        towns.push(town);
+        if i < 2 {
+            // Staggered: each town pauses a minute after the one before.
+            tokio::time::sleep(MIN).await;
+        }
+    }
+    let status = |n: &str| rt.container_status(&TownId::new(n).unwrap());
+    // pa and pb paused (800 of 1,000 bytes); pc pausing pushes it over: pa, the oldest,
+    // is stopped.
+    tokio::time::sleep(5 * MIN + Duration::from_secs(5)).await;
+    assert_eq!(
+        status("pa"),
+        ContainerStatus::Absent,
+        "the oldest was stopped"
+    );
+    assert_eq!(status("pb"), ContainerStatus::Paused);
+    assert_eq!(status("pc"), ContainerStatus::Paused);
+    assert_eq!(
+        budget.paused_towns(),
+        [TownId::new("pb").unwrap(), TownId::new("pc").unwrap()]
+    );
+    assert_eq!(budget.paused_bytes(), 800);
+    // A wake leaves the budget.
+    towns[1].ensure_mayor().await.unwrap();
+    assert_eq!(budget.paused_towns(), [TownId::new("pc").unwrap()]);
+    for town in towns {
+        town.shutdown().await.unwrap();
+    }
+    assert_eq!(budget.paused_bytes(), 0);
 }

@@ -78,7 +78,11 @@ impl TownState {
 
     /// Drains and stops the idle town's container in a spawned task that reports
     /// [`TownMsg::IdleStopDone`]. False when there is no container to stop.
-    async fn begin_idle_stop(&mut self, myself: &ActorRef<TownMsg>, quiet_ms: u64) -> bool {
+    pub(super) async fn begin_idle_stop(
+        &mut self,
+        myself: &ActorRef<TownMsg>,
+        quiet_ms: u64,
+    ) -> bool {
         if self.container.is_none() && self.stop_retry {
             // A retry: a fresh ContainerActor drains what the failed stop left (its drain
             // covers every registered agent) without starting anything.
@@ -90,7 +94,8 @@ impl TownState {
             return false;
         };
         // A paused container is thawed first: the drain stops its servers and reads files.
-        let resume_first = self.paused_since.take().is_some();
+        let resume_first = self.paused_since.is_some();
+        self.leave_paused();
         self.idle_stopping = true;
         tracing::info!(town = %self.parts.town, quiet_ms, "idle stop");
         self.parts

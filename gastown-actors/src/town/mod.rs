@@ -18,13 +18,14 @@ use tokio::time::Instant;
 use gastown_core::policy::alarm_interval;
 
 use crate::alarm;
-use crate::alarm::TickPlan;
 use crate::boot::BootReport;
 use crate::container::{ContainerActor, ContainerArgs, ContainerMsg};
 use crate::context::{open_parts, AgentSpec, TownParts};
 
 mod idle;
+mod msg;
 mod pause;
+
 use crate::agent::SessionRequest;
 use crate::error::{Error, Result};
 use crate::events::{EventBus, StopReason, TownEventRecord};
@@ -32,6 +33,7 @@ use crate::options::TownOptions;
 use crate::ready::{AgentInfo, MayorReady};
 use crate::turn::MayorTurn;
 use futures::stream::BoxStream;
+pub(crate) use msg::TownMsg;
 
 /// A running town. Cheap to clone; every clone talks to the same TownActor.
 ///
@@ -258,51 +260,6 @@ impl TownHandle {
     }
 }
 
-/// Messages of the [`TownActor`].
-#[derive(Debug)]
-pub(crate) enum TownMsg {
-    /// Make the mayor ready.
-    EnsureMayor(RpcReplyPort<Result<MayorReady>>),
-    /// Something for the mayor's session: a `noReply` message or a real turn.
-    MayorSession(SessionRequest),
-    /// What runs for an agent.
-    AgentInfo {
-        agent: AgentId,
-        reply: RpcReplyPort<Option<AgentInfo>>,
-    },
-    /// Start (or confirm) a worker agent.
-    StartAgent {
-        spec: AgentSpec,
-        reply: RpcReplyPort<Result<MayorReady>>,
-    },
-    /// Start the container and boot-hydrate it (prewarm the mayor) before anyone asks.
-    WarmUp(RpcReplyPort<Result<BootReport>>),
-    /// Change the mayor's models; the next `EnsureMayor` applies them.
-    UpdateMayorModel {
-        model: String,
-        small_model: Option<String>,
-        reply: RpcReplyPort<Result<()>>,
-    },
-    /// Drain every agent (snapshot), remove the container, stop the actor tree.
-    Shutdown(RpcReplyPort<Result<()>>),
-    /// The drain of a shutdown finished.
-    ShutdownDone(Result<()>),
-    /// The periodic alarm.
-    Tick,
-    /// A tick finished with its plan (next cadence, idle stop).
-    TickDone(TickPlan),
-    /// The idle stop's drain finished (the container is gone, or stopped and kept).
-    IdleStopDone(Result<()>),
-    /// The idle pause finished: paused (`Ok(true)`), skipped because an agent was busy
-    /// (`Ok(false)`), or failed.
-    PauseDone(Result<bool>),
-    /// The wake's resume finished, with its ms; an error means the paused container is
-    /// lost (removed or killed while frozen) and its actor is stopped.
-    WakeDone(Result<u64>),
-    /// Every request parked during a wake has been replayed.
-    WakeReplayed,
-}
-
 /// Arguments of a [`TownActor`].
 #[derive(Debug)]
 pub(crate) struct TownArgs {
@@ -475,6 +432,7 @@ impl Actor for TownActor {
             TownMsg::PauseDone(result) => state.on_pause_done(&myself, result),
             TownMsg::WakeDone(result) => state.on_wake_done(&myself, result),
             TownMsg::WakeReplayed => state.wake_report = None,
+            TownMsg::StopPaused => state.on_stop_paused(&myself).await,
             TownMsg::Shutdown(reply) => {
                 // Every caller (handles are clones) is answered when the one drain ends.
                 state.shutdown_waiters.push(reply);
@@ -542,35 +500,14 @@ impl Actor for TownActor {
     async fn post_stop(
         &self,
         myself: ActorRef<Self::Msg>,
-        _state: &mut Self::State,
+        state: &mut Self::State,
     ) -> std::result::Result<(), ActorProcessingErr> {
+        // A detached paused town no longer counts against the host's budget here.
+        state.leave_paused();
         for child in myself.get_children() {
             let _ = child.stop_and_wait(None, None).await;
         }
         Ok(())
-    }
-}
-
-impl TownMsg {
-    /// Requests that must wait for an idle stop, a pause or a wake to finish: they would
-    /// otherwise race it with a new container start or reach a frozen server.
-    fn waits_for_idle_stop(&self) -> bool {
-        !matches!(
-            self,
-            TownMsg::Tick
-                | TownMsg::TickDone(_)
-                | TownMsg::IdleStopDone(_)
-                | TownMsg::ShutdownDone(_)
-                | TownMsg::PauseDone(_)
-                | TownMsg::WakeDone(_)
-                | TownMsg::WakeReplayed
-        )
-    }
-
-    /// Requests that wake a paused town (everything a caller sends but a status read; the
-    /// alarm's own messages do not).
-    fn wakes_the_town(&self) -> bool {
-        self.waits_for_idle_stop() && !matches!(self, TownMsg::AgentInfo { .. })
     }
 }
 

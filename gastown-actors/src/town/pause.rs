@@ -57,6 +57,13 @@ impl TownState {
             Ok(true) => {
                 self.paused_since = Some(self.parts.clock.now_ms());
                 self.parts.events.publish(None, TownEvent::ContainerPaused);
+                if let Some((budget, bytes)) = &self.parts.paused_budget {
+                    let me = myself.clone();
+                    let evict = Box::new(move || {
+                        let _ = me.cast(TownMsg::StopPaused);
+                    });
+                    budget.admit(self.parts.town.clone(), *bytes, evict);
+                }
                 self.parts.stop_paused_after
             }
             Ok(false) => {
@@ -105,7 +112,7 @@ impl TownState {
 
     pub(super) fn on_wake_done(&mut self, myself: &ActorRef<TownMsg>, result: Result<u64>) {
         self.pausing_or_waking = false;
-        self.paused_since = None;
+        self.leave_paused();
         match result {
             Ok(ms) => {
                 telemetry::timing(
@@ -134,6 +141,23 @@ impl TownState {
         }
         self.replay_parked(myself);
         let _ = myself.cast(TownMsg::WakeReplayed);
+    }
+
+    /// The town is no longer paused: it leaves the host's paused-memory budget.
+    pub(super) fn leave_paused(&mut self) {
+        if self.paused_since.take().is_some() {
+            if let Some((budget, _)) = &self.parts.paused_budget {
+                budget.release(&self.parts.town);
+            }
+        }
+    }
+
+    /// The budget evicted this paused town: stop it now (drained and snapshotted).
+    pub(super) async fn on_stop_paused(&mut self, myself: &ActorRef<TownMsg>) {
+        if let Some(since) = self.paused_since {
+            let quiet_ms = u64::try_from(self.parts.clock.now_ms() - since).unwrap_or(0);
+            self.begin_idle_stop(myself, quiet_ms).await;
+        }
     }
 
     /// Sends the parked requests to this actor again, in their order.
