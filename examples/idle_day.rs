@@ -1,14 +1,22 @@
 //! A day (24 h) of one town with 8 bursts of user activity, in virtual time on the
 //! simulated runtime (a test double whose every operation takes its scripted duration,
-//! [`SimScript::default`]; the tokio clock is paused, so the whole day runs in well under
-//! a second). It shows what the idle stop saves: container-up hours and the requests the
-//! container receives while nobody uses it, for two policies side by side:
+//! [`SimScript::default`], pause and resume included; the tokio clock is paused, so the
+//! whole day runs in well under a second). It shows what the idle tiers trade: container-up
+//! hours (split into running and paused: a paused container keeps its memory but uses no
+//! CPU), the requests the container receives while nobody uses it, and the wake latency
+//! users see when a burst begins, for three policies side by side:
 //!
-//! - `gastown`: this library as it is. The alarm ticks every 300 s without active work
-//!   (a `waiting` mayor is not active work) and probes health only with active work; once
-//!   the mayor has been quiet for `TownOptions::idle_stop_after` (default 5 min) the
-//!   container is drained and stopped, and the next burst's `ensure_mayor` wakes it (a new
+//! - `gastown`: this library with its defaults. The alarm ticks every 300 s without active
+//!   work (a `waiting` mayor is not active work) and probes health only with active work;
+//!   once the mayor has been quiet for `TownOptions::idle_stop_after` (default 5 min) the
+//!   container is paused (agents snapshotted, then frozen), and the next burst's
+//!   `ensure_mayor` resumes it in place (`resume_paused`: tens of ms, the same server and
+//!   session). After `TownOptions::stop_paused_after` (default 30 min) paused, it is
+//!   drained and stopped, and the next burst's `ensure_mayor` wakes it cold (a new
 //!   container, the same session).
+//! - `gastown_no_pause`: the same with `TownOptions::with_pause(false, ..)`: no paused
+//!   tier; the container is drained and stopped once the quiet window ends, and every
+//!   burst after the first wakes it cold.
 //! - `seed_before_idle_fix`: Kilo Gastown before its idle fix (PR #3113; the P0 "town
 //!   containers never go idle" bug, `seeds/004_*.txt`): the mayor counted as `working`
 //!   forever, so the town always had active work. Emulated without changing the library:
@@ -16,24 +24,34 @@
 //!   unassigned open `issue` bead is inserted through a second `TownStore` connection to
 //!   the town's `town.db` and left there all day. The town's active-work rule is then true
 //!   all day, exactly as with an always-working mayor: 5 s cadence, a health probe every
-//!   tick, never an idle stop.
+//!   tick, never an idle pause or stop.
 //!
 //! Each burst: `ensure_mayor`, then 2–5 `send_mayor_message`s a minute apart, at fixed
-//! times of day ([`BURSTS`]). Measured from the runtime's event log:
+//! times of day ([`BURSTS`]; 85 min or more apart, so on this day a 30 min paused window
+//! ends before the next burst). Measured from the runtime's event log and the virtual
+//! clock:
 //!
 //! - `container_up_h`: the sum of the intervals from each container create to its stop
-//!   (or removal), or to the end of the day;
+//!   (or removal), or to the end of the day; running plus paused;
+//! - `paused_h`: the part of `container_up_h` the container spent frozen: from the end of
+//!   each pause to the end of the next resume (or stop, removal, kill), or to the end of
+//!   the day; `running_h` (table only) is the rest;
 //! - `idle_requests`: requests the container received outside the bursts (a burst lasts
 //!   from its `ensure_mayor` call to the return of its last message): SDK calls, execs,
-//!   spawns, file reads and writes, including the drain's reads before an idle stop and
-//!   the hourly live token refreshes (a file write each; the table lists how many).
+//!   spawns, file reads and writes, including the snapshots before an idle pause or stop
+//!   and the hourly live token refreshes (a file write each; the table lists how many);
+//! - `wake_p50_ms`: the median (nearest rank: the 4th of 8) of the wall time, in virtual
+//!   ms, of each burst's first `ensure_mayor`: what the user waited for the mayor when
+//!   coming back (the first burst always starts cold; the table lists how many wakes were
+//!   cold, from paused, or warm).
 //!
 //! Run it: `cargo run --release --example idle_day [-- --json]`. With `--json`, one object
 //! per policy and line:
 //!
 //! ```text
-//! {"policy":"gastown","bursts":8,"container_up_h":…,"idle_requests":…}
-//! {"policy":"seed_before_idle_fix","bursts":8,"container_up_h":…,"idle_requests":…}
+//! {"policy":"gastown","bursts":8,"container_up_h":…,"idle_requests":…,"paused_h":…,"wake_p50_ms":…}
+//! {"policy":"gastown_no_pause","bursts":8,"container_up_h":…,"idle_requests":…,"paused_h":…,"wake_p50_ms":…}
+//! {"policy":"seed_before_idle_fix","bursts":8,"container_up_h":…,"idle_requests":…,"paused_h":…,"wake_p50_ms":…}
 //! ```
 
 use std::collections::BTreeSet;
@@ -62,24 +80,42 @@ const BURSTS: [(u64, u64, u64); 8] = [
     (20, 30, 3),
 ];
 
-/// How the town decides it has active work.
+/// How the town decides it has active work and what it does when idle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Policy {
-    /// The library as it is.
+    /// The library with its defaults: pause when idle, stop after 30 min paused.
     Gastown,
+    /// The library without the paused tier: stop when idle, wake cold.
+    GastownNoPause,
     /// The mayor counts as working all day (an open unassigned bead, see the module doc).
     SeedBeforeIdleFix,
 }
 
 impl Policy {
-    const ALL: [Policy; 2] = [Policy::Gastown, Policy::SeedBeforeIdleFix];
+    const ALL: [Policy; 3] = [
+        Policy::Gastown,
+        Policy::GastownNoPause,
+        Policy::SeedBeforeIdleFix,
+    ];
 
     fn name(self) -> &'static str {
         match self {
             Policy::Gastown => "gastown",
+            Policy::GastownNoPause => "gastown_no_pause",
             Policy::SeedBeforeIdleFix => "seed_before_idle_fix",
         }
     }
+}
+
+/// How a burst's first `ensure_mayor` found the container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wake {
+    /// No container: a new one was created (a cold start from the snapshots).
+    Cold,
+    /// Paused: resumed in place.
+    Paused,
+    /// Running: nothing to start.
+    Warm,
 }
 
 /// What one simulated day measured.
@@ -87,8 +123,12 @@ impl Policy {
 struct DayReport {
     policy: Policy,
     bursts: usize,
-    /// Sum of the container's up intervals within the day.
+    /// Sum of the container's up intervals within the day (running and paused).
     container_up: Duration,
+    /// Of which paused (frozen).
+    paused: Duration,
+    /// Each burst's first `ensure_mayor`: its wall time (virtual) and what it found.
+    wakes: Vec<(Duration, Wake)>,
     /// Requests to the container outside the bursts.
     idle_requests: usize,
     /// Of which live token refreshes.
@@ -105,19 +145,47 @@ struct DayReport {
 
 impl DayReport {
     fn container_up_h(&self) -> f64 {
-        round3(self.container_up.as_secs_f64() / 3600.0)
+        hours(self.container_up)
     }
 
-    /// The `--json` line; the field names are read by other tools.
+    fn paused_h(&self) -> f64 {
+        hours(self.paused)
+    }
+
+    fn running_h(&self) -> f64 {
+        hours(self.container_up.saturating_sub(self.paused))
+    }
+
+    /// The median wake (nearest rank: the 4th of 8) in virtual ms; 0 with no bursts.
+    fn wake_p50_ms(&self) -> u128 {
+        let mut ms: Vec<u128> = self.wakes.iter().map(|(d, _)| d.as_millis()).collect();
+        ms.sort_unstable();
+        ms.len()
+            .div_ceil(2)
+            .checked_sub(1)
+            .map_or(0, |rank| ms[rank])
+    }
+
+    fn wakes_of(&self, kind: Wake) -> usize {
+        self.wakes.iter().filter(|(_, k)| *k == kind).count()
+    }
+
+    /// The `--json` line; the field names are read by other tools (new fields go last).
     fn json(&self) -> String {
         format!(
-            r#"{{"policy":"{}","bursts":{},"container_up_h":{},"idle_requests":{}}}"#,
+            r#"{{"policy":"{}","bursts":{},"container_up_h":{},"idle_requests":{},"paused_h":{},"wake_p50_ms":{}}}"#,
             self.policy.name(),
             self.bursts,
             self.container_up_h(),
-            self.idle_requests
+            self.idle_requests,
+            self.paused_h(),
+            self.wake_p50_ms()
         )
     }
+}
+
+fn hours(d: Duration) -> f64 {
+    round3(d.as_secs_f64() / 3600.0)
 }
 
 fn round3(x: f64) -> f64 {
@@ -151,18 +219,25 @@ async fn day_of(policy: Policy, day: Duration) -> anyhow::Result<DayReport> {
     // Virtual time zero of the runtime's log is now.
     let rt = SimulatedRuntime::new(SimScript::default());
     let origin = Instant::now();
-    let options = TownOptions::new(TownConfig::new(town_id.clone()), &state, rt.clone())
+    let mut options = TownOptions::new(TownConfig::new(town_id.clone()), &state, rt.clone())
         .with_sdk_connector(rt.sdk_connector());
+    if policy == Policy::GastownNoPause {
+        let stop_paused_after = options.stop_paused_after;
+        options = options.with_pause(false, stop_paused_after);
+    }
     let town = TownHandle::start(options).await?;
 
     let bursts = schedule(day);
     let mut windows = Vec::with_capacity(bursts.len());
+    let mut wake_windows = Vec::with_capacity(bursts.len());
     let mut sessions = BTreeSet::new();
     let mut always_working: Option<TownStore> = None;
     for (n, &(at, messages)) in bursts.iter().enumerate() {
         tokio::time::sleep_until(origin + at).await;
         let from = rt.elapsed();
+        let asked = Instant::now();
         sessions.insert(town.ensure_mayor().await?.session_id);
+        wake_windows.push((from, asked.elapsed()));
         if policy == Policy::SeedBeforeIdleFix && always_working.is_none() {
             always_working = Some(mayor_always_working(&state)?);
         }
@@ -188,10 +263,16 @@ async fn day_of(policy: Policy, day: Duration) -> anyhow::Result<DayReport> {
         .filter(|e| !windows.iter().any(|&(a, b)| e.start >= a && e.start <= b))
         .map(|e| &e.kind)
         .collect();
+    let wakes = wake_windows
+        .iter()
+        .map(|&(from, took)| (took, wake_kind(&log, from, from + took)))
+        .collect();
     Ok(DayReport {
         policy,
         bursts: bursts.len(),
         container_up: container_up(&log, day),
+        paused: container_paused(&log, day),
+        wakes,
         idle_requests: idle.len(),
         idle_token_refreshes: idle.iter().filter(|k| is_token_refresh(k)).count(),
         idle_health_probes: idle
@@ -276,8 +357,52 @@ fn container_up(log: &[SimEvent], day: Duration) -> Duration {
     up
 }
 
-/// Container-up hours and idle requests over a simulated day, for this library and for
-/// Kilo Gastown before its idle fix.
+/// How the `ensure_mayor` that ran from `from` to `to` found the container: a create in
+/// between is a cold start, a resume a wake from paused, neither a warm container.
+fn wake_kind(log: &[SimEvent], from: Duration, to: Duration) -> Wake {
+    let within = |kind: &SimEventKind| {
+        log.iter()
+            .any(|e| e.kind == *kind && e.start >= from && e.start <= to)
+    };
+    if within(&SimEventKind::ContainerCreate) {
+        Wake::Cold
+    } else if within(&SimEventKind::ContainerResume) {
+        Wake::Paused
+    } else {
+        Wake::Warm
+    }
+}
+
+/// The sum of the container's paused intervals: from the end of each pause to the end of
+/// the next resume, stop, removal or kill, or to the end of the day.
+fn container_paused(log: &[SimEvent], day: Duration) -> Duration {
+    let mut events: Vec<&SimEvent> = log.iter().collect();
+    events.sort_by_key(|e| (e.start, e.end));
+    let mut paused = Duration::ZERO;
+    let mut since: Option<Duration> = None;
+    for e in events {
+        match e.kind {
+            SimEventKind::ContainerPause if since.is_none() && e.ok => since = Some(e.end),
+            SimEventKind::ContainerResume
+            | SimEventKind::ContainerStop
+            | SimEventKind::ContainerRemove
+            | SimEventKind::ContainerKilled => {
+                if let Some(from) = since.take() {
+                    paused += e.end.min(day).saturating_sub(from);
+                }
+            }
+            _ => {}
+        }
+    }
+    if let Some(from) = since {
+        paused += day.saturating_sub(from);
+    }
+    paused
+}
+
+/// Container-up hours (running and paused), idle requests and wake latency over a
+/// simulated day, for this library with and without its paused tier and for Kilo Gastown
+/// before its idle fix.
 #[derive(Debug, Parser)]
 struct Args {
     /// One JSON object per policy and line instead of a table.
@@ -298,30 +423,46 @@ fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     println!(
-        "{:<22} {:>6} {:>14} {:>13}",
-        "policy", "bursts", "container_up_h", "idle_requests"
+        "{:<22} {:>6} {:>14} {:>9} {:>8} {:>13} {:>11}",
+        "policy",
+        "bursts",
+        "container_up_h",
+        "running_h",
+        "paused_h",
+        "idle_requests",
+        "wake_p50_ms"
     );
     for r in &reports {
         println!(
-            "{:<22} {:>6} {:>14.3} {:>13}",
+            "{:<22} {:>6} {:>14.3} {:>9.3} {:>8.3} {:>13} {:>11}",
             r.policy.name(),
             r.bursts,
             r.container_up_h(),
-            r.idle_requests
+            r.running_h(),
+            r.paused_h(),
+            r.idle_requests,
+            r.wake_p50_ms()
         );
     }
-    let [gastown, seed] = [&reports[0], &reports[1]];
-    println!(
-        "container-up ratio (seed_before_idle_fix / gastown): {:.1}",
-        seed.container_up.as_secs_f64() / gastown.container_up.as_secs_f64()
-    );
+    let [gastown, no_pause, seed] = [&reports[0], &reports[1], &reports[2]];
+    for base in [gastown, no_pause] {
+        println!(
+            "container-up ratio (seed_before_idle_fix / {}): {:.1}",
+            base.policy.name(),
+            seed.container_up.as_secs_f64() / base.container_up.as_secs_f64()
+        );
+    }
     for r in &reports {
         println!(
-            "{}: {} container(s), {} session(s); idle_requests include {} health probes, {} \
-             file reads (drain snapshots) and {} hourly live token refreshes",
+            "{}: {} container(s), {} session(s); wakes: {} cold, {} from paused, {} warm; \
+             idle_requests include {} health probes, {} file reads (kilo.db \
+             snapshots) and {} hourly live token refreshes",
             r.policy.name(),
             r.containers,
             r.sessions.len(),
+            r.wakes_of(Wake::Cold),
+            r.wakes_of(Wake::Paused),
+            r.wakes_of(Wake::Warm),
             r.idle_health_probes,
             r.idle_file_reads,
             r.idle_token_refreshes
@@ -334,17 +475,20 @@ fn main() -> anyhow::Result<()> {
 mod tests {
     use super::*;
 
-    /// A 4 h day: bursts 14+ min apart, so the 5 min quiet window still ends between them.
+    /// A 4 h day: bursts 14–35 min apart, so the 5 min quiet window still ends between
+    /// them, and (with the bursts' messages) the default 30 min paused window does not.
     const SHORT_DAY: Duration = Duration::from_secs(4 * 3600);
 
     #[test]
     fn the_library_stops_between_bursts_and_the_seed_never_does() {
-        let gastown = simulate_day(Policy::Gastown, SHORT_DAY).unwrap();
+        let gastown = simulate_day(Policy::GastownNoPause, SHORT_DAY).unwrap();
         let seed = simulate_day(Policy::SeedBeforeIdleFix, SHORT_DAY).unwrap();
 
-        // One container per burst, the same session throughout.
+        // One container per burst, the same session throughout; every wake is cold.
         assert_eq!(gastown.containers, BURSTS.len(), "{gastown:?}");
         assert_eq!(gastown.sessions.len(), 1, "{gastown:?}");
+        assert_eq!(gastown.wakes_of(Wake::Cold), BURSTS.len(), "{gastown:?}");
+        assert_eq!(gastown.paused, Duration::ZERO, "{gastown:?}");
         assert_eq!(gastown.idle_health_probes, 0, "{gastown:?}");
         assert_eq!(
             gastown.idle_requests,
@@ -355,9 +499,10 @@ mod tests {
         assert!(gastown.container_up < BURSTS.len() as u32 * 11 * MIN);
 
         // The seed: one container, up from the first burst to the end of the day, a
-        // health probe every 5 s in between.
+        // health probe every 5 s in between, never paused.
         assert_eq!(seed.containers, 1, "{seed:?}");
         assert_eq!(seed.sessions.len(), 1, "{seed:?}");
+        assert_eq!(seed.paused, Duration::ZERO, "{seed:?}");
         let first = schedule(SHORT_DAY)[0].0;
         let up = SHORT_DAY - first;
         assert!(
@@ -372,23 +517,108 @@ mod tests {
     }
 
     #[test]
-    fn the_json_line_has_the_names_other_tools_read() {
-        let report = DayReport {
-            policy: Policy::SeedBeforeIdleFix,
+    fn the_default_pauses_between_bursts_and_wakes_in_tens_of_ms() {
+        let gastown = simulate_day(Policy::Gastown, SHORT_DAY).unwrap();
+        let no_pause = simulate_day(Policy::GastownNoPause, SHORT_DAY).unwrap();
+
+        // One container all day, the same session; the first burst starts cold, every
+        // later one finds the container paused (resumed in place) or still running. (After
+        // a pause the alarm's next tick is `stop_paused_after` away, and a wake does not
+        // re-arm it: a woken town is paused again only at that tick, so a burst that comes
+        // before it finds the container running.)
+        assert_eq!(gastown.containers, 1, "{gastown:?}");
+        assert_eq!(gastown.sessions.len(), 1, "{gastown:?}");
+        assert_eq!(gastown.wakes_of(Wake::Cold), 1, "{gastown:?}");
+        assert_eq!(
+            gastown.wakes_of(Wake::Paused) + gastown.wakes_of(Wake::Warm),
+            BURSTS.len() - 1,
+            "{gastown:?}"
+        );
+        assert!(
+            gastown.wakes_of(Wake::Paused) >= (BURSTS.len() - 1) / 2,
+            "{gastown:?}"
+        );
+        // No probe or refresh into the frozen container: only the snapshots before each
+        // pause, and token refreshes while it runs.
+        assert_eq!(gastown.idle_health_probes, 0, "{gastown:?}");
+        assert_eq!(
+            gastown.idle_requests,
+            gastown.idle_file_reads + gastown.idle_token_refreshes,
+            "{gastown:?}"
+        );
+        // The trade: the paused tier keeps the container up (mostly frozen) where the
+        // no-pause policy stops it, and the median wake is tens of ms against a cold start.
+        assert!(gastown.paused > Duration::ZERO, "{gastown:?}");
+        assert!(gastown.paused < gastown.container_up, "{gastown:?}");
+        assert!(gastown.container_up > no_pause.container_up, "{gastown:?}");
+        assert!(
+            gastown.container_up.saturating_sub(gastown.paused) < BURSTS.len() as u32 * 11 * MIN,
+            "running: at most each burst, its quiet window and a tick: {gastown:?}"
+        );
+        assert!(gastown.wake_p50_ms() < 100, "{gastown:?}");
+        assert!(
+            no_pause.wake_p50_ms() > 20 * gastown.wake_p50_ms(),
+            "{no_pause:?}"
+        );
+    }
+
+    #[test]
+    fn the_paused_window_stops_the_container_when_bursts_are_far_apart() {
+        // The whole 24 h day: the bursts are 85+ min apart, so each paused container is
+        // stopped after 30 min and every burst starts cold, as without the paused tier.
+        let gastown = simulate_day(Policy::Gastown, DAY).unwrap();
+        assert_eq!(gastown.containers, BURSTS.len(), "{gastown:?}");
+        assert_eq!(gastown.wakes_of(Wake::Cold), BURSTS.len(), "{gastown:?}");
+        assert!(
+            gastown.paused >= BURSTS.len() as u32 * 30 * MIN
+                && gastown.paused < BURSTS.len() as u32 * 31 * MIN,
+            "{gastown:?}"
+        );
+    }
+
+    #[test]
+    fn the_wake_p50_is_the_nearest_rank_median() {
+        let mut report = report(Policy::Gastown);
+        let ms = Duration::from_millis;
+        report.wakes = [3500, 40, 45, 3400, 42, 41, 44, 43]
+            .into_iter()
+            .map(|n| (ms(n), Wake::Paused))
+            .collect();
+        // Sorted: 40 41 42 43 44 45 3400 3500; the 4th is 43.
+        assert_eq!(report.wake_p50_ms(), 43);
+        report.wakes.truncate(1);
+        assert_eq!(report.wake_p50_ms(), 3500);
+        report.wakes.clear();
+        assert_eq!(report.wake_p50_ms(), 0);
+    }
+
+    fn report(policy: Policy) -> DayReport {
+        DayReport {
+            policy,
             bursts: 8,
             container_up: Duration::from_secs(5400),
+            paused: Duration::from_secs(1800),
+            wakes: vec![(Duration::from_millis(3512), Wake::Cold)],
             idle_requests: 42,
             idle_token_refreshes: 1,
             idle_health_probes: 40,
             idle_file_reads: 0,
             containers: 1,
             sessions: BTreeSet::new(),
-        };
+        }
+    }
+
+    #[test]
+    fn the_json_line_has_the_names_other_tools_read() {
+        let report = report(Policy::SeedBeforeIdleFix);
         assert_eq!(
             report.json(),
-            r#"{"policy":"seed_before_idle_fix","bursts":8,"container_up_h":1.5,"idle_requests":42}"#
+            r#"{"policy":"seed_before_idle_fix","bursts":8,"container_up_h":1.5,"idle_requests":42,"paused_h":0.5,"wake_p50_ms":3512}"#
         );
         let v: serde_json::Value = serde_json::from_str(&report.json()).unwrap();
         assert_eq!(v["container_up_h"], 1.5);
+        assert_eq!(v["paused_h"], 0.5);
+        assert_eq!(v["wake_p50_ms"], 3512);
+        assert_eq!(report.running_h(), 1.0);
     }
 }
