@@ -522,10 +522,8 @@ mod tests {
         let no_pause = simulate_day(Policy::GastownNoPause, SHORT_DAY).unwrap();
 
         // One container all day, the same session; the first burst starts cold, every
-        // later one finds the container paused (resumed in place) or still running. (After
-        // a pause the alarm's next tick is `stop_paused_after` away, and a wake does not
-        // re-arm it: a woken town is paused again only at that tick, so a burst that comes
-        // before it finds the container running.)
+        // later one finds the container paused (resumed in place) or, right after a wake,
+        // still running.
         assert_eq!(gastown.containers, 1, "{gastown:?}");
         assert_eq!(gastown.sessions.len(), 1, "{gastown:?}");
         assert_eq!(gastown.wakes_of(Wake::Cold), 1, "{gastown:?}");

@@ -64,7 +64,13 @@ impl TownState {
                     });
                     budget.admit(self.parts.town.clone(), *bytes, evict);
                 }
-                self.parts.stop_paused_after
+                // Never the whole paused window: after a wake the alarm must tick on its
+                // usual cadence (re-pause, token refresh, work) — the paused branch of a
+                // tick only waits out what is left.
+                self.parts
+                    .stop_paused_after
+                    .min(gastown_core::policy::alarm_interval(false))
+                    .min(self.parts.idle_stop_after)
             }
             Ok(false) => {
                 tracing::debug!(town = %self.parts.town, "an agent is busy: not pausing");
