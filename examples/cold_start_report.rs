@@ -14,6 +14,10 @@
 //! - `cold`, `warm_prewarmed`, `warm_model_changed` on the local runtime with the real kilo,
 //!   and on Docker when an engine answers: medians of `--runs` runs (default 5), the actor
 //!   path and a bare sequence without actors (the physical floor) alternating.
+//! - `wake_paused` on the same runtimes: the median of `--runs` `ensure_mayor` calls on a
+//!   town the library paused itself when its mayor went quiet (each must decide
+//!   `resume_paused`; a fresh town per sample), against the `cold` rows' floor of the
+//!   same run.
 //!
 //! Run it: `cargo run --release --example cold_start_report -- [--json] [--runs N]
 //! [--runtime all|simulated|local|docker]` (kilo from `scripts/install-kilo.sh`; Docker from
@@ -150,8 +154,12 @@ async fn real_rows(
             Box::pin(support::real_warm_model_changed(rt, o, n))
         }),
     ];
+    let mut cold_floor_ms = f64::NAN;
     for (scenario, run) in scenarios {
         let (mayor_ready_ms, floor_ms) = run(rt, &make, runs).await;
+        if scenario == "cold" {
+            cold_floor_ms = floor_ms;
+        }
         emit(Row {
             scenario,
             runtime,
@@ -161,6 +169,14 @@ async fn real_rows(
             floor_ms,
         });
     }
+    emit(Row {
+        scenario: "wake_paused",
+        runtime,
+        agents: 0,
+        rigs: 0,
+        mayor_ready_ms: support::real_wake_paused(&make, runs).await,
+        floor_ms: cold_floor_ms,
+    });
 }
 
 #[cfg(feature = "docker")]

@@ -13,15 +13,16 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::StreamExt;
 use gastown::actors::bench_support::SerialTown;
-use gastown::actors::{AgentSpec, TownHandle, TownOptions};
+use gastown::actors::{AgentSpec, TownEvent, TownHandle, TownOptions};
 use gastown::core::env::{build_agent_env, AgentEnvInput};
 use gastown::core::sdk::{parse_listening_line, SdkApi, SdkClient, SdkClientOptions};
 use gastown::core::simulated::{SimScript, SimulatedRuntime};
 use gastown::core::{
     AgentId, AgentLayout, CommandSpec, ContainerOptions, ContainerRuntime, ContainerRuntimeExt,
-    ModelRef, RigConfig, RigId, Role, SdkLauncher, Secret, SpawnedProcess, TownConfig, TownId,
-    TownStore,
+    EnsureDecision, ModelRef, RigConfig, RigId, Role, SdkLauncher, Secret, SpawnedProcess,
+    TownConfig, TownId, TownStore,
 };
 use tokio::time::Instant;
 
@@ -350,4 +351,57 @@ pub async fn real_warm_model_changed(
     rt.remove(&bare_town).await.unwrap();
     handle.shutdown().await.unwrap();
     (median(actor), median(floor))
+}
+
+/// The idle window of the `wake_paused` towns: the library pauses them this long after the
+/// mayor went quiet (the alarm ticks at most a second apart with a window this short).
+pub const WAKE_QUIET: Duration = Duration::from_secs(1);
+
+/// How long a `wake_paused` sample waits for the library to pause its town.
+const PAUSE_WAIT: Duration = Duration::from_secs(60);
+
+/// `wake_paused`: `ensure_mayor` on a town the library paused itself (idle window
+/// [`WAKE_QUIET`], pause on, stopped only after an hour paused), which must decide
+/// `resume_paused`; the median of `runs` samples.
+///
+/// One town per sample: the library does not pause a woken town again within a short
+/// window (the alarm's next tick after a pause is `stop_paused_after` later, and the idle
+/// decision is throttled to one per 2 min), so repeated cycles on one town would take
+/// that long each.
+pub async fn real_wake_paused(options: &MakeOptions<'_>, runs: usize) -> f64 {
+    let mut wake = Vec::new();
+    for n in 0..runs {
+        let dir = tempfile::tempdir().unwrap();
+        let town = town_id("wake", n);
+        let options = options(dir.path(), &town)
+            .with_idle_stop_after(WAKE_QUIET)
+            .with_pause(true, Duration::from_secs(3600));
+        let handle = TownHandle::start(options).await.unwrap();
+        let mut events = handle.events();
+        handle.ensure_mayor().await.unwrap();
+        let paused = tokio::time::timeout(PAUSE_WAIT, async {
+            while let Some(record) = events.next().await {
+                if record.event == TownEvent::ContainerPaused {
+                    return true;
+                }
+            }
+            false
+        })
+        .await;
+        assert!(
+            matches!(paused, Ok(true)),
+            "wake_paused sample {n}: the town was not paused within {PAUSE_WAIT:?}"
+        );
+        let t0 = Instant::now();
+        let ready = handle.ensure_mayor().await.unwrap();
+        let elapsed = ms(t0.elapsed());
+        assert_eq!(
+            ready.report.decision,
+            EnsureDecision::ResumePaused,
+            "wake_paused sample {n}: ensure_mayor on the paused town did not resume it"
+        );
+        wake.push(elapsed);
+        handle.shutdown().await.unwrap();
+    }
+    median(wake)
 }
