@@ -329,12 +329,16 @@ impl ContainerState {
                 return;
             }
         };
-        self.parts.events.publish(
-            None,
-            TownEvent::ContainerStarted {
-                created: info.created,
-            },
-        );
+        // Every request re-asserts the container (idempotent start); only a container this
+        // actor created, or the first adoption, is news to subscribers.
+        if info.created || matches!(self.gate, Gate::Down) {
+            self.parts.events.publish(
+                None,
+                TownEvent::ContainerStarted {
+                    created: info.created,
+                },
+            );
+        }
         if info.created {
             if !matches!(self.gate, Gate::Down) {
                 tracing::warn!(town = %self.parts.town, "container was replaced; its processes are gone");
