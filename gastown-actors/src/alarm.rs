@@ -149,7 +149,7 @@ pub(crate) async fn tick(
 
 /// The live token refresh (warm container, hourly persisted throttle) and the credential
 /// refresh (its own persisted schedule, warm container or not).
-async fn refresh_on_schedule(parts: &TownParts, warm: bool, now: i64) {
+pub(crate) async fn refresh_on_schedule(parts: &TownParts, warm: bool, now: i64) {
     let input = TokenRefreshInput {
         container_warm: warm,
         last_refresh_ms: parts.store.time_get(TOKEN_REFRESHED_KEY).ok().flatten(),

@@ -216,3 +216,28 @@ async fn over_the_hosts_paused_memory_budget_the_oldest_paused_town_is_stopped()
     }
     assert_eq!(budget.paused_bytes(), 0);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_host_restart_while_paused_adopts_the_paused_container_with_the_same_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let rt = SimulatedRuntime::new(script());
+    let town = start(&rt, &state).await;
+    let first = town.ensure_mayor().await.unwrap();
+    tokio::time::sleep(6 * MIN).await;
+    assert_eq!(rt.container_status(&town_id()), ContainerStatus::Paused);
+
+    // The embedding process goes away without a drain; the paused container stays.
+    town.detach().await;
+    assert_ne!(rt.container_status(&town_id()), ContainerStatus::Absent);
+    let town = start(&rt, &state).await;
+    let again = town.ensure_mayor().await.unwrap();
+    assert_eq!(again.session_id, first.session_id, "the same session");
+    assert_eq!(
+        rt.container_creates(&town_id()),
+        1,
+        "the paused container was adopted"
+    );
+    assert_eq!(rt.container_status(&town_id()), ContainerStatus::Running);
+    town.shutdown().await.unwrap();
+}

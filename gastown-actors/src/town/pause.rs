@@ -130,6 +130,13 @@ impl TownState {
                     .events
                     .publish(None, TownEvent::ContainerResumed { ms });
                 self.wake_report = Some(ms);
+                // A token refresh that fell due while frozen catches up now (its persisted
+                // throttle decides), off the wake's path.
+                let parts = self.parts.clone();
+                tokio::spawn(async move {
+                    let now = parts.clock.now_ms();
+                    crate::alarm::refresh_on_schedule(&parts, true, now).await;
+                });
             }
             Err(e) => {
                 tracing::warn!(
