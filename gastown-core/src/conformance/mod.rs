@@ -20,7 +20,7 @@
 //! [`conformance_tests!`](crate::conformance_tests) writes one test per check (so every
 //! failure shows) plus one that runs [`run_all`] — the list of checks lives only here:
 //!
-//! ```ignore
+//! ```text
 //! use gastown_core::conformance::{Capabilities, Fixture};
 //!
 //! async fn fixture(check: &'static str) -> Option<Fixture> {
