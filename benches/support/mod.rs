@@ -215,7 +215,11 @@ pub async fn bare_start(
         credentials: &BTreeMap::new(),
     });
     let cmd = CommandSpec::new("kilo")
-        .args(["serve", "--port", "0", "--hostname", rt.sdk_bind_host()])
+        // A free port passed explicitly, as the library's sdk phase does (`--port 0` makes
+        // kilo try 4096 first and rebuild its server when that is taken).
+        .args(["serve", "--port"])
+        .arg(free_port().to_string())
+        .args(["--hostname", rt.sdk_bind_host()])
         .envs(env.vars)
         .cwd(layout.workspace());
     let mut process = rt.spawn(town, &cmd).await.unwrap();
@@ -404,4 +408,12 @@ pub async fn real_wake_paused(options: &MakeOptions<'_>, runs: usize) -> f64 {
         handle.shutdown().await.unwrap();
     }
     median(wake)
+}
+
+/// A port free on this host right now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind(("127.0.0.1", 0))
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or(0)
 }

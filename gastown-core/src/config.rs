@@ -88,7 +88,10 @@ impl ModelRef {
     }
 }
 
-/// How to launch an agent's SDK server: `<program> <args…> --port 0 --hostname <host>`.
+/// How to launch an agent's SDK server: `<program> <args…> --port <P> --hostname <host>`,
+/// with `P` a port the town picks (not `0`: kilo 7.7.9 then tries 4096 first and, when
+/// another server holds it, rebuilds its whole HTTP stack — +0.55 s and +0.9 CPU-s per
+/// boot, measured here).
 ///
 /// The defaults are kilo's ([`SdkLauncher::kilo`]); [`SdkLauncher::opencode`] configures an
 /// `opencode serve`, which speaks the same HTTP API (`ARCHITECTURE.md`, *SDK server*).
@@ -107,6 +110,13 @@ pub struct SdkLauncher {
     pub username: String,
     /// The variable that carries the JSON config (`KILO_CONFIG_CONTENT`).
     pub config_var: String,
+    /// Variables every agent's server gets, before gastown's own (which win). kilo's
+    /// defaults, measured here on kilo 7.7.9: `KILO_TELEMETRY_LEVEL=off` (SIGTERM to exit
+    /// 2.6 s → 0.55 s: no telemetry flush) and `KILO_DISABLE_MODELS_FETCH=1` (the first
+    /// `POST /session` 12.3 s → 2.8 s when DNS is dropped: no 10 s models refresh).
+    /// Remove or change them here to override.
+    #[serde(default)]
+    pub env: std::collections::BTreeMap<String, String>,
 }
 
 impl SdkLauncher {
@@ -119,6 +129,13 @@ impl SdkLauncher {
             username_var: "KILO_SERVER_USERNAME".to_owned(),
             username: "kilo".to_owned(),
             config_var: "KILO_CONFIG_CONTENT".to_owned(),
+            env: [
+                ("KILO_TELEMETRY_LEVEL", "off"),
+                ("KILO_DISABLE_MODELS_FETCH", "1"),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect(),
         }
     }
 
@@ -131,6 +148,7 @@ impl SdkLauncher {
             username_var: "OPENCODE_SERVER_USERNAME".to_owned(),
             username: "opencode".to_owned(),
             config_var: "OPENCODE_CONFIG_CONTENT".to_owned(),
+            env: Default::default(),
         }
     }
 
@@ -149,6 +167,11 @@ impl SdkLauncher {
                     "sdk launcher {what} {var:?} is not an environment variable name"
                 ));
             }
+        }
+        if let Some(var) = self.env.keys().find(|k| !crate::env::is_var_name(k)) {
+            return bad(format!(
+                "sdk launcher env {var:?} is not an environment variable name"
+            ));
         }
         if self.username.is_empty() || self.username.contains(':') {
             return bad("sdk launcher username must be non-empty and hold no ':'".into());

@@ -90,6 +90,10 @@ pub fn build_agent_env_with_providers(
     let mut set = |k: &str, v: Word| {
         vars.insert(k.to_owned(), v);
     };
+    // The launcher's defaults first: every variable gastown sets below wins over them.
+    for (k, v) in &input.launcher.env {
+        set(k, v.as_str().into());
+    }
     set("PATH", AGENT_PATH.into());
     set("HOME", layout.home().into());
     set("KILO_TEST_HOME", layout.home().into());

@@ -216,6 +216,14 @@ pub trait ContainerRuntime: Send + Sync + fmt::Debug + 'static {
     /// reach it (`127.0.0.1` locally, `0.0.0.0` in Docker).
     fn sdk_bind_host(&self) -> &str;
 
+    /// The pid an SDK server should watch and exit with (kilo's `KILO_PARENT_PID`), when
+    /// the server runs as a host process whose parent is this process (the local runtime:
+    /// a second line of defence against orphans if this process dies). `None` (the
+    /// default) elsewhere: inside a container the host's pid means nothing.
+    fn sdk_parent_pid(&self) -> Option<u32> {
+        None
+    }
+
     /// Starts the town's container, or adopts it if it already runs.
     async fn start(&self, town: &TownId, options: &ContainerOptions) -> Result<ContainerInfo>;
 

@@ -251,6 +251,10 @@ impl ContainerRuntime for LocalRuntime {
         "127.0.0.1"
     }
 
+    fn sdk_parent_pid(&self) -> Option<u32> {
+        Some(std::process::id())
+    }
+
     async fn start(&self, town: &TownId, options: &ContainerOptions) -> Result<ContainerInfo> {
         let dir = self.town_dir(town);
         mounts::validate(&dir, &options.mounts)?;

@@ -55,6 +55,9 @@ impl ContainerRuntime for RecordingRuntime {
     fn sdk_bind_host(&self) -> &str {
         self.inner.sdk_bind_host()
     }
+    fn sdk_parent_pid(&self) -> Option<u32> {
+        self.inner.sdk_parent_pid()
+    }
     async fn start(
         &self,
         town: &TownId,
