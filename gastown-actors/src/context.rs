@@ -153,6 +153,8 @@ pub(crate) struct LiveSdk {
     pub(crate) client: Arc<dyn SdkApi>,
     pub(crate) endpoint: String,
     pub(crate) config_hash: String,
+    /// Its config hash without the models: what must match for the server to be kept.
+    pub(crate) restart_hash: String,
 }
 
 /// What the phases of one start have produced so far. Kept by the AgentActor and cloned

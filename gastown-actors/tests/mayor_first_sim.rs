@@ -184,7 +184,7 @@ async fn prewarm_and_a_concurrent_start_spawn_one_sdk_server() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_config_change_spawns_exactly_one_replacement() {
+async fn a_model_change_keeps_the_server_for_every_caller() {
     let dir = tempfile::tempdir().unwrap();
     let rt = SimulatedRuntime::new(script());
     let town = TownHandle::start(options(config("cfg", 0), &dir.path().join("s"), &rt))
@@ -198,15 +198,15 @@ async fn a_config_change_spawns_exactly_one_replacement() {
     let (a, b) = (a.unwrap(), b.unwrap());
     assert_eq!(
         rt.spawns_of("kilo"),
-        2,
-        "one replacement, however many callers"
+        1,
+        "only the models changed: no restart, however many callers"
     );
     assert_eq!(a.session_id, first.session_id);
     assert_eq!(b.session_id, first.session_id);
-    assert!(!a.report.prewarmed);
+    assert!(a.report.prewarmed, "the running server was kept");
     let again = town.ensure_mayor().await.unwrap();
     assert!(!again.report.decision.starts_agent());
-    assert_eq!(rt.spawns_of("kilo"), 2);
+    assert_eq!(rt.spawns_of("kilo"), 1);
     town.shutdown().await.unwrap();
 }
 

@@ -45,9 +45,14 @@ pub(super) async fn run(ctx: &AgentContext, mut progress: StartProgress) -> Resu
         .clone()
         .expect("the token phase builds the env before the sdk phase");
     if let Some(live) = progress.sdk.take() {
-        if live.config_hash == env.config_hash && live.process.status().await.is_alive() {
+        // A server whose configuration differs only in the models is kept: the session
+        // phase pushes the new model onto the session, and every message names it.
+        if live.restart_hash == env.restart_hash && live.process.status().await.is_alive() {
             progress.prewarmed = true;
-            progress.sdk = Some(live);
+            progress.sdk = Some(LiveSdk {
+                config_hash: env.config_hash.clone(),
+                ..live
+            });
             return Ok(progress);
         }
         // Same agent, new configuration (or a dead process): replace the server.
@@ -145,6 +150,7 @@ pub(super) async fn run(ctx: &AgentContext, mut progress: StartProgress) -> Resu
         client,
         endpoint,
         config_hash: env.config_hash,
+        restart_hash: env.restart_hash,
     });
     Ok(progress)
 }

@@ -214,8 +214,9 @@ impl TownHandle {
     }
 
     /// Changes the mayor's models (`provider/model`). The next [`TownHandle::ensure_mayor`]
-    /// restarts its SDK server with the new configuration (a different config hash) and
-    /// pushes the new model onto the resumed session with a `noReply` message.
+    /// keeps the running SDK server (only the models differ, and every message and prompt
+    /// names its model) and pushes the new model onto the session with a `noReply`
+    /// message; with no server running, the next start uses the new models.
     ///
     /// # Errors
     /// `InvalidConfig` for a malformed model; [`Error::Stopped`].
