@@ -165,6 +165,8 @@ pub(crate) struct StartProgress {
     pub(crate) env: Option<AgentEnv>,
     pub(crate) sdk: Option<LiveSdk>,
     pub(crate) session_id: Option<String>,
+    /// The hydrate phase restored the previous snapshot because the latest was bad.
+    pub(crate) snapshot_fallback: bool,
     /// The sdk phase reused a running server with the same config hash.
     pub(crate) prewarmed: bool,
     /// Credentials resolved at dispatch for this agent only, by variable name.

@@ -100,6 +100,12 @@ pub enum TownEvent {
         /// How long the mayor had been quiet, in ms.
         quiet_ms: u64,
     },
+    /// The agent's latest `kilo.db` snapshot was bad (kept aside as `kilo.db.bad-<ms>`);
+    /// its previous verified snapshot was restored instead.
+    SnapshotFallback {
+        /// Why the latest was refused.
+        reason: String,
+    },
     /// An agent's `kilo.db` was snapshotted into the state directory.
     SnapshotTaken {
         /// The snapshot's size in bytes.

@@ -89,6 +89,10 @@ pub struct StartupReport {
     /// as tracing events only. Empty for a short circuit.
     #[serde(default)]
     pub timings: BTreeMap<String, u64>,
+    /// The latest `kilo.db` snapshot was bad and the previous verified one was restored
+    /// (`SnapshotStore::load_with_fallback`).
+    #[serde(default)]
+    pub snapshot_fallback: bool,
 }
 
 impl StartupReport {
@@ -100,6 +104,7 @@ impl StartupReport {
             total_ms,
             phases: Vec::new(),
             timings: BTreeMap::new(),
+            snapshot_fallback: false,
         }
     }
 

@@ -250,6 +250,7 @@ impl AgentState {
             total_ms,
             phases,
             timings,
+            snapshot_fallback: run.progress.snapshot_fallback,
         };
         if is_mayor && run.prewarm {
             telemetry::mayor_done(self.subject(), true, report.decision, total_ms);

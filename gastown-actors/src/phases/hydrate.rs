@@ -1,12 +1,14 @@
 //! `hydrate`: make the agent's directories and restore its `kilo.db` from the last snapshot,
 //! before its SDK server starts. A `kilo.db` already in the container (a warm container) is
-//! newer than any snapshot and is kept.
+//! newer than any snapshot and is kept. A bad latest snapshot falls back to the previous
+//! verified one (the bad file kept aside, a `SnapshotFallback` event and the report's
+//! `snapshot_fallback` say so); only when both are bad is it a hydrate-phase error.
 
 use gastown_core::{CommandSpec, ContainerRuntimeExt, Result};
 
 use crate::context::{AgentContext, StartProgress};
 
-pub(super) async fn run(ctx: &AgentContext, progress: StartProgress) -> Result<StartProgress> {
+pub(super) async fn run(ctx: &AgentContext, mut progress: StartProgress) -> Result<StartProgress> {
     let rt = &ctx.parts.runtime;
     let town = &ctx.parts.town;
     let layout = &ctx.layout;
@@ -17,7 +19,7 @@ pub(super) async fn run(ctx: &AgentContext, progress: StartProgress) -> Result<S
     }
     let snapshots = ctx.parts.snapshots.clone();
     let agent = ctx.spec.id.clone();
-    let restored = tokio::task::spawn_blocking(move || snapshots.load(&agent))
+    let restored = tokio::task::spawn_blocking(move || snapshots.load_with_fallback(&agent))
         .await
         .map_err(|source| gastown_core::Error::Task {
             context: "snapshot load task".to_owned(),
@@ -32,7 +34,16 @@ pub(super) async fn run(ctx: &AgentContext, progress: StartProgress) -> Result<S
         .arg(layout.home())
         .env("PATH", gastown_core::env::AGENT_PATH);
     rt.exec_ok(town, &mkdir).await?;
-    if let Some(bytes) = restored {
+    if let Some(loaded) = restored {
+        if let Some(reason) = loaded.fell_back {
+            tracing::warn!(
+                town = %town, agent = %ctx.spec.id, %reason,
+                "the latest kilo.db snapshot is bad: restored the previous one"
+            );
+            ctx.publish(crate::events::TownEvent::SnapshotFallback { reason });
+            progress.snapshot_fallback = true;
+        }
+        let bytes = loaded.bytes;
         rt.put_file(town, &db, &bytes).await?;
         tracing::info!(
             town = %town, agent = %ctx.spec.id, bytes = bytes.len(),

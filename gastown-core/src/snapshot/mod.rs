@@ -175,6 +175,53 @@ impl SnapshotStore {
         self.take(agent, &src)
     }
 
+    /// Like [`SnapshotStore::load`], but a bad latest snapshot does not strand the agent:
+    /// when the latest fails (unreadable, empty, not SQLite, fails `integrity_check`, or
+    /// missing beside a `kilo.db.prev`) and `kilo.db.prev` verifies, the previous one is
+    /// returned, the bad file is kept aside for inspection as `kilo.db.bad-<ms>` (never
+    /// deleted), and [`Loaded::fell_back`] says why.
+    ///
+    /// # Errors
+    /// The latest snapshot's [`Error::Snapshot`] when the previous one is missing or bad
+    /// too; both files are then left as they are.
+    pub fn load_with_fallback(&self, agent: &AgentId) -> Result<Option<Loaded>> {
+        let latest_err = match self.load(agent) {
+            Ok(bytes) => {
+                return Ok(bytes.map(|bytes| Loaded {
+                    bytes,
+                    fell_back: None,
+                }))
+            }
+            Err(e) => e,
+        };
+        let prev = self.prev_path(agent);
+        let Ok(bytes) = fs::read(&prev) else {
+            return Err(latest_err);
+        };
+        if bytes.is_empty() || verify_bytes(&bytes).is_err() {
+            return Err(latest_err);
+        }
+        let latest = self.path(agent);
+        if latest.exists() {
+            let stamp = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis())
+                .unwrap_or(0);
+            let aside = latest.with_file_name(format!("{SNAPSHOT_FILE}.bad-{stamp}"));
+            fs::rename(&latest, &aside).map_err(|e| {
+                snapshot_err(&latest, format!("keeping the bad snapshot aside: {e}"))
+            })?;
+        }
+        // The previous snapshot becomes the latest again, so the next take rotates it
+        // into `.prev` as usual.
+        fs::copy(&prev, &latest)
+            .map_err(|e| snapshot_err(&latest, format!("restoring the previous one: {e}")))?;
+        Ok(Some(Loaded {
+            bytes,
+            fell_back: Some(latest_err.to_string()),
+        }))
+    }
+
     /// The agent's current snapshot as the bytes of a self-contained database (no WAL
     /// needed), verified first; `None` when the agent has no snapshot.
     ///
@@ -348,6 +395,28 @@ fn backup_all(src: &Connection, dst: &mut Connection) -> Result<(), String> {
 }
 
 /// `PRAGMA integrity_check` must say `ok`, and `sqlite_master` must read.
+/// Verifies `bytes` as a database in a private scratch copy.
+fn verify_bytes(bytes: &[u8]) -> Result<(), String> {
+    let scratch = tempfile::Builder::new()
+        .prefix("gastown-snapshot-")
+        .tempdir()
+        .map_err(|e| format!("create a scratch dir: {e}"))?;
+    let copy = scratch.path().join(SNAPSHOT_FILE);
+    fs::write(&copy, bytes).map_err(|e| format!("write the scratch copy: {e}"))?;
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(&copy, flags).map_err(|e| format!("open: {e}"))?;
+    verify(&conn)
+}
+
+/// A snapshot loaded by [`SnapshotStore::load_with_fallback`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Loaded {
+    /// The database's bytes (self-contained, no WAL needed).
+    pub bytes: Vec<u8>,
+    /// `Some(why the latest was refused)` when these are the previous snapshot's bytes.
+    pub fell_back: Option<String>,
+}
+
 fn verify(conn: &Connection) -> Result<(), String> {
     let problems = (|| -> rusqlite::Result<Vec<String>> {
         let mut stmt = conn.prepare("PRAGMA integrity_check")?;
