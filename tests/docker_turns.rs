@@ -22,11 +22,10 @@ use std::time::Duration;
 use bollard::query_parameters::RemoveContainerOptionsBuilder;
 use bollard::Docker;
 use futures::stream::BoxStream;
-use futures::StreamExt;
+use gastown::actors::test_support::{mayor_status, sqlite_contains, wait_for_event};
 use gastown::actors::{Error, StopReason, TownEvent, TownEventRecord, TurnOptions};
 use gastown::core::{
     AgentId, AgentStatus, ContainerRuntime, ContainerStatus, EnsureDecision, ProviderConfig,
-    TownStore,
 };
 use gastown::docker::test_support::{
     engine, labelled, labelled_volumes, prefix, runtime, town, Cleanup,
@@ -108,51 +107,7 @@ async fn wait_for(
     events: &mut BoxStream<'static, TownEventRecord>,
     wanted: impl Fn(&TownEventRecord) -> bool,
 ) -> TownEventRecord {
-    tokio::time::timeout(GUARD, async {
-        loop {
-            let record = events.next().await.expect("the town's event stream ended");
-            if wanted(&record) {
-                return record;
-            }
-        }
-    })
-    .await
-    .expect("the event did not come")
-}
-
-/// True when some text column of some table of the SQLite file at `db` contains `needle`.
-fn sqlite_contains(db: &Path, needle: &str) -> bool {
-    let conn = rusqlite::Connection::open(db).unwrap();
-    let tables: Vec<String> = conn
-        .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
-    tables.iter().any(|table| {
-        let columns: Vec<String> = conn
-            .prepare(&format!("SELECT name FROM pragma_table_info('{table}')"))
-            .unwrap()
-            .query_map([], |r| r.get(0))
-            .unwrap()
-            .map(Result::unwrap)
-            .collect();
-        columns.iter().any(|column| {
-            let sql = format!(
-                "SELECT count(*) FROM \"{table}\" WHERE CAST(\"{column}\" AS TEXT) LIKE ?1"
-            );
-            let n: i64 = conn
-                .query_row(&sql, [format!("%{needle}%")], |r| r.get(0))
-                .unwrap_or(0);
-            n > 0
-        })
-    })
-}
-
-fn mayor_status(state: &Path) -> AgentStatus {
-    let store = TownStore::open(&state.join("town.db")).unwrap();
-    store.agent(&AgentId::mayor()).unwrap().unwrap().status
+    wait_for_event(events, GUARD, wanted).await
 }
 
 fn status_is(status: AgentStatus) -> impl Fn(&TownEventRecord) -> bool {
@@ -163,11 +118,7 @@ fn status_is(status: AgentStatus) -> impl Fn(&TownEventRecord) -> bool {
 
 /// The text of a turn's reply, bounded by [`GUARD`].
 async fn reply_of(town: &TownHandle, prompt: &str) -> gastown::actors::MayorReply {
-    let turn = town.prompt_mayor(prompt).await.unwrap();
-    tokio::time::timeout(GUARD, turn.reply())
-        .await
-        .expect("the turn hung")
-        .unwrap()
+    gastown::actors::test_support::reply_of(town, prompt, GUARD).await
 }
 
 #[tokio::test]

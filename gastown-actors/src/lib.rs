@@ -59,6 +59,8 @@ mod options;
 mod phases;
 mod ready;
 pub mod telemetry;
+#[doc(hidden)]
+pub mod test_support;
 mod town;
 mod turn;
 

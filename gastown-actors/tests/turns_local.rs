@@ -10,17 +10,16 @@
 
 mod common;
 
-use std::path::Path;
 use std::time::Duration;
 
-use futures::StreamExt;
 use gastown_actors::{
     Error, StopReason, TownEvent, TownEventRecord, TownHandle, TownOptions, TurnOptions,
 };
-use gastown_core::{AgentId, AgentStatus, ContainerRuntime, ProviderConfig, TownId, TownStore};
+use gastown_core::{AgentId, AgentStatus, ContainerRuntime, ProviderConfig, TownId};
 use gastown_scripted_model::{Reply, ScriptedModelServer, DEFAULT_TEXT, MODEL, PROVIDER_ID};
 
 use common::{kilo, local_runtime};
+use gastown_actors::test_support::{mayor_status, reply_of, sqlite_contains, wait_for_event};
 
 /// One real kilo at a time across this file's tests.
 static ONE_KILO: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -40,51 +39,7 @@ async fn wait_for(
     events: &mut futures::stream::BoxStream<'static, TownEventRecord>,
     wanted: impl Fn(&TownEventRecord) -> bool,
 ) -> TownEventRecord {
-    tokio::time::timeout(GUARD, async {
-        loop {
-            let record = events.next().await.expect("the town's event stream ended");
-            if wanted(&record) {
-                return record;
-            }
-        }
-    })
-    .await
-    .expect("the event did not come")
-}
-
-/// True when some text column of some table of the SQLite file at `db` contains `needle`.
-fn sqlite_contains(db: &Path, needle: &str) -> bool {
-    let conn = rusqlite::Connection::open(db).unwrap();
-    let tables: Vec<String> = conn
-        .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
-    tables.iter().any(|table| {
-        let columns: Vec<String> = conn
-            .prepare(&format!("SELECT name FROM pragma_table_info('{table}')"))
-            .unwrap()
-            .query_map([], |r| r.get(0))
-            .unwrap()
-            .map(Result::unwrap)
-            .collect();
-        columns.iter().any(|column| {
-            let sql = format!(
-                "SELECT count(*) FROM \"{table}\" WHERE CAST(\"{column}\" AS TEXT) LIKE ?1"
-            );
-            let n: i64 = conn
-                .query_row(&sql, [format!("%{needle}%")], |r| r.get(0))
-                .unwrap_or(0);
-            n > 0
-        })
-    })
-}
-
-fn mayor_status(state: &Path) -> AgentStatus {
-    let store = TownStore::open(&state.join("town.db")).unwrap();
-    store.agent(&AgentId::mayor()).unwrap().unwrap().status
+    wait_for_event(events, GUARD, wanted).await
 }
 
 #[tokio::test]
@@ -153,11 +108,7 @@ async fn a_prompt_streams_its_reply_to_events_and_the_handle_and_the_snapshot_ho
 
     // The next turn runs in the same session.
     model.set_default(Reply::text("Second answer."));
-    let second = town.prompt_mayor("again").await.unwrap();
-    let second = tokio::time::timeout(GUARD, second.reply())
-        .await
-        .unwrap()
-        .unwrap();
+    let second = reply_of(&town, "again", GUARD).await;
     assert_eq!(second.text, "Second answer.");
     assert_eq!(second.session_id, reply.session_id);
     town.shutdown().await.unwrap();
@@ -182,11 +133,7 @@ async fn an_idle_town_stops_and_a_prompt_wakes_it_with_its_history() {
         .with_pause(false, Duration::ZERO);
     let town = TownHandle::start(options).await.unwrap();
     let mut events = town.events();
-    let first = town.prompt_mayor("remember me").await.unwrap();
-    let first = tokio::time::timeout(GUARD, first.reply())
-        .await
-        .unwrap()
-        .unwrap();
+    let first = reply_of(&town, "remember me", GUARD).await;
 
     wait_for(&mut events, |r| {
         r.event
@@ -203,11 +150,7 @@ async fn an_idle_town_stops_and_a_prompt_wakes_it_with_its_history() {
     );
 
     model.set_default(Reply::text("Welcome back."));
-    let woken = town.prompt_mayor("are you there").await.unwrap();
-    let woken = tokio::time::timeout(GUARD, woken.reply())
-        .await
-        .unwrap()
-        .unwrap();
+    let woken = reply_of(&town, "are you there", GUARD).await;
     assert_eq!(woken.text, "Welcome back.");
     assert_eq!(woken.session_id, first.session_id, "the same session");
     let history = serde_json::to_string(&model.last_messages()).unwrap();
@@ -231,11 +174,7 @@ async fn an_idle_town_is_paused_and_a_prompt_wakes_the_same_server_in_place() {
         .with_pause(true, Duration::from_secs(3600));
     let town = TownHandle::start(options).await.unwrap();
     let mut events = town.events();
-    let first = town.prompt_mayor("remember me").await.unwrap();
-    let first = tokio::time::timeout(GUARD, first.reply())
-        .await
-        .unwrap()
-        .unwrap();
+    let first = reply_of(&town, "remember me", GUARD).await;
     let pid = town.mayor_info().await.unwrap().unwrap().pid.unwrap();
 
     wait_for(&mut events, |r| r.event == TownEvent::ContainerPaused).await;
@@ -264,11 +203,7 @@ async fn an_idle_town_is_paused_and_a_prompt_wakes_the_same_server_in_place() {
     assert_eq!(woken.session_id, first.session_id);
     assert_eq!(town.mayor_info().await.unwrap().unwrap().pid, Some(pid));
     model.set_default(Reply::text("Welcome back."));
-    let again = town.prompt_mayor("are you there").await.unwrap();
-    let again = tokio::time::timeout(GUARD, again.reply())
-        .await
-        .unwrap()
-        .unwrap();
+    let again = reply_of(&town, "are you there", GUARD).await;
     assert_eq!(again.text, "Welcome back.");
     town.shutdown().await.unwrap();
 }
@@ -311,11 +246,7 @@ async fn a_host_side_kill_after_a_turn_loses_nothing_even_without_the_container(
     .await
     .unwrap();
     model.set_default(Reply::text("Still here."));
-    let again = town.prompt_mayor("what did I say").await.unwrap();
-    let again = tokio::time::timeout(GUARD, again.reply())
-        .await
-        .unwrap()
-        .unwrap();
+    let again = reply_of(&town, "what did I say", GUARD).await;
     assert_eq!(
         again.session_id, first.session_id,
         "restored from the snapshot"
@@ -368,11 +299,7 @@ async fn a_failing_provider_is_a_typed_error_and_the_mayor_is_left_waiting() {
 
     // Nothing was lost: the next turn works in the same session.
     model.set_default(Reply::text("Recovered."));
-    let ok = town.prompt_mayor("hi").await.unwrap();
-    let ok = tokio::time::timeout(GUARD, ok.reply())
-        .await
-        .unwrap()
-        .unwrap();
+    let ok = reply_of(&town, "hi", GUARD).await;
     assert_eq!(ok.text, "Recovered.");
     town.shutdown().await.unwrap();
 }
