@@ -11,7 +11,7 @@
 //!   serial schedule of the Gastown cold-start analysis (ARCHITECTURE.md, *Phase path*),
 //!   built from the same phase steps. `floor_ms` is the critical-path
 //!   sum of the script (container start + hydrate + SDK boot + health + session).
-//! - `cold`, `warm_prewarmed`, `warm_model_changed` on the local runtime with the real kilo,
+//! - `cold`, `warm_prewarmed`, `warm_model_changed` (floor: one `noReply` round trip) on the local runtime with the real kilo,
 //!   and on Docker when an engine answers: medians of `--runs` runs (default 5), the actor
 //!   path and a bare sequence without actors (the physical floor) alternating.
 //! - `wake_paused` on the same runtimes: the median of `--runs` `ensure_mayor` calls on a

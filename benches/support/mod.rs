@@ -315,9 +315,10 @@ pub async fn real_warm_prewarmed(
     (median(actor), median(floor))
 }
 
-/// `warm_model_changed`: a live mayor whose model changes: `ensure_mayor` (replace the
-/// server, resume the session, push the model) against the bare replacement (kill, start
-/// kilo with the new config, wait for health, resume the session, send the `noReply`).
+/// `warm_model_changed`: a live mayor whose model changes: `ensure_mayor` (the server is
+/// kept — only the models differ — the session resumed, the model pushed with a `noReply`)
+/// against one `noReply` round trip on a bare running server: the floor of a model change
+/// that is not a restart.
 pub async fn real_warm_model_changed(
     rt: &Arc<dyn ContainerRuntime>,
     options: &MakeOptions<'_>,
@@ -329,7 +330,7 @@ pub async fn real_warm_model_changed(
     let handle = TownHandle::start(options(dir.path(), &town)).await.unwrap();
     handle.ensure_mayor().await.unwrap();
     let bare_town = town_id("model-floor", 0);
-    let mut bare = bare_start(rt, &bare_town, models[1], true).await;
+    let bare = bare_start(rt, &bare_town, models[1], true).await;
     let (mut actor, mut floor) = (Vec::new(), Vec::new());
     for n in 0..runs {
         let model = models[n % 2];
@@ -339,8 +340,6 @@ pub async fn real_warm_model_changed(
         actor.push(ms(t0.elapsed()));
 
         let t0 = Instant::now();
-        bare_stop(bare).await;
-        bare = bare_start(rt, &bare_town, model, false).await;
         bare.client
             .send_no_reply(
                 &bare.session_id,
