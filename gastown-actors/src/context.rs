@@ -165,6 +165,9 @@ pub(crate) struct StartProgress {
     pub(crate) env: Option<AgentEnv>,
     pub(crate) sdk: Option<LiveSdk>,
     pub(crate) session_id: Option<String>,
+    /// The session the agent holds, when a running server is carried into the run (a
+    /// model change): the session phase then only pushes the model onto it.
+    pub(crate) known_session: Option<String>,
     /// The hydrate phase restored the previous snapshot because the latest was bad.
     pub(crate) snapshot_fallback: bool,
     /// The sdk phase reused a running server with the same config hash.

@@ -194,7 +194,36 @@ async fn a_model_change_keeps_the_server_for_every_caller() {
     town.update_mayor_model("anthropic/claude-opus-4.1", None)
         .await
         .unwrap();
+    // Let the first start's background work (AGENTS.md) finish before counting.
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    let from = rt.log().len();
     let (a, b) = tokio::join!(town.ensure_mayor(), town.ensure_mayor());
+    // The change costs one `noReply` (the model pushed onto the session) and nothing
+    // else the container would see: no exec, no file read, no session list.
+    let requests: Vec<_> = rt.log()[from..]
+        .iter()
+        .map(|e| e.kind.clone())
+        .filter(|k| {
+            matches!(
+                k,
+                SimEventKind::Exec { .. }
+                    | SimEventKind::FileRead { .. }
+                    | SimEventKind::SdkCall { .. }
+                    | SimEventKind::Spawn { .. }
+            )
+        })
+        .collect();
+    assert_eq!(requests.len(), 1, "{requests:?}");
+    assert!(
+        matches!(
+            requests[0],
+            SimEventKind::SdkCall {
+                op: gastown_core::simulated::SdkOp::SendNoReply,
+                ..
+            }
+        ),
+        "{requests:?}"
+    );
     let (a, b) = (a.unwrap(), b.unwrap());
     assert_eq!(
         rt.spawns_of("kilo"),

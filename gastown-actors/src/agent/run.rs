@@ -70,14 +70,16 @@ impl AgentState {
             .min()
             .unwrap_or_else(Instant::now);
         let (machine, _first) = StartRun::begin(self.ctx.parts.options.retry);
+        // The cache: a running server (only after a model change) is carried into the run;
+        // the sdk phase keeps it when only the models differ, replaces it otherwise.
+        let carried = self.take_live();
         self.mode = Mode::Starting(Box::new(Run {
             id: self.next_id(),
             decision,
             started,
             progress: StartProgress {
-                // The cache: a running server with an equal config hash is reused by the
-                // sdk phase, a different one replaced.
-                sdk: self.take_live(),
+                known_session: carried.as_ref().and(self.session_id.clone()),
+                sdk: carried,
                 push_model,
                 ..StartProgress::default()
             },

@@ -13,6 +13,11 @@ pub(super) async fn run(ctx: &AgentContext, mut progress: StartProgress) -> Resu
     let town = &ctx.parts.town;
     let layout = &ctx.layout;
     let db = layout.kilo_db();
+    if progress.sdk.is_some() {
+        // A running server carried into this run (a model change): its data dir and
+        // kilo.db are in the container and in use; nothing to restore, no round trip.
+        return Ok(progress);
+    }
     if rt.file_exists(town, &db).await? {
         tracing::debug!(town = %town, agent = %ctx.spec.id, "kilo.db already in the container");
         return Ok(progress);

@@ -4,13 +4,21 @@
 use gastown_core::sdk::newest_session;
 use gastown_core::Result;
 
-use crate::context::{AgentContext, StartProgress};
+use crate::context::{AgentContext, LiveSdk, StartProgress};
 
 pub(super) async fn run(ctx: &AgentContext, mut progress: StartProgress) -> Result<StartProgress> {
     let live = progress
         .sdk
         .as_ref()
         .expect("the sdk phase runs before the session phase");
+    if let (Some(id), true) = (progress.known_session.clone(), progress.push_model) {
+        // A model change on a kept server: its session is the one the agent holds; only
+        // the new model goes onto it (one `noReply` round trip).
+        push_model(ctx, live, &id).await?;
+        progress.push_model = false;
+        progress.session_id = Some(id);
+        return Ok(progress);
+    }
     let sessions = live.client.list_sessions().await?;
     let remembered = ctx
         .parts
@@ -26,12 +34,18 @@ pub(super) async fn run(ctx: &AgentContext, mut progress: StartProgress) -> Resu
         None => live.client.create_session(ctx.spec.id.as_str()).await?.id,
     };
     if progress.push_model {
-        // A resumed session keeps the model it was created with; record the new one.
-        let model = gastown_core::ModelRef::parse(&ctx.spec.model)?;
-        let text = format!("[gastown] model changed to {}", ctx.spec.model);
-        live.client.send_no_reply(&id, &model, &text).await?;
+        push_model(ctx, live, &id).await?;
         progress.push_model = false;
     }
     progress.session_id = Some(id);
     Ok(progress)
+}
+
+/// A resumed session keeps the model it was created with: record the new one on it with
+/// a `noReply` message.
+async fn push_model(ctx: &AgentContext, live: &LiveSdk, session_id: &str) -> Result<()> {
+    let model = gastown_core::ModelRef::parse(&ctx.spec.model)?;
+    let text = format!("[gastown] model changed to {}", ctx.spec.model);
+    live.client.send_no_reply(session_id, &model, &text).await?;
+    Ok(())
 }

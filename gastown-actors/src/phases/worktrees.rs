@@ -55,6 +55,11 @@ const GITCONFIG: &str =
     "[safe]\n\tdirectory = *\n[user]\n\tname = gastown\n\temail = gastown@localhost\n";
 
 pub(super) async fn run(ctx: &AgentContext, progress: StartProgress) -> Result<StartProgress> {
+    if progress.sdk.is_some() {
+        // A running server carried into this run (a model change) was started in this
+        // workspace: it exists, with the polecat's worktree.
+        return Ok(progress);
+    }
     ensure_workspace(ctx).await?;
     // The mayor's AGENTS.md and browse worktrees are background work (see
     // refresh_browse_worktrees); only a polecat's own worktree is on its critical path.
