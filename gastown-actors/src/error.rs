@@ -153,13 +153,18 @@ pub enum Error {
         /// Which actor.
         actor: &'static str,
     },
-    /// A blocking task (a snapshot copy) panicked or was cancelled.
-    #[error("{context}: {source}")]
-    Task {
-        /// What the task was doing.
-        context: &'static str,
-        /// tokio's error.
-        #[source]
-        source: tokio::task::JoinError,
-    },
+}
+
+impl Error {
+    /// The answer of a call to an actor of the tree whose reply is itself a `Result`; a
+    /// call the actor never answered (it stopped) is [`Error::Unreachable`].
+    pub(crate) fn from_call<T, M>(
+        call: std::result::Result<ractor::rpc::CallResult<Result<T>>, ractor::MessagingErr<M>>,
+        actor: &'static str,
+    ) -> Result<T> {
+        match call {
+            Ok(ractor::rpc::CallResult::Success(r)) => r,
+            _ => Err(Error::Unreachable { actor }),
+        }
+    }
 }

@@ -104,10 +104,7 @@ impl ContainerState {
         let events = self.parts.events.clone();
         tokio::spawn(async move {
             let results = futures::future::join_all(agents.iter().map(|a| async move {
-                match a.call(AgentMsg::Drain, None).await {
-                    Ok(CallResult::Success(r)) => r,
-                    _ => Err(Error::Unreachable { actor: "agent" }),
-                }
+                Error::from_call(a.call(AgentMsg::Drain, None).await, "agent")
             }))
             .await;
             let result = match results.into_iter().find_map(|r| r.err()) {

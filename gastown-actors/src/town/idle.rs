@@ -119,10 +119,7 @@ impl TownState {
                     None,
                 )
                 .await;
-            let result = match drained {
-                Ok(CallResult::Success(r)) => r,
-                _ => Err(Error::Unreachable { actor: "container" }),
-            };
+            let result = Error::from_call(drained, "container");
             let _ = container.stop_and_wait(None, None).await;
             let _ = me.cast(TownMsg::IdleStopDone(result));
         });

@@ -445,19 +445,17 @@ impl Actor for TownActor {
                 let me = myself.clone();
                 tokio::spawn(async move {
                     let result = match &container {
-                        Some(c) => match c
-                            .call(
+                        Some(c) => Error::from_call(
+                            c.call(
                                 |reply| ContainerMsg::Drain {
                                     reason: StopReason::Shutdown,
                                     reply,
                                 },
                                 None,
                             )
-                            .await
-                        {
-                            Ok(CallResult::Success(r)) => r,
-                            _ => Err(Error::Unreachable { actor: "container" }),
-                        },
+                            .await,
+                            "container",
+                        ),
                         None => Ok(()),
                     };
                     if let Some(c) = container {

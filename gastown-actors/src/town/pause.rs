@@ -6,7 +6,6 @@
 //! that finds the container gone (removed or killed while frozen) falls back to a cold
 //! start from the snapshots (`ARCHITECTURE.md`, *Lifecycle timings*).
 
-use ractor::rpc::CallResult;
 use ractor::ActorRef;
 use tokio::time::Instant;
 
@@ -35,10 +34,8 @@ impl TownState {
         let town = self.parts.town.clone();
         tokio::spawn(async move {
             let started = Instant::now();
-            let result = match container.call(ContainerMsg::Pause, None).await {
-                Ok(CallResult::Success(r)) => r,
-                _ => Err(Error::Unreachable { actor: "container" }),
-            };
+            let result =
+                Error::from_call(container.call(ContainerMsg::Pause, None).await, "container");
             if let Ok(true) = result {
                 telemetry::timing(
                     telemetry::CONTAINER_PAUSE_MS,
@@ -99,10 +96,10 @@ impl TownState {
         let me = myself.clone();
         tokio::spawn(async move {
             let started = Instant::now();
-            let resumed = match container.call(ContainerMsg::Resume, None).await {
-                Ok(CallResult::Success(r)) => r,
-                _ => Err(Error::Unreachable { actor: "container" }),
-            };
+            let resumed = Error::from_call(
+                container.call(ContainerMsg::Resume, None).await,
+                "container",
+            );
             let result = match resumed {
                 Ok(()) => Ok(started.elapsed().as_millis() as u64),
                 Err(e) => {
