@@ -100,12 +100,7 @@ async fn the_cadence_follows_active_work_and_an_idle_town_gets_no_probe() {
     // a probe every 5 s.
     let store = TownStore::open(&state.join("town.db")).unwrap();
     store
-        .insert_bead(&BeadRecord::issue(
-            BeadId::new("b-1").unwrap(),
-            "",
-            "",
-            0,
-        ))
+        .insert_bead(&BeadRecord::issue(BeadId::new("b-1").unwrap(), "", "", 0))
         .unwrap();
     tokio::time::sleep(Duration::from_secs(300)).await;
     let before = health_probes(&rt);
