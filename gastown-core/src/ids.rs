@@ -158,6 +158,14 @@ macro_rules! id_type {
                 &self.0
             }
         }
+
+        /// Looks the id up by its text in maps keyed by it (an agent's hook is stored as
+        /// text): its `Eq`, `Ord` and `Hash` are those of the `String` it wraps.
+        impl std::borrow::Borrow<str> for $name {
+            fn borrow(&self) -> &str {
+                &self.0
+            }
+        }
     };
 }
 
@@ -219,14 +227,6 @@ id_type!(
     bead_rule,
     "holds a character outside `[A-Za-z0-9._-]` or starts with `.` or `-`"
 );
-
-/// A [`BeadId`] is looked up by its text in maps keyed by it (an agent's hook is stored
-/// as text): its `Eq`, `Ord` and `Hash` are those of the `String` it wraps.
-impl std::borrow::Borrow<str> for BeadId {
-    fn borrow(&self) -> &str {
-        &self.0
-    }
-}
 
 impl AgentId {
     /// The id every town gives its mayor: `mayor`.

@@ -99,6 +99,9 @@ impl ReconcileState {
 /// A store change, applied in one transaction with the event's processed mark
 /// (`TownStore::apply_reconciled`).
 #[derive(Debug, Clone, PartialEq, Eq)]
+// A handful of actions per event: the copy a `Box<BeadRecord>` would save is not worth
+// the indirection in every match of the actor layer.
+#[allow(clippy::large_enum_variant)]
 pub enum Action {
     /// Insert the bead, or replace every column of the existing one with its id.
     PutBead(BeadRecord),
