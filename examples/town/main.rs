@@ -35,11 +35,13 @@
 //! scripts/run-example.sh --prompt "Which rigs do you see?" --rig /path/to/repo --rig https://host/repo.git
 //! ANTHROPIC_API_KEY=… scripts/run-example.sh --model anthropic/claude-sonnet-4-6
 //! scripts/run-example.sh --model anthropic/claude-haiku-4-5 --provider-key "$KEY"
+//! scripts/run-example.sh --bead "add a file" --json   # a polecat commits it (beads.rs)
 //! ```
 //!
 //! Rigs default to this project's own git repository. Exits non-zero on any failure,
 //! including a failed turn and a resumed session id that differs from the first.
 
+mod beads;
 mod model;
 
 use std::io::Write;
@@ -102,6 +104,11 @@ pub(crate) struct Args {
     /// The longest one turn may run, in seconds, before the town aborts it.
     #[arg(long, default_value_t = 60)]
     pub(crate) turn_timeout: u64,
+    /// A bead to sling to the first rig after the mayor's first reply (repeatable): a
+    /// polecat commits it on its own branch (with the scripted model: one `bash` tool
+    /// call); prints `bead_done` per bead.
+    #[arg(long = "bead")]
+    pub(crate) beads: Vec<String>,
 }
 
 #[tokio::main]
@@ -197,6 +204,10 @@ async fn round(
             );
         }
         let reply = prompt_mayor(args, &town, name, &model.name, prompt).await?;
+        if first && !args.beads.is_empty() {
+            let rig = &config.rigs.first().context("--bead needs a rig")?.id;
+            beads::run(args, &town, model, rig).await?;
+        }
         if first {
             let id = town
                 .send_mayor_message("Hello mayor: remember this town.")

@@ -12,7 +12,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use gastown_core::policy::{idle_exit_after, DispatchRetry};
-use gastown_core::reconciler::{reconcile, sweep, Action, Effect, ReconcileState};
+use gastown_core::reconciler::{reconcile, sweep, Effect, ReconcileState};
 use gastown_core::{AgentId, AgentStatus, BeadStatus, Result, Role, TownStore};
 
 use crate::options::IdleExit;
@@ -59,13 +59,13 @@ pub(crate) fn run(
             tracing::info!(event = id, kind = event.kind(), %missing, "reconciler: terminal event");
         }
         store.apply_reconciled(Some(id), &result.actions)?;
-        apply_to_state(&mut state, &result.actions);
+        state.apply(&result.actions);
         out.effects.extend(result.effects);
     }
     let running: BTreeSet<AgentId> = store.registry()?.into_iter().map(|e| e.agent).collect();
     let swept = sweep(&state, now_ms, draining);
     store.apply_reconciled(None, &swept.actions)?;
-    apply_to_state(&mut state, &swept.actions);
+    state.apply(&swept.actions);
     // Idle exits are decided here, with the town's windows (tests shorten them); only a
     // registered worker runs, so one that exited already never exits again.
     out.effects.extend(
@@ -116,28 +116,6 @@ fn exit_due(
             Some((a.id.clone(), since + after.as_millis() as i64))
         })
         .collect()
-}
-
-/// The in-memory state after `actions`, so the next event of the tick sees them.
-fn apply_to_state(state: &mut ReconcileState, actions: &[Action]) {
-    for action in actions {
-        match action {
-            Action::PutBead(bead) => {
-                state.beads.insert(bead.id.clone(), bead.clone());
-            }
-            Action::SetAgentStatus { agent, status } => {
-                if let Some(a) = state.agents.get_mut(agent) {
-                    a.status = *status;
-                }
-            }
-            Action::SetHook { agent, hook } => {
-                if let Some(a) = state.agents.get_mut(agent) {
-                    a.hook = hook.as_ref().map(|h| h.to_string());
-                }
-            }
-            Action::Unregister { .. } => {}
-        }
-    }
 }
 
 /// The soonest idle exit still ahead, or retry of a failed dispatch.
