@@ -40,7 +40,7 @@ pub const TOKEN_FILE_VAR: &str = "GASTOWN_CONTAINER_TOKEN_FILE";
 /// | `external_directory` | ask outside the project (and kilo's own dirs) | allow | the container is the boundary |
 /// | `doom_loop` | ask (same tool call 3 times in a row) | allow | as Kilo Gastown's container does |
 /// | `webfetch` | allow | allow | as Kilo Gastown's container does |
-/// | `recall`, `kilo_memory_recall`, `kilo_memory_save` | ask | allow | kilo's memory tools; nobody answers |
+/// | `recall`, `kilo_memory_recall`, `kilo_memory_save` | ask | allow | kilo's session-recall and memory tools; nobody answers |
 /// | `question`, `suggest`, `plan_enter` | allow for the `code` agent | deny | they wait for a person's answer or choice |
 ///
 /// `bash`, `edit`, `webfetch`, `doom_loop` and `external_directory` allowed is what Kilo
@@ -130,16 +130,20 @@ pub fn build_agent_env(input: &AgentEnvInput<'_>) -> AgentEnv {
 ///
 /// The launcher's config variable (`KILO_CONFIG_CONTENT`) is
 /// `{"model":MODEL,"small_model":SMALL_MODEL,"provider":{ID:ENTRY,…}}`, `provider` only when
-/// `providers` is non-empty. An [unattended](is_unattended) role's config (polecat,
-/// refinery) also has `"permission"` = [`UNATTENDED_PERMISSIONS`], so its tools run with no
-/// prompt, and `"snapshot": false`: kilo's own snapshot — a git store of the worktree
-/// taken at every step so a person can undo a turn's file changes — costs a tool-using
-/// turn about 2–3 s (kilo 7.7.9, measured here: turns after the first 0.5–1.6 s without
-/// it, 1.4–5.5 s with it, on a loaded 2-core host), and nobody undoes a worker's turn:
-/// gastown reads its commits. The mayor keeps kilo's defaults. A provider with an [`api_key`](ProviderConfig::api_key) gets
+/// `providers` is non-empty. A provider with an [`api_key`](ProviderConfig::api_key) gets
 /// `options.apiKey = "{env:VAR}"` in its entry and its own secret variable
 /// `VAR` = [`ProviderConfig::key_var`]`(ID)`, so the config text itself never holds a key.
 /// Credentials are set last and win over a provider key variable of the same name.
+///
+/// An [unattended](is_unattended) role's config (polecat, refinery) also has
+/// `"permission"` = [`UNATTENDED_PERMISSIONS`], so its tools run with no prompt, and
+/// `"snapshot": false`. kilo's snapshot is a git store of the worktree that kilo updates
+/// at every step of a turn so that a person can undo the turn's file changes (its
+/// `revert`); nobody undoes a worker's turn — gastown reads its commits — and the
+/// snapshot costs a tool-using turn about 2–3 s (kilo 7.7.9, measured here on a loaded
+/// 2-core host: a write-and-commit turn after the first took 0.5–1.6 s without it,
+/// 1.4–5.5 s with it; its first turn also showed "Initializing snapshot…"). The mayor
+/// keeps kilo's defaults: a person talks to it.
 pub fn build_agent_env_with_providers(
     input: &AgentEnvInput<'_>,
     providers: &BTreeMap<String, ProviderConfig>,
