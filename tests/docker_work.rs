@@ -19,8 +19,8 @@ use std::time::Duration;
 use gastown::actors::{IdleExit, TurnOptions};
 use gastown::core::store::{BeadKind, BeadRecord};
 use gastown::core::{
-    AgentId, AgentLayout, BeadId, BeadStatus, CommandSpec, ContainerRuntime, ProviderConfig,
-    RigId, TownStore,
+    AgentId, AgentLayout, BeadId, BeadStatus, CommandSpec, ContainerRuntime, ProviderConfig, RigId,
+    TownStore,
 };
 use gastown::docker::test_support::{bridge_gateway, engine, prefix, runtime, town, Cleanup, PATH};
 use gastown::docker::DockerRuntime;
@@ -56,7 +56,10 @@ fn host_rig(dir: &Path) -> RigConfig {
     std::fs::write(repo.join("README.md"), "# rig\n").unwrap();
     git(&["add", "."]);
     git(&["commit", "-q", "-m", "first"]);
-    RigConfig::new(RigId::new("app").unwrap(), repo.to_string_lossy().into_owned())
+    RigConfig::new(
+        RigId::new("app").unwrap(),
+        repo.to_string_lossy().into_owned(),
+    )
 }
 
 fn options(
@@ -126,13 +129,22 @@ async fn a_slung_bead_is_committed_in_the_container_reviewed_and_resumed_after_a
     let state = dir.path().join("state");
     let town_id = town("work");
     // Long windows first: the polecat is still registered when the town restarts.
-    let town = TownHandle::start(options(&town_id, &rig, &model, &state, &rt, IdleExit::default()))
-        .await
-        .unwrap();
+    let town = TownHandle::start(options(
+        &town_id,
+        &rig,
+        &model,
+        &state,
+        &rt,
+        IdleExit::default(),
+    ))
+    .await
+    .unwrap();
     town.ensure_mayor().await.unwrap();
     model.push(Reply::bash(COMMIT));
     model.push(Reply::text("Committed hello.txt."));
-    let bead = town.create_bead("add hello", "Add a hello.txt file.").unwrap();
+    let bead = town
+        .create_bead("add hello", "Add a hello.txt file.")
+        .unwrap();
     let slung = town.sling(&bead.id, &rig.id).await.unwrap();
     let done = wait_for_status(&town, &bead.id, BeadStatus::InReview).await;
 

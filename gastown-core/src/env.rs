@@ -42,6 +42,7 @@ pub const TOKEN_FILE_VAR: &str = "GASTOWN_CONTAINER_TOKEN_FILE";
 /// | `webfetch` | allow | allow | as Kilo Gastown's container does |
 /// | `recall`, `kilo_memory_recall`, `kilo_memory_save` | ask | allow | kilo's session-recall and memory tools; nobody answers |
 /// | `question`, `suggest`, `plan_enter` | allow for the `code` agent | deny | they wait for a person's answer or choice |
+/// | `schedule_wakeup`, `cron_create`, `goal` | offered | deny | they start turns of their own later: a worker's turn ends when its work does, and the town reads its branch then |
 ///
 /// `bash`, `edit`, `webfetch`, `doom_loop` and `external_directory` allowed is what Kilo
 /// Gastown's container gives its agents (`HEADLESS_PERMISSIONS`, Kilo Gastown code); the
@@ -49,17 +50,20 @@ pub const TOKEN_FILE_VAR: &str = "GASTOWN_CONTAINER_TOKEN_FILE";
 /// project's `kilo_tools` test, which asserts that no `ask` rule of the `code` agent
 /// survives them. The user's `permission` rules come last in each agent's rule list and
 /// the last matching rule wins, so these override kilo's defaults.
-pub const UNATTENDED_PERMISSIONS: [(&str, &str); 12] = [
+pub const UNATTENDED_PERMISSIONS: [(&str, &str); 15] = [
     ("bash", "allow"),
+    ("cron_create", "deny"),
     ("doom_loop", "allow"),
     ("edit", "allow"),
     ("external_directory", "allow"),
+    ("goal", "deny"),
     ("kilo_memory_recall", "allow"),
     ("kilo_memory_save", "allow"),
     ("plan_enter", "deny"),
     ("question", "deny"),
     ("read", "allow"),
     ("recall", "allow"),
+    ("schedule_wakeup", "deny"),
     ("suggest", "deny"),
     ("webfetch", "allow"),
 ];
