@@ -24,7 +24,7 @@ use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 
 use common::{kilo, local_runtime, RecordingRuntime};
 
-/// Host restarts per run (the reproduction used ten).
+/// Restarts per run: ten, so a leak of one server per restart shows as ten.
 const CYCLES: usize = 10;
 /// A bound on one answer of the child host (a kilo boot, a turn): a hang guard only.
 const GUARD: Duration = Duration::from_secs(180);

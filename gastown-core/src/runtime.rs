@@ -252,10 +252,11 @@ pub trait ContainerRuntime: Send + Sync + fmt::Debug + 'static {
     /// reach it (`127.0.0.1` locally, `0.0.0.0` in Docker).
     fn sdk_bind_host(&self) -> &str;
 
-    /// The pid an SDK server should watch and exit with (kilo's `KILO_PARENT_PID`), when
-    /// the server runs as a host process whose parent is this process (the local runtime:
-    /// a second line of defence against orphans if this process dies). `None` (the
-    /// default) elsewhere: inside a container the host's pid means nothing.
+    /// The pid an SDK server should watch and exit with (kilo's `KILO_PARENT_PID`), for a
+    /// backend whose servers must not outlive this process. `None` (the default, and every
+    /// backend here): a server that outlives a crashed host is adopted by the next one
+    /// through the runtime's process records ([`adopt`](Self::adopt)), and inside a
+    /// container the host's pid means nothing.
     fn sdk_parent_pid(&self) -> Option<u32> {
         None
     }

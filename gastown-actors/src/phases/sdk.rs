@@ -259,12 +259,18 @@ pub(crate) async fn stop_server(process: &dyn ProcessHandle, grace: Duration) {
     }
 }
 
+/// Kills a booting SDK server when dropped before [`disarm`](Self::disarm): the phase
+/// erred or timed out (its future dropped). The kill runs in a task of its own, since a
+/// drop cannot wait; `reap_booting` is what waits for it before the attempt reports.
 struct KillOnDrop {
+    /// The server, until the phase hands it over.
     handle: Option<Arc<dyn ProcessHandle>>,
+    /// SIGTERM to SIGKILL, the town's stop grace.
     grace: Duration,
 }
 
 impl KillOnDrop {
+    /// Armed: dropping it kills `handle` with `grace`.
     fn new(handle: Arc<dyn ProcessHandle>, grace: Duration) -> Self {
         Self {
             handle: Some(handle),
@@ -272,6 +278,7 @@ impl KillOnDrop {
         }
     }
 
+    /// The server is healthy and owned by the caller now: nothing is killed.
     fn disarm(mut self) -> Arc<dyn ProcessHandle> {
         self.handle.take().expect("armed")
     }
