@@ -61,8 +61,8 @@ pub use phase::StartupPhase;
 pub use report::{EnsureDecision, PhaseTiming, StartupReport};
 pub use role::Role;
 pub use runtime::{
-    ContainerInfo, ContainerOptions, ContainerRuntime, ContainerRuntimeExt, ExecOutput, Mount,
-    OutputLine, ProcessHandle, SpawnedProcess, Stream,
+    AdoptedProcess, ContainerInfo, ContainerOptions, ContainerRuntime, ContainerRuntimeExt,
+    ExecOutput, Mount, OutputLine, ProcessHandle, ProcessLabel, SpawnedProcess, Stream,
 };
 pub use secret::Secret;
 pub use status::{AgentStatus, BeadKind, BeadStatus, ContainerStatus, ProcessStatus};

@@ -82,6 +82,26 @@ impl ContainerRuntime for RecordingRuntime {
             .push((cmd.program.clone(), p.handle.pid()));
         Ok(p)
     }
+    async fn spawn_labelled(
+        &self,
+        town: &TownId,
+        cmd: &CommandSpec,
+        label: &gastown_core::ProcessLabel,
+        grace: Duration,
+    ) -> gastown_core::Result<SpawnedProcess> {
+        let p = self.inner.spawn_labelled(town, cmd, label, grace).await?;
+        self.spawned
+            .lock()
+            .push((cmd.program.clone(), p.handle.pid()));
+        Ok(p)
+    }
+    async fn adopt(
+        &self,
+        town: &TownId,
+        agent: &str,
+    ) -> gastown_core::Result<Option<gastown_core::AdoptedProcess>> {
+        self.inner.adopt(town, agent).await
+    }
     async fn endpoint(&self, town: &TownId, port: u16) -> gastown_core::Result<String> {
         self.inner.endpoint(town, port).await
     }
