@@ -107,6 +107,13 @@ impl Stop {
         Ok(Stop { first })
     }
 
+    /// A stop already requested by `signal`, watching no signal (a test double of a
+    /// signalled host, for the examples' tests).
+    pub(crate) fn requested_by(signal: StopSignal) -> Stop {
+        let (_, first) = watch::channel(Some(signal));
+        Stop { first }
+    }
+
     /// The first signal, once it came (at once if it already did).
     pub(crate) async fn requested(&self) -> StopSignal {
         let mut first = self.first.clone();
