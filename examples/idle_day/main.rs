@@ -61,7 +61,7 @@ use std::time::Duration;
 use clap::Parser;
 use gastown::core::simulated::{SdkOp, SimEvent, SimEventKind, SimScript, SimulatedRuntime};
 use gastown::core::store::BeadRecord;
-use gastown::core::{BeadStatus, TownConfig, TownId, TownStore};
+use gastown::core::{TownConfig, TownId, TownStore};
 use gastown::{TownHandle, TownOptions};
 use tokio::time::Instant;
 
@@ -325,12 +325,12 @@ async fn day_of(policy: Policy, day: Duration, stop: Option<&Stop>) -> anyhow::R
 /// closed.
 fn mayor_always_working(state: &Path) -> anyhow::Result<TownStore> {
     let store = TownStore::open(&state.join("town.db"))?;
-    store.insert_bead(&BeadRecord {
-        id: "seed-mayor-always-working".into(),
-        kind: "issue".into(),
-        status: BeadStatus::Open,
-        assignee: None,
-    })?;
+    store.insert_bead(&BeadRecord::issue(
+        gastown::core::BeadId::new("seed-mayor-always-working")?,
+        "the seeds' always-working mayor",
+        "",
+        0,
+    ))?;
     Ok(store)
 }
 

@@ -127,6 +127,36 @@ pub struct TownOptions {
     pub paused_bytes: u64,
     /// Limits on real turns ([`TownHandle::prompt_mayor`](crate::TownHandle::prompt_mayor)).
     pub turns: TurnOptions,
+    /// How long an idle worker lives before it exits (default: polecat 120 s, refinery
+    /// 600 s — Kilo Gastown; `ARCHITECTURE.md`, *Lifecycle timings*).
+    pub idle_exit: IdleExit,
+}
+
+/// How long a worker may sit with an idle session before it exits: its server stops, its
+/// `kilo.db` is snapshotted, it leaves the registry. The mayor never idle-exits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct IdleExit {
+    /// A polecat's window (default 120 s, Kilo Gastown #1450's 2-minute timer).
+    pub polecat: Duration,
+    /// A refinery's window (default 600 s, Kilo Gastown code).
+    pub refinery: Duration,
+}
+
+impl Default for IdleExit {
+    fn default() -> Self {
+        Self {
+            polecat: gastown_core::policy::heartbeat::POLECAT_IDLE_EXIT,
+            refinery: gastown_core::policy::heartbeat::REFINERY_IDLE_EXIT,
+        }
+    }
+}
+
+impl IdleExit {
+    /// Both windows (tests shorten them to see a real worker exit).
+    pub fn new(polecat: Duration, refinery: Duration) -> Self {
+        Self { polecat, refinery }
+    }
 }
 
 impl fmt::Debug for TownOptions {
@@ -159,7 +189,14 @@ impl TownOptions {
             paused_budget: None,
             paused_bytes: 600 * 1024 * 1024,
             stop_paused_after: Duration::from_secs(30 * 60),
+            idle_exit: IdleExit::default(),
         }
+    }
+
+    /// Sets the workers' idle-exit windows (see [`TownOptions::idle_exit`]).
+    pub fn with_idle_exit(mut self, idle_exit: IdleExit) -> Self {
+        self.idle_exit = idle_exit;
+        self
     }
 
     /// Passes each agent the first credential `chain` resolves, in the variable `var`.

@@ -17,6 +17,8 @@
 //! - [`report`]: the startup report and the ensure decision.
 //! - [`policy`]: pure lifecycle decisions (ensure, active work, alarm cadence, idle stop,
 //!   token refresh, heartbeats, dispatch retry).
+//! - [`reconciler`]: the pure reconciler — queued events and the per-tick sweep turned into
+//!   store actions and effects for the actors (beads dispatched, retried, reviewed).
 //! - [`credentials`]: the git credential chain (personal → integration → stored).
 //! - `conformance` (feature `conformance`): the checks every runtime must pass.
 //! - `simulated` (feature `simulated`): a simulated runtime and SDK servers (test doubles)
@@ -38,6 +40,7 @@ pub mod layout;
 pub mod path;
 pub mod phase;
 pub mod policy;
+pub mod reconciler;
 pub mod report;
 pub mod role;
 pub mod runtime;
@@ -53,7 +56,7 @@ pub mod token;
 pub use command::{CommandSpec, Word};
 pub use config::{ModelRef, ProviderConfig, RigConfig, SdkLauncher, TownConfig};
 pub use error::{Error, Result};
-pub use ids::{AgentId, RigId, TownId};
+pub use ids::{AgentId, BeadId, RigId, TownId};
 pub use layout::AgentLayout;
 pub use path::ContainerPath;
 pub use phase::StartupPhase;
@@ -64,5 +67,5 @@ pub use runtime::{
     OutputLine, ProcessHandle, SpawnedProcess, Stream,
 };
 pub use secret::Secret;
-pub use status::{AgentStatus, BeadStatus, ContainerStatus, ProcessStatus};
+pub use status::{AgentStatus, BeadKind, BeadStatus, ContainerStatus, ProcessStatus};
 pub use store::TownStore;

@@ -13,6 +13,7 @@ mod probe;
 mod run;
 mod turn;
 mod watch;
+mod work;
 
 pub(crate) use msg::{AgentMsg, SessionRequest, Waiter};
 pub(crate) use watch::live_watchers;

@@ -16,6 +16,7 @@ use tokio::time::Instant;
 use crate::agent::{AgentActor, AgentMsg, SessionRequest, Waiter};
 
 mod drain;
+mod exit;
 use crate::boot::{BootReport, MayorBoot};
 use crate::context::{AgentContext, AgentSpec, TownParts};
 use crate::error::{Error, Result};
@@ -65,6 +66,11 @@ pub(crate) enum ContainerMsg {
     /// The mayor's boot work finished (for boot number `.0`): open the gate, resume the
     /// others.
     GateOpen(u64, Box<BootReport>, Vec<AgentSpec>),
+    /// Stop one worker for good (idle exit, failed dispatch): see `container/exit.rs`.
+    ExitAgent {
+        /// The worker.
+        agent: AgentId,
+    },
     /// Drain every agent (stop + snapshot), then remove the container.
     Drain {
         /// Why the container goes away (told to event subscribers).
@@ -234,6 +240,7 @@ impl Actor for ContainerActor {
             ContainerMsg::IsWarm(reply) => {
                 let _ = reply.send(matches!(state.gate, Gate::Open(_)) && !state.draining);
             }
+            ContainerMsg::ExitAgent { agent } => state.on_exit_agent(agent),
             ContainerMsg::Drain { reason, reply } => state.on_drain(&myself, reason, reply).await,
         }
         Ok(())
@@ -403,14 +410,7 @@ impl ContainerState {
         let others: Vec<AgentSpec> = registry
             .iter()
             .filter(|e| e.role != Role::Mayor)
-            .map(|e| {
-                AgentSpec::worker(
-                    e.agent.clone(),
-                    e.role,
-                    &self.mayor.model,
-                    &self.mayor.small_model,
-                )
-            })
+            .map(|e| AgentSpec::from_registry(e, &self.mayor.model, &self.mayor.small_model))
             .collect();
         // Callers waiting on an earlier boot of a container that was replaced meanwhile
         // wait for this one.

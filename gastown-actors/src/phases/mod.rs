@@ -7,14 +7,16 @@
 //! of killing the agent), and reports through a callback, so this module never names the
 //! AgentActor's message type.
 
+mod branch_store;
 mod hydrate;
 mod sdk;
 mod session;
 mod token;
 mod worktrees;
 
+pub(crate) use branch_store::save as save_branch;
 pub(crate) use sdk::{stop_sdk, stop_server};
-pub(crate) use worktrees::{refresh_browse_worktrees, BrowseOutcome};
+pub(crate) use worktrees::{git, refresh_browse_worktrees, BrowseOutcome, BRANCH_EXISTS};
 
 use std::time::Duration;
 

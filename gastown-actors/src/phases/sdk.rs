@@ -77,7 +77,7 @@ pub(super) async fn run(ctx: &AgentContext, mut progress: StartProgress) -> Resu
             .arg(port.to_string())
             .args(["--hostname", rt.sdk_bind_host()])
             .envs(env.vars.clone())
-            .cwd(ctx.layout.workspace());
+            .cwd(ctx.work_dir());
         if let Some(pid) = rt.sdk_parent_pid() {
             // Outside the config hash: a restarted host must not look like a new config.
             cmd = cmd.env("KILO_PARENT_PID", pid.to_string());
