@@ -22,7 +22,12 @@
 //! Run it: `cargo run --release --example cold_start_report -- [--json] [--runs N]
 //! [--runtime all|simulated|local|docker]` (kilo from `scripts/install-kilo.sh`; Docker from
 //! `scripts/ensure-docker.sh`).
+//!
+//! SIGTERM or ctrl-c stops it after the measurement in flight, whose towns shut down
+//! (drain) as every measurement's do; a second signal exits at once.
 
+#[path = "support/stop.rs"]
+mod stop;
 #[path = "../benches/support/mod.rs"]
 mod support;
 
@@ -58,6 +63,7 @@ struct Args {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    let stop = stop::Stop::install("finishing the measurement in flight (its towns drain)")?;
     let mut rows = Vec::new();
     let mut emit = |row: Row| {
         if args.json {
@@ -115,24 +121,28 @@ fn main() -> anyhow::Result<()> {
             .with_program("kilo", kilo_bin)
             .build(),
         );
-        real.block_on(real_rows(&rt, "local", args.runs, &mut emit));
+        real.block_on(real_rows(&rt, "local", args.runs, &stop, &mut emit));
     }
-    if matches!(args.runtime, Which::All | Which::Docker) {
+    if matches!(args.runtime, Which::All | Which::Docker) && stop.signalled().is_none() {
         match real.block_on(docker_runtime()) {
-            Ok(rt) => real.block_on(real_rows(&rt, "docker", args.runs, &mut emit)),
+            Ok(rt) => real.block_on(real_rows(&rt, "docker", args.runs, &stop, &mut emit)),
             Err(e) if args.runtime == Which::All => {
                 eprintln!("docker rows skipped: {e}");
             }
             Err(e) => return Err(e),
         }
     }
-    Ok(())
+    match stop.signalled() {
+        Some(signal) => anyhow::bail!("stopped by {signal}; the towns were drained"),
+        None => Ok(()),
+    }
 }
 
 async fn real_rows(
     rt: &Arc<dyn ContainerRuntime>,
     runtime: &'static str,
     runs: usize,
+    stop: &stop::Stop,
     emit: &mut impl FnMut(Row),
 ) {
     let make = |state: &Path, town: &TownId| {
@@ -156,6 +166,9 @@ async fn real_rows(
     ];
     let mut cold_floor_ms = f64::NAN;
     for (scenario, run) in scenarios {
+        if stop.signalled().is_some() {
+            return;
+        }
         let (mayor_ready_ms, floor_ms) = run(rt, &make, runs).await;
         if scenario == "cold" {
             cold_floor_ms = floor_ms;
@@ -168,6 +181,9 @@ async fn real_rows(
             mayor_ready_ms,
             floor_ms,
         });
+    }
+    if stop.signalled().is_some() {
+        return;
     }
     emit(Row {
         scenario: "wake_paused",

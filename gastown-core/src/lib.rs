@@ -4,7 +4,8 @@
 //!
 //! - [`ids`], [`role`], [`status`], [`phase`]: the vocabulary (validated ids, roles, the
 //!   status sets, the five startup phases; ARCHITECTURE.md, *Vocabulary*).
-//! - [`config`]: [`TownConfig`] — rigs, the mayor's models, the SDK launcher.
+//! - [`config`]: [`TownConfig`] — rigs, the mayor's models, the SDK launcher
+//!   ([`launcher`]: [`SdkLauncher`], the program and where it keeps its sessions).
 //! - [`path`], [`command`], [`runtime`]: the [`ContainerRuntime`] trait and what it takes.
 //! - [`layout`], [`env`](mod@env): where an agent's files live, and the one env builder that a start
 //!   and a prewarm share.
@@ -34,6 +35,7 @@ pub mod env;
 pub mod error;
 pub mod ids;
 pub mod kilo;
+pub mod launcher;
 pub mod layout;
 pub mod path;
 pub mod phase;

@@ -1,7 +1,7 @@
 //! The ContainerActor's drain: every agent — those with an actor and those the registry
-//! says ran in this container — stops and snapshots its `kilo.db`, then the container is
-//! removed; with a failed snapshot it is only stopped, so nothing is lost
-//! (`ARCHITECTURE.md`, *Persistence*).
+//! says ran in this container — stops and snapshots its SDK database, then the container is
+//! removed; with a failed snapshot, or a session whose database is missing, it is only
+//! stopped, so nothing is lost (`ARCHITECTURE.md`, *Persistence*).
 
 use ractor::rpc::CallResult;
 use ractor::{ActorRef, RpcReplyPort};
@@ -71,8 +71,9 @@ impl ContainerState {
     }
 
     /// Drains every agent — those with an actor and those the registry says ran in this
-    /// container (an adopted container may hold their newer kilo.db) — then removes the
-    /// container; with a failed snapshot it only stops it.
+    /// container (an adopted container may hold their newer SDK database) — then removes
+    /// the container; when an agent's drain fails (a failed snapshot, or a session whose
+    /// database is missing) it only stops it.
     pub(super) async fn start_drain(
         &mut self,
         myself: &ActorRef<ContainerMsg>,
