@@ -237,15 +237,13 @@ async fn worktree(
             if stderr.contains("already exists") && stderr.contains(branch) {
                 return Err(gastown_core::Error::InvalidConfig {
                     message: format!("{BRANCH_EXISTS}: {branch} in rig {}", rig.id),
-                }
-                .into());
+                });
             }
             return Err(gastown_core::Error::CommandFailed {
                 program: add.program.clone(),
                 exit_code: out.exit_code,
                 stderr_tail: out.stderr_tail(2000),
-            }
-            .into());
+            });
         }
     } else if exists {
         rt.exec_ok(
