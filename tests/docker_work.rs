@@ -16,10 +16,11 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use gastown::actors::test_support::{git_rig, wait_for_bead};
 use gastown::actors::{IdleExit, TurnOptions};
 use gastown::core::store::{BeadKind, BeadRecord};
 use gastown::core::{
-    AgentId, AgentLayout, BeadId, BeadStatus, CommandSpec, ContainerRuntime, ProviderConfig, RigId,
+    AgentId, AgentLayout, BeadId, BeadStatus, CommandSpec, ContainerRuntime, ProviderConfig,
     TownStore,
 };
 use gastown::docker::test_support::{bridge_gateway, engine, prefix, runtime, town, Cleanup, PATH};
@@ -37,30 +38,6 @@ const GUARD: Duration = Duration::from_secs(240);
 /// The polecat's scripted tool call: one file, one commit.
 const COMMIT: &str =
     "printf 'hello\\n' > hello.txt && git add hello.txt && git commit -q -m 'add hello'";
-
-/// A git repository with one commit on `main`, on the host (mounted read-only).
-fn host_rig(dir: &Path) -> RigConfig {
-    let repo = dir.join("app");
-    std::fs::create_dir_all(&repo).unwrap();
-    let git = |args: &[&str]| {
-        let out = std::process::Command::new("git")
-            .arg("-C")
-            .arg(&repo)
-            .args(["-c", "user.name=t", "-c", "user.email=t@t"])
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "git {args:?}: {out:?}");
-    };
-    git(&["init", "-q", "-b", "main"]);
-    std::fs::write(repo.join("README.md"), "# rig\n").unwrap();
-    git(&["add", "."]);
-    git(&["commit", "-q", "-m", "first"]);
-    RigConfig::new(
-        RigId::new("app").unwrap(),
-        repo.to_string_lossy().into_owned(),
-    )
-}
 
 fn options(
     town: &TownId,
@@ -82,18 +59,7 @@ fn options(
 }
 
 async fn wait_for_status(town: &TownHandle, bead: &BeadId, wanted: BeadStatus) -> BeadRecord {
-    let deadline = tokio::time::Instant::now() + GUARD;
-    loop {
-        let b = town.bead(bead).unwrap().unwrap();
-        if b.status == wanted {
-            return b;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "bead never {wanted:?}: {b:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    wait_for_bead(town, bead, wanted, GUARD).await
 }
 
 /// `git ARGS` in the polecat's worktree inside the container.
@@ -125,7 +91,7 @@ async fn a_slung_bead_is_committed_in_the_container_reviewed_and_resumed_after_a
         .await
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let rig = host_rig(dir.path());
+    let rig = git_rig(dir.path(), "app");
     let state = dir.path().join("state");
     let town_id = town("work");
     // Long windows first: the polecat is still registered when the town restarts.

@@ -17,8 +17,7 @@ use std::time::Duration;
 use gastown_actors::{IdleExit, TownHandle, TownOptions, TurnOptions};
 use gastown_core::store::BeadKind;
 use gastown_core::{
-    AgentLayout, BeadId, BeadStatus, ContainerPath, ProviderConfig, RigConfig, TownConfig, TownId,
-    TownStore,
+    AgentLayout, BeadId, BeadStatus, ProviderConfig, RigConfig, TownConfig, TownId, TownStore,
 };
 use gastown_scripted_model::{Reply, ScriptedModelServer, MODEL, PROVIDER_ID};
 
@@ -57,18 +56,34 @@ async fn wait_for_status(
     bead: &BeadId,
     wanted: BeadStatus,
 ) -> gastown_core::store::BeadRecord {
-    let deadline = tokio::time::Instant::now() + GUARD;
-    loop {
-        let b = town.bead(bead).unwrap().unwrap();
-        if b.status == wanted {
-            return b;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "bead never {wanted:?}: {b:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    gastown_actors::test_support::wait_for_bead(town, bead, wanted, GUARD).await
+}
+
+/// The polecat's worktree of rig `app`, on the host.
+fn worktree(
+    rt: &gastown_runtime_local::LocalRuntime,
+    polecat: &gastown_core::AgentId,
+) -> std::path::PathBuf {
+    rt.host_path(
+        &TownId::new("work").unwrap(),
+        &AgentLayout::new(polecat.clone())
+            .workspace()
+            .join("app")
+            .unwrap(),
+    )
+}
+
+/// Starts the town on the local runtime.
+async fn start(
+    rig: &RigConfig,
+    model: &ScriptedModelServer,
+    state: &Path,
+    rt: &std::sync::Arc<gastown_runtime_local::LocalRuntime>,
+    idle: IdleExit,
+) -> TownHandle {
+    TownHandle::start(options(config(rig.clone(), model), state, rt.clone(), idle))
+        .await
+        .unwrap()
 }
 
 fn git_out(dir: &Path, args: &[&str]) -> String {
@@ -96,14 +111,7 @@ async fn a_slung_bead_is_committed_by_a_real_tool_call_reviewed_and_its_polecat_
     let state = dir.path().join("state");
     let rt = local_runtime(&dir.path().join("c"), &bin);
     let idle = IdleExit::new(Duration::from_secs(3), Duration::from_secs(3));
-    let town = TownHandle::start(options(
-        config(rig.clone(), &model),
-        &state,
-        rt.clone(),
-        idle,
-    ))
-    .await
-    .unwrap();
+    let town = start(&rig, &model, &state, &rt, idle).await;
     town.ensure_mayor().await.unwrap();
 
     model.push(Reply::bash(COMMIT));
@@ -115,27 +123,17 @@ async fn a_slung_bead_is_committed_by_a_real_tool_call_reviewed_and_its_polecat_
     let done = wait_for_status(&town, &bead.id, BeadStatus::InReview).await;
 
     // The commit is real: in the polecat's worktree, on its branch, made by kilo's tool.
-    let town_id = TownId::new("work").unwrap();
-    let worktree = rt.host_path(
-        &town_id,
-        &AgentLayout::new(slung.polecat.clone())
-            .workspace()
-            .join("app")
-            .unwrap(),
-    );
+    let tree = worktree(&rt, &slung.polecat);
     assert_eq!(
-        git_out(&worktree, &["rev-parse", "--abbrev-ref", "HEAD"]),
+        git_out(&tree, &["rev-parse", "--abbrev-ref", "HEAD"]),
         slung.branch
     );
+    assert_eq!(git_out(&tree, &["log", "-1", "--format=%s"]), "add hello");
     assert_eq!(
-        git_out(&worktree, &["log", "-1", "--format=%s"]),
-        "add hello"
-    );
-    assert_eq!(
-        std::fs::read_to_string(worktree.join("hello.txt")).unwrap(),
+        std::fs::read_to_string(tree.join("hello.txt")).unwrap(),
         "hello\n"
     );
-    let head = git_out(&worktree, &["rev-parse", "HEAD"]);
+    let head = git_out(&tree, &["rev-parse", "HEAD"]);
     assert_eq!(done.head.as_deref(), Some(head.as_str()));
     assert_eq!(done.branch.as_deref(), Some(slung.branch.as_str()));
     // The bash tool result went back to the model: two requests for the polecat's turn.
@@ -199,14 +197,7 @@ async fn a_restarted_town_resumes_its_polecat_in_its_worktree_with_its_commit_an
     let rt = local_runtime(&dir.path().join("c"), &bin);
     // Long windows: the polecat is still registered when the town shuts down.
     let idle = IdleExit::default();
-    let town = TownHandle::start(options(
-        config(rig.clone(), &model),
-        &state,
-        rt.clone(),
-        idle,
-    ))
-    .await
-    .unwrap();
+    let town = start(&rig, &model, &state, &rt, idle).await;
     model.push(Reply::bash(COMMIT));
     model.push(Reply::text("Committed hello.txt."));
     let bead = town
@@ -223,9 +214,7 @@ async fn a_restarted_town_resumes_its_polecat_in_its_worktree_with_its_commit_an
     town.shutdown().await.unwrap();
 
     // A new container: boot hydration resumes the registered polecat whole.
-    let town = TownHandle::start(options(config(rig, &model), &state, rt.clone(), idle))
-        .await
-        .unwrap();
+    let town = start(&rig, &model, &state, &rt, idle).await;
     town.warm_up().await.unwrap();
     let deadline = tokio::time::Instant::now() + GUARD;
     let info = loop {
@@ -247,23 +236,16 @@ async fn a_restarted_town_resumes_its_polecat_in_its_worktree_with_its_commit_an
         .unwrap();
     assert_eq!(entry.model.as_deref(), Some(MODEL));
     assert_eq!(entry.branch.as_deref(), Some(slung.branch.as_str()));
-    let worktree = rt.host_path(
-        &TownId::new("work").unwrap(),
-        &AgentLayout::new(slung.polecat.clone())
-            .workspace()
-            .join("app")
-            .unwrap(),
-    );
+    let tree = worktree(&rt, &slung.polecat);
     assert_eq!(
-        git_out(&worktree, &["rev-parse", "--abbrev-ref", "HEAD"]),
+        git_out(&tree, &["rev-parse", "--abbrev-ref", "HEAD"]),
         slung.branch
     );
     assert_eq!(
-        Some(git_out(&worktree, &["rev-parse", "HEAD"])),
+        Some(git_out(&tree, &["rev-parse", "HEAD"])),
         done.head,
         "the commit came back from the branch's bundle"
     );
-    let _ = ContainerPath::root();
     town.shutdown().await.unwrap();
     model.shutdown().await;
 }
