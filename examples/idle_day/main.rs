@@ -18,7 +18,7 @@
 //!   tier; the container is drained and stopped once the quiet window ends, and every
 //!   burst after the first wakes it cold.
 //! - `seed_before_idle_fix`: Kilo Gastown before its idle fix (PR #3113; the P0 "town
-//!   containers never go idle" bug, `seeds/004_*.txt`): the mayor counted as `working`
+//!   containers never go idle" bug, Kilo Gastown #1450): the mayor counted as `working`
 //!   forever, so the town always had active work. Emulated without changing the library:
 //!   right after the first `ensure_mayor` (when Kilo Gastown set the mayor `working`), an
 //!   unassigned open `issue` bead is inserted through a second `TownStore` connection to

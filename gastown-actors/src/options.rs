@@ -93,7 +93,7 @@ impl StartOptions {
 #[derive(Clone)]
 #[non_exhaustive]
 pub struct TownOptions {
-    /// The town's configuration (validated by [`TownHandle::start`]).
+    /// The town's configuration (validated by [`TownHandle::start`](crate::TownHandle::start)).
     pub config: TownConfig,
     /// Where the town keeps its state across restarts: `town.db` (the town store) and
     /// `snapshots/<agent>/kilo.db`. Created if missing.

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use gastown_actors::{AgentSpec, Error, TownHandle, TownOptions};
+use gastown_core::reconciler::ReconcileEvent;
 use gastown_core::simulated::{SimScript, SimulatedRuntime};
 use gastown_core::store::BeadKind;
 use gastown_core::{
@@ -242,6 +243,27 @@ async fn bad_slings_are_typed_errors_and_change_nothing() {
         town.update_bead_status(&missing, BeadStatus::Closed),
         Err(Error::BeadNotFound { .. })
     ));
+    // An event about an agent that does not exist is terminal: processed on the next tick,
+    // never retried, and it changes nothing.
+    let store = TownStore::open(&state.join("town.db")).unwrap();
+    let ghost = AgentId::new("polecat-ghost").unwrap();
+    store
+        .enqueue(&ReconcileEvent::AgentExited {
+            agent: ghost.clone(),
+        })
+        .unwrap();
+    store
+        .enqueue(&ReconcileEvent::WorkChecked {
+            bead: missing.clone(),
+            agent: ghost,
+            branch: "gt/polecat-ghost/missing".into(),
+            commits: 1,
+            head: None,
+        })
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(301)).await;
+    assert!(store.pending_reconcile_events().unwrap().is_empty());
+
     // Nothing started, nothing else changed.
     assert_eq!(rt.spawns_of("kilo"), 0);
     assert_eq!(registered(&state), BTreeSet::new());

@@ -105,10 +105,10 @@ impl TownHandle {
         &self.town
     }
 
-    /// Every [`TownEvent`] published from now on, in order: agent statuses, streamed
+    /// Every [`TownEvent`](crate::TownEvent) published from now on, in order: agent statuses, streamed
     /// reply text, completed messages, session errors, container starts and stops with
     /// their reason, snapshots, idle stops. A subscriber that falls more than 1,024 events
-    /// behind gets a [`TownEvent::Lagged`] record (cursor 0) instead of the ones it
+    /// behind gets a [`TownEvent::Lagged`](crate::TownEvent::Lagged) record (cursor 0) instead of the ones it
     /// missed, and never slows the town; it can catch up with
     /// [`TownHandle::events_since`]. The stream ends when the town is dropped.
     pub fn events(&self) -> BoxStream<'static, TownEventRecord> {
