@@ -87,6 +87,21 @@ pub(crate) fn run(
     Ok(out)
 }
 
+/// Whether a town opened on this store has work for the reconciler right away: a worker
+/// in the registry (it resumes with the container and will idle-exit) or a queued event.
+/// A store that cannot be read counts as no work (the next tick reports it).
+pub(crate) fn has_work_waiting(store: &TownStore) -> bool {
+    let workers = store
+        .registry()
+        .map(|r| r.iter().any(|e| e.role != Role::Mayor))
+        .unwrap_or(false);
+    workers
+        || store
+            .pending_reconcile_events()
+            .map(|e| !e.is_empty())
+            .unwrap_or(false)
+}
+
 /// A worker's idle window: the town's (see [`IdleExit`]), or 10 s while the container
 /// drains; `None` for the mayor.
 fn window(role: Role, windows: IdleExit, draining: bool) -> Option<Duration> {

@@ -362,6 +362,10 @@ impl Actor for TownActor {
         // eager embedders) is honoured from the start.
         let first = alarm_interval(false).min(state.parts.idle_stop_after);
         state.schedule_tick(&myself, first);
+        if crate::reconcile::has_work_waiting(&state.parts.store) {
+            // Workers to resume or events to apply: the reconciler runs soon.
+            state.hurry_tick(&myself);
+        }
         Ok(())
     }
 
