@@ -88,6 +88,7 @@ pub(crate) async fn tick(
             tracing::warn!(town = %parts.town, error = %e, "alarm: reconciler");
             Default::default()
         });
+    let mut effects = reconciled.effects;
     let (agents, beads) = match (parts.store.agents(), parts.store.beads()) {
         (Ok(agents), Ok(beads)) => (agents, beads),
         (Err(e), _) | (_, Err(e)) => {
@@ -139,6 +140,17 @@ pub(crate) async fn tick(
         }
         let since = input.mayor_last_activity_ms.unwrap_or(now);
         stop_idle = Some(u64::try_from(now - since).unwrap_or(0));
+        // The container drains: idle workers exit after 10 s, not their role's window,
+        // and leave the registry, so the next wake does not boot them for nothing.
+        match crate::reconcile::run(&parts.store, parts.idle_exit, now, true) {
+            Ok(draining) => effects.extend(
+                draining
+                    .effects
+                    .into_iter()
+                    .filter(|e| matches!(e, gastown_core::reconciler::Effect::IdleExit { .. })),
+            ),
+            Err(e) => tracing::warn!(town = %parts.town, error = %e, "alarm: draining exits"),
+        }
     } else if warm && !active {
         // Wake when the stop falls due rather than up to a whole idle cadence later.
         let due = [
@@ -157,7 +169,7 @@ pub(crate) async fn tick(
         active,
         next_in,
         stop_idle,
-        effects: reconciled.effects,
+        effects,
     }
 }
 

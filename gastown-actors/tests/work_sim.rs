@@ -282,3 +282,35 @@ async fn bad_slings_are_typed_errors_and_change_nothing() {
     );
     town.shutdown().await.unwrap();
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_idle_stop_drains_idle_workers_out_of_the_registry() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let rt = SimulatedRuntime::new(script());
+    // The mayor's quiet window (5 min) ends well before the refinery's own (600 s).
+    let town = start(&rt, &state, Duration::from_secs(300)).await;
+    town.ensure_mayor().await.unwrap();
+    town.start_agent(AgentSpec::worker(
+        AgentId::new("refinery-1").unwrap(),
+        Role::Refinery,
+        "a/b",
+        "a/c",
+    ))
+    .await
+    .unwrap();
+    assert!(registered(&state).contains("refinery-1"));
+    tokio::time::sleep(400 * SEC).await;
+    // The container drained: the idle refinery exited (10 s while draining) and left the
+    // registry, so the next wake boots only the mayor.
+    assert_ne!(rt.container_status(town.town()), ContainerStatus::Running);
+    assert_eq!(registered(&state), BTreeSet::from(["mayor".to_owned()]));
+    town.ensure_mayor().await.unwrap();
+    tokio::time::sleep(10 * SEC).await;
+    assert_eq!(
+        rt.spawns_of("kilo"),
+        3,
+        "mayor, refinery, then the mayor again"
+    );
+    town.shutdown().await.unwrap();
+}

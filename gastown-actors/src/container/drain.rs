@@ -84,9 +84,8 @@ impl ContainerState {
             Ok(registry) => {
                 for entry in registry {
                     if !self.agents.contains_key(&entry.agent) {
-                        let spec = AgentSpec::worker(
-                            entry.agent,
-                            entry.role,
+                        let spec = AgentSpec::from_registry(
+                            &entry,
                             &self.mayor.model,
                             &self.mayor.small_model,
                         );
@@ -98,14 +97,31 @@ impl ContainerState {
             }
             Err(e) => tracing::warn!(town = %self.parts.town, error = %e, "drain: registry"),
         }
-        let agents: Vec<_> = self.agents.values().cloned().collect();
+        let agents: Vec<_> = self
+            .agents
+            .iter()
+            .map(|(id, a)| (id.clone(), a.clone()))
+            .collect();
+        let store = self.parts.store.clone();
         let rt = self.parts.runtime.clone();
         let town = self.parts.town.clone();
         let grace = self.parts.options.stop_grace;
         let events = self.parts.events.clone();
         tokio::spawn(async move {
-            let results = futures::future::join_all(agents.iter().map(|a| async move {
-                Error::from_call(a.call(AgentMsg::Drain, None).await, "agent")
+            let results = futures::future::join_all(agents.iter().map(|(id, a)| {
+                let store = &store;
+                async move {
+                    match Error::from_call(a.call(AgentMsg::Drain, None).await, "agent") {
+                        // A worker that exited meanwhile (`container/exit.rs`) was drained
+                        // by its exit, which unregistered it only after its snapshot.
+                        Err(Error::Unreachable { .. })
+                            if matches!(store.registry_entry(id), Ok(None)) =>
+                        {
+                            Ok(())
+                        }
+                        other => other,
+                    }
+                }
             }))
             .await;
             let result = match results.into_iter().find_map(|r| r.err()) {
