@@ -14,6 +14,10 @@
 //! - `cold`, `warm_prewarmed`, `warm_model_changed` (floor: one `noReply` round trip) on the local runtime with the real kilo,
 //!   and on Docker when an engine answers: medians of `--runs` runs (default 5), the actor
 //!   path and a bare sequence without actors (the physical floor) alternating.
+//! - `host_restart` on the same runtimes: the median of `--runs` `ensure_mayor` calls of a
+//!   host restarted after a SIGKILL while its container and mayor lived on (a child
+//!   process is the killed host; `benches/support/host_restart.rs`), against the `cold`
+//!   rows' floor of the same run.
 //! - `wake_paused` on the same runtimes: the median of `--runs` `ensure_mayor` calls on a
 //!   town the library paused itself when its mayor went quiet (each must decide
 //!   `resume_paused`; a fresh town per sample), against the `cold` rows' floor of the
@@ -62,6 +66,16 @@ struct Args {
 }
 
 fn main() -> anyhow::Result<()> {
+    if let Some(child) = support::host_restart::Child::from_env() {
+        // The `host_restart` scenario's child host: run until killed.
+        return tokio::runtime::Runtime::new()?.block_on(async {
+            let rt = match child.runtime.as_str() {
+                "docker" => docker_runtime().await?,
+                _ => local_runtime(&child.root)?,
+            };
+            child.run(rt).await
+        });
+    }
     let args = Args::parse();
     let stop = stop::Stop::install("finishing the measurement in flight (its towns drain)")?;
     let mut rows = Vec::new();
@@ -113,19 +127,20 @@ fn main() -> anyhow::Result<()> {
 
     let real = tokio::runtime::Runtime::new()?;
     if matches!(args.runtime, Which::All | Which::Local) {
-        let kilo_bin = kilo::locate(None)?;
-        let rt: Arc<dyn ContainerRuntime> = Arc::new(
-            gastown::local::LocalRuntime::builder(
-                std::env::temp_dir().join(format!("gastown-report-{}", std::process::id())),
-            )
-            .with_program("kilo", kilo_bin)
-            .build(),
-        );
-        real.block_on(real_rows(&rt, "local", args.runs, &stop, &mut emit));
+        let root = std::env::temp_dir().join(format!("gastown-report-{}", std::process::id()));
+        let rt = local_runtime(&root)?;
+        real.block_on(real_rows(
+            &rt,
+            "local",
+            Some(&root),
+            args.runs,
+            &stop,
+            &mut emit,
+        ));
     }
     if matches!(args.runtime, Which::All | Which::Docker) && stop.signalled().is_none() {
         match real.block_on(docker_runtime()) {
-            Ok(rt) => real.block_on(real_rows(&rt, "docker", args.runs, &stop, &mut emit)),
+            Ok(rt) => real.block_on(real_rows(&rt, "docker", None, args.runs, &stop, &mut emit)),
             Err(e) if args.runtime == Which::All => {
                 eprintln!("docker rows skipped: {e}");
             }
@@ -141,6 +156,7 @@ fn main() -> anyhow::Result<()> {
 async fn real_rows(
     rt: &Arc<dyn ContainerRuntime>,
     runtime: &'static str,
+    root: Option<&Path>,
     runs: usize,
     stop: &stop::Stop,
     emit: &mut impl FnMut(Row),
@@ -186,6 +202,17 @@ async fn real_rows(
         return;
     }
     emit(Row {
+        scenario: "host_restart",
+        runtime,
+        agents: 0,
+        rigs: 0,
+        mayor_ready_ms: support::host_restart::real_host_restart(rt, runtime, root, runs).await,
+        floor_ms: cold_floor_ms,
+    });
+    if stop.signalled().is_some() {
+        return;
+    }
+    emit(Row {
         scenario: "wake_paused",
         runtime,
         agents: 0,
@@ -193,6 +220,16 @@ async fn real_rows(
         mayor_ready_ms: support::real_wake_paused(&make, runs).await,
         floor_ms: cold_floor_ms,
     });
+}
+
+/// The local runtime on `root`, with the installed kilo.
+fn local_runtime(root: &Path) -> anyhow::Result<Arc<dyn ContainerRuntime>> {
+    let kilo_bin = kilo::locate(None)?;
+    Ok(Arc::new(
+        gastown::local::LocalRuntime::builder(root.to_path_buf())
+            .with_program("kilo", kilo_bin)
+            .build(),
+    ))
 }
 
 #[cfg(feature = "docker")]

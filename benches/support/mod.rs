@@ -8,6 +8,8 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod host_restart;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;

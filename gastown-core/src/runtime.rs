@@ -206,7 +206,7 @@ pub trait ProcessHandle: Send + Sync + fmt::Debug {
 ///   [`remove`](Self::remove) stops the container and deletes all of its files, `/agents`
 ///   included. Both succeed on a town with no container.
 /// - A runtime that records processes ([`spawn_labelled`](Self::spawn_labelled), the
-///   local runtime) keeps at most one labelled process per agent, and its `stop` and
+///   local and Docker runtimes) keeps at most one labelled process per agent, and its `stop` and
 ///   `remove` end every recorded process of the container, also those an earlier host
 ///   (this program before a crash) spawned.
 /// - Methods other than `start`, `status`, `stop`, `remove`, `pause` and `resume` fail

@@ -22,9 +22,27 @@ impl AgentState {
     /// Refuses further requests, takes every server and drains in a spawned task that
     /// answers `reply` when the snapshot is safe.
     pub(super) fn on_drain(&mut self, reply: RpcReplyPort<Result<()>>) {
-        let servers = self.abandon_all();
+        let mut servers = self.abandon_all();
+        // An agent that never looked for the server an earlier host left running (a drain
+        // right after a restart) takes it now: it is stopped before the snapshot, never
+        // copied while it writes.
+        let adopt = !std::mem::replace(&mut self.adoption_tried, true);
         let ctx = self.ctx.clone();
         tokio::spawn(async move {
+            if adopt {
+                match ctx
+                    .parts
+                    .runtime
+                    .adopt(&ctx.parts.town, ctx.spec.id.as_str())
+                    .await
+                {
+                    Ok(Some(found)) => servers.push(found.handle),
+                    Ok(None) => {}
+                    Err(e) => {
+                        tracing::warn!(agent = %ctx.spec.id, error = %e, "drain: looking for a server to adopt")
+                    }
+                }
+            }
             let _ = reply.send(drain(&ctx, servers).await);
         });
     }

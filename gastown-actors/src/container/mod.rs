@@ -15,6 +15,7 @@ use tokio::time::Instant;
 
 use crate::agent::{AgentActor, AgentMsg, SessionRequest, Waiter};
 
+mod adopted;
 mod drain;
 mod exit;
 use crate::boot::{BootReport, MayorBoot};
@@ -355,14 +356,7 @@ impl ContainerState {
             }
             self.begin_boot_hydration(myself).await;
         } else if matches!(self.gate, Gate::Down) {
-            // Adopted a running container: its agents are whoever answers; nothing to hydrate.
-            self.gate = Gate::Open(BootReport {
-                container_created: false,
-                registry_fetch_ms: 0,
-                mayor: MayorBoot::AlreadyRunning,
-                mayor_ms: 0,
-                non_mayor_agents: 0,
-            });
+            self.hydrate_adopted(myself).await;
         }
         // Queued mayor requests reach the mayor after the boot prewarm and join it.
         for (spec, waiter) in std::mem::take(&mut self.pending) {
@@ -467,11 +461,14 @@ impl ContainerState {
             telemetry::MAYOR_PREWARM_MS
         };
         let mayor = &self.mayor;
-        telemetry::timing(
-            name,
-            telemetry::Subject::agent(&self.parts.town, &mayor.id, mayor.role),
-            report.mayor_ms,
-        );
+        // An adopted container's mayor was neither resumed nor prewarmed.
+        if report.container_created {
+            telemetry::timing(
+                name,
+                telemetry::Subject::agent(&self.parts.town, &mayor.id, mayor.role),
+                report.mayor_ms,
+            );
+        }
         if let Gate::Closed(waiters) = std::mem::replace(&mut self.gate, Gate::Open(report.clone()))
         {
             for w in waiters {

@@ -153,7 +153,7 @@ pub struct Capabilities {
     /// Records labelled processes and keeps one per agent
     /// ([`ContainerRuntime::spawn_labelled`], [`ContainerRuntime::adopt`]): the labelled
     /// spawn check runs. False unless set ([`with_records`](Self::with_records)); the
-    /// local runtime has it.
+    /// local and Docker runtimes have it.
     pub records: bool,
 }
 
