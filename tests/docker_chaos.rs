@@ -11,8 +11,8 @@
 //! surely as ten.
 //!
 //! The crashed host is a child process: this test binary run again with `--exact
-//! docker_chaos_child_host --ignored`, which starts the town on the state directory and
-//! container prefix it is given (through its environment) and obeys one command per stdin
+//! docker_chaos_child_host` (a no-op without the `GASTOWN_DCHAOS_*` variables), which
+//! starts the town on the state directory and container prefix it is given (through its environment) and obeys one command per stdin
 //! line (`ensure`, `prompt <text>`, `shutdown`), answering with a `CHAOS …` line. The model
 //! is the scripted model server (a test double of an OpenAI-compatible provider) on the
 //! docker bridge's gateway, in this process. Skipped (with a line) when no engine answers or
@@ -56,7 +56,6 @@ fn config(provider_url: &str) -> TownConfig {
 
 /// The child host's side: does nothing unless run by [`Host::spawn`].
 #[tokio::test]
-#[ignore = "the Docker chaos test's child host; it runs it"]
 async fn docker_chaos_child_host() {
     let (Ok(state), Ok(prefix), Ok(url)) = (
         std::env::var("GASTOWN_DCHAOS_STATE"),
@@ -101,12 +100,7 @@ struct Host {
 impl Host {
     fn spawn(state: &Path, prefix: &str, model_url: &str) -> Self {
         let mut child = Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                "docker_chaos_child_host",
-                "--ignored",
-                "--nocapture",
-            ])
+            .args(["--exact", "docker_chaos_child_host", "--nocapture"])
             .env("GASTOWN_DCHAOS_STATE", state)
             .env("GASTOWN_DCHAOS_PREFIX", prefix)
             .env("GASTOWN_DCHAOS_MODEL_URL", model_url)

@@ -3,7 +3,8 @@
 //! with every message, and leave no `kilo serve` that belongs to no live host.
 //!
 //! The host is a child process: this test binary run again with `--exact
-//! chaos_child_host --ignored`, which starts the town on the state directory and root it is
+//! chaos_child_host` (a no-op in a normal run: it acts only with the `GASTOWN_CHAOS_*`
+//! variables the parent sets), which starts the town on the state directory and root it is
 //! given (through its environment) and obeys one command per stdin line (`ensure`,
 //! `prompt <text>`, `shutdown`), answering each with a `CHAOS …` line on stdout. The model
 //! is the scripted model server (a test double of an OpenAI-compatible provider) in this
@@ -45,7 +46,6 @@ fn config(provider_url: &str) -> TownConfig {
 
 /// The child host's side: does nothing unless run by [`Host::spawn`].
 #[tokio::test]
-#[ignore = "the chaos tests' child host; they run it"]
 async fn chaos_child_host() {
     let (Ok(state), Ok(root), Ok(bin), Ok(url)) = (
         std::env::var("GASTOWN_CHAOS_STATE"),
@@ -106,7 +106,7 @@ struct Ready {
 impl Host {
     fn spawn(state: &Path, root: &Path, kilo: &Path, model_url: &str) -> Self {
         let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "chaos_child_host", "--ignored", "--nocapture"])
+            .args(["--exact", "chaos_child_host", "--nocapture"])
             .env("GASTOWN_CHAOS_STATE", state)
             .env("GASTOWN_CHAOS_ROOT", root)
             .env("GASTOWN_CHAOS_KILO", kilo)
