@@ -12,8 +12,9 @@
 //!
 //! The crashed host is a child process: this test binary run again with `--exact
 //! docker_chaos_child_host` (a no-op without the `GASTOWN_DCHAOS_*` variables), which
-//! starts the town on the state directory and container prefix it is given (through its environment) and obeys one command per stdin
-//! line (`ensure`, `prompt <text>`, `shutdown`), answering with a `CHAOS …` line. The model
+//! starts the town on the state directory and container prefix it is given (through its
+//! environment) and obeys one command per stdin line (`ensure`, `prompt <text>`,
+//! `shutdown`), answering with a `CHAOS …` line. The model
 //! is the scripted model server (a test double of an OpenAI-compatible provider) on the
 //! docker bridge's gateway, in this process. Skipped (with a line) when no engine answers or
 //! kilo is missing, unless `GASTOWN_REQUIRE_DOCKER=1` / `GASTOWN_REQUIRE_KILO=1`.
