@@ -20,8 +20,8 @@
 //!   same run.
 //!
 //! Run it: `cargo run --release --example cold_start_report -- [--json] [--runs N]
-//! [--runtime all|simulated|local|docker]` (kilo from `scripts/install-kilo.sh`; Docker from
-//! `scripts/ensure-docker.sh`).
+//! [--runtime all|simulated|local|docker] [--scenario NAME]…` (kilo from
+//! `scripts/install-kilo.sh`; Docker from `scripts/ensure-docker.sh`).
 
 #[path = "../benches/support/mod.rs"]
 mod support;
@@ -54,6 +54,16 @@ struct Args {
     /// Which runtimes to measure (`all`: docker only when an engine answers).
     #[arg(long, value_enum, default_value = "all")]
     runtime: Which,
+    /// Only these scenarios (repeatable, e.g. `--scenario cold`); all when absent.
+    #[arg(long = "scenario")]
+    scenarios: Vec<String>,
+}
+
+impl Args {
+    /// Whether `scenario` was asked for.
+    fn wants(&self, scenario: &str) -> bool {
+        self.scenarios.is_empty() || self.scenarios.iter().any(|s| s == scenario)
+    }
 }
 
 fn main() -> anyhow::Result<()> {
@@ -93,6 +103,9 @@ fn main() -> anyhow::Result<()> {
                 ),
                 ("seed_serial", support::sim_seed_serial),
             ] {
+                if !args.wants(scenario) {
+                    continue;
+                }
                 emit(Row {
                     scenario,
                     runtime: "simulated",
@@ -115,11 +128,11 @@ fn main() -> anyhow::Result<()> {
             .with_program("kilo", kilo_bin)
             .build(),
         );
-        real.block_on(real_rows(&rt, "local", args.runs, &mut emit));
+        real.block_on(real_rows(&rt, "local", &args, &mut emit));
     }
     if matches!(args.runtime, Which::All | Which::Docker) {
         match real.block_on(docker_runtime()) {
-            Ok(rt) => real.block_on(real_rows(&rt, "docker", args.runs, &mut emit)),
+            Ok(rt) => real.block_on(real_rows(&rt, "docker", &args, &mut emit)),
             Err(e) if args.runtime == Which::All => {
                 eprintln!("docker rows skipped: {e}");
             }
@@ -132,9 +145,10 @@ fn main() -> anyhow::Result<()> {
 async fn real_rows(
     rt: &Arc<dyn ContainerRuntime>,
     runtime: &'static str,
-    runs: usize,
+    args: &Args,
     emit: &mut impl FnMut(Row),
 ) {
+    let runs = args.runs;
     let make = |state: &Path, town: &TownId| {
         TownOptions::new(TownConfig::new(town.clone()), state, rt.clone())
     };
@@ -156,6 +170,9 @@ async fn real_rows(
     ];
     let mut cold_floor_ms = f64::NAN;
     for (scenario, run) in scenarios {
+        if !args.wants(scenario) {
+            continue;
+        }
         let (mayor_ready_ms, floor_ms) = run(rt, &make, runs).await;
         if scenario == "cold" {
             cold_floor_ms = floor_ms;
@@ -168,6 +185,9 @@ async fn real_rows(
             mayor_ready_ms,
             floor_ms,
         });
+    }
+    if !args.wants("wake_paused") {
+        return;
     }
     emit(Row {
         scenario: "wake_paused",
