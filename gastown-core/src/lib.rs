@@ -59,7 +59,7 @@ pub use report::{EnsureDecision, PhaseTiming, StartupReport};
 pub use role::Role;
 pub use runtime::{
     ContainerInfo, ContainerOptions, ContainerRuntime, ContainerRuntimeExt, ExecOutput, Mount,
-    OutputLine, ProcessHandle, SpawnedProcess, Stream,
+    OutputLine, PathKind, PathStat, ProcessHandle, SpawnedProcess, Stream,
 };
 pub use secret::Secret;
 pub use status::{AgentStatus, BeadStatus, ContainerStatus, ProcessStatus};

@@ -59,6 +59,7 @@ mod lines;
 pub mod options;
 mod process;
 mod runtime;
+mod stat;
 #[doc(hidden)]
 pub mod test_support;
 mod volume;

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use bollard::{Docker, API_DEFAULT_VERSION};
 use gastown_core::{
     CommandSpec, ContainerInfo, ContainerOptions, ContainerPath, ContainerRuntime, ContainerStatus,
-    Error, ExecOutput, Result, SpawnedProcess, TownId,
+    Error, ExecOutput, PathStat, Result, SpawnedProcess, TownId,
 };
 use parking_lot::Mutex;
 
@@ -225,6 +225,10 @@ impl ContainerRuntime for DockerRuntime {
 
     async fn get_file(&self, town: &TownId, path: &ContainerPath) -> Result<Vec<u8>> {
         self.get(town, path).await
+    }
+
+    async fn stat(&self, town: &TownId, path: &ContainerPath) -> Result<Option<PathStat>> {
+        self.stat_path(town, path).await
     }
 
     async fn stop(&self, town: &TownId, grace: Duration) -> Result<()> {

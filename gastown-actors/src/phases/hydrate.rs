@@ -1,6 +1,7 @@
 //! `hydrate`: make the agent's directories and restore its `kilo.db` from the last snapshot,
-//! before its SDK server starts. A `kilo.db` already in the container (a warm container) is
-//! newer than any snapshot and is kept. A bad latest snapshot falls back to the previous
+//! before its SDK server starts (with nothing to restore, the directories are left to the
+//! worktrees phase's one exec). A `kilo.db` already in the container (a warm container) is
+//! newer than any snapshot and is kept; asking costs a `stat`, not a copy of the file. A bad latest snapshot falls back to the previous
 //! verified one (the bad file kept aside, a `SnapshotFallback` event and the report's
 //! `snapshot_fallback` say so); only when both are bad is it a hydrate-phase error.
 
@@ -33,6 +34,11 @@ pub(super) async fn run(ctx: &AgentContext, mut progress: StartProgress) -> Resu
     // The SDK server's data dir (where it creates a new db when nothing is restored) and the
     // agent's home, in one round trip.
     let dir = db.parent().expect("kilo.db has a parent");
+    if restored.is_none() {
+        // Nothing to restore: the worktrees phase makes them in its one exec.
+        progress.agent_dirs = vec![dir, layout.home()];
+        return Ok(progress);
+    }
     let mkdir = CommandSpec::new("mkdir")
         .arg("-p")
         .arg(&dir)
