@@ -24,8 +24,8 @@
 //!   same run.
 //!
 //! Run it: `cargo run --release --example cold_start_report -- [--json] [--runs N]
-//! [--runtime all|simulated|local|docker]` (kilo from `scripts/install-kilo.sh`; Docker from
-//! `scripts/ensure-docker.sh`).
+//! [--runtime all|simulated|local|docker] [--scenario NAME]…` (kilo from
+//! `scripts/install-kilo.sh`; Docker from `scripts/ensure-docker.sh`).
 //!
 //! SIGTERM or ctrl-c stops it after the measurement in flight, whose towns shut down
 //! (drain) as every measurement's do; a second signal exits at once.
@@ -63,6 +63,16 @@ struct Args {
     /// Which runtimes to measure (`all`: docker only when an engine answers).
     #[arg(long, value_enum, default_value = "all")]
     runtime: Which,
+    /// Only these scenarios (repeatable, e.g. `--scenario cold`); all when absent.
+    #[arg(long = "scenario")]
+    scenarios: Vec<String>,
+}
+
+impl Args {
+    /// Whether `scenario` was asked for.
+    fn wants(&self, scenario: &str) -> bool {
+        self.scenarios.is_empty() || self.scenarios.iter().any(|s| s == scenario)
+    }
 }
 
 fn main() -> anyhow::Result<()> {
@@ -113,6 +123,9 @@ fn main() -> anyhow::Result<()> {
                 ),
                 ("seed_serial", support::sim_seed_serial),
             ] {
+                if !args.wants(scenario) {
+                    continue;
+                }
                 emit(Row {
                     scenario,
                     runtime: "simulated",
@@ -133,14 +146,14 @@ fn main() -> anyhow::Result<()> {
             &rt,
             "local",
             Some(&root),
-            args.runs,
+            &args,
             &stop,
             &mut emit,
         ));
     }
     if matches!(args.runtime, Which::All | Which::Docker) && stop.signalled().is_none() {
         match real.block_on(docker_runtime()) {
-            Ok(rt) => real.block_on(real_rows(&rt, "docker", None, args.runs, &stop, &mut emit)),
+            Ok(rt) => real.block_on(real_rows(&rt, "docker", None, &args, &stop, &mut emit)),
             Err(e) if args.runtime == Which::All => {
                 eprintln!("docker rows skipped: {e}");
             }
@@ -157,10 +170,11 @@ async fn real_rows(
     rt: &Arc<dyn ContainerRuntime>,
     runtime: &'static str,
     root: Option<&Path>,
-    runs: usize,
+    args: &Args,
     stop: &stop::Stop,
     emit: &mut impl FnMut(Row),
 ) {
+    let runs = args.runs;
     let make = |state: &Path, town: &TownId| {
         TownOptions::new(TownConfig::new(town.clone()), state, rt.clone())
     };
@@ -185,6 +199,9 @@ async fn real_rows(
         if stop.signalled().is_some() {
             return;
         }
+        if !args.wants(scenario) {
+            continue;
+        }
         let (mayor_ready_ms, floor_ms) = run(rt, &make, runs).await;
         if scenario == "cold" {
             cold_floor_ms = floor_ms;
@@ -201,15 +218,17 @@ async fn real_rows(
     if stop.signalled().is_some() {
         return;
     }
-    emit(Row {
-        scenario: "host_restart",
-        runtime,
-        agents: 0,
-        rigs: 0,
-        mayor_ready_ms: support::host_restart::real_host_restart(rt, runtime, root, runs).await,
-        floor_ms: cold_floor_ms,
-    });
-    if stop.signalled().is_some() {
+    if args.wants("host_restart") {
+        emit(Row {
+            scenario: "host_restart",
+            runtime,
+            agents: 0,
+            rigs: 0,
+            mayor_ready_ms: support::host_restart::real_host_restart(rt, runtime, root, runs).await,
+            floor_ms: cold_floor_ms,
+        });
+    }
+    if stop.signalled().is_some() || !args.wants("wake_paused") {
         return;
     }
     emit(Row {

@@ -250,6 +250,10 @@ pub(crate) struct StartProgress {
     pub(crate) known_session: Option<String>,
     /// The hydrate phase restored the previous snapshot because the latest was bad.
     pub(crate) snapshot_fallback: bool,
+    /// Directories the hydrate phase left to the worktrees phase's one exec (the SDK
+    /// server's data directory and the agent's home, when nothing was restored): each
+    /// exec is an engine round trip on Docker, so they are made with the workspace.
+    pub(crate) agent_dirs: Vec<gastown_core::ContainerPath>,
     /// The sdk phase reused a running server with the same config hash.
     pub(crate) prewarmed: bool,
     /// Credentials resolved at dispatch for this agent only, by variable name.

@@ -64,7 +64,8 @@ pub use report::{EnsureDecision, PhaseTiming, StartupReport};
 pub use role::Role;
 pub use runtime::{
     AdoptedProcess, ContainerInfo, ContainerOptions, ContainerRuntime, ContainerRuntimeExt,
-    ExecOutput, Mount, OutputLine, ProcessHandle, ProcessLabel, SpawnedProcess, Stream,
+    ExecOutput, Mount, OutputLine, PathKind, PathStat, ProcessHandle, ProcessLabel, SpawnedProcess,
+    Stream,
 };
 pub use secret::Secret;
 pub use status::{AgentStatus, BeadKind, BeadStatus, ContainerStatus, ProcessStatus};

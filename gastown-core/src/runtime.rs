@@ -100,6 +100,46 @@ impl fmt::Debug for ExecOutput {
     }
 }
 
+/// What kind of thing a path in a container names, as [`ContainerRuntime::stat`] sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PathKind {
+    /// A regular file.
+    File,
+    /// A directory.
+    Dir,
+    /// Something else: a device, a socket, a FIFO.
+    Other,
+}
+
+/// What [`ContainerRuntime::stat`] found at a path (symlinks followed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PathStat {
+    /// File, directory or other.
+    pub kind: PathKind,
+    /// The size in bytes as the filesystem reports it (a file's length; for a directory,
+    /// whatever the backend's filesystem says, often 4096).
+    pub size_bytes: u64,
+}
+
+impl PathStat {
+    /// A stat result (for backends outside this crate).
+    pub fn new(kind: PathKind, size_bytes: u64) -> Self {
+        Self { kind, size_bytes }
+    }
+
+    /// True for a regular file.
+    pub fn is_file(&self) -> bool {
+        self.kind == PathKind::File
+    }
+
+    /// True for a directory.
+    pub fn is_dir(&self) -> bool {
+        self.kind == PathKind::Dir
+    }
+}
+
 /// Which stream a line of output came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stream {
@@ -199,6 +239,9 @@ pub trait ProcessHandle: Send + Sync + fmt::Debug {
 /// - [`put_file`](Self::put_file) creates missing parent directories and replaces the file
 ///   whole; [`get_file`](Self::get_file) returns the exact bytes, or
 ///   [`Error::FileNotFound`].
+/// - [`stat`](Self::stat) of a file gives its kind and exact size, of a directory
+///   [`PathKind::Dir`], of a missing path (or one under a missing directory) `None`; it
+///   follows symlinks.
 /// - [`stop`](Self::stop) ends every process the container runs (SIGTERM, then SIGKILL
 ///   after `grace`) and keeps the container's files; after a stop, `start` may create a new
 ///   container (Docker does), and only files under `/agents` (the agents' data: each
@@ -225,7 +268,7 @@ pub trait ProcessHandle: Send + Sync + fmt::Debug {
 ///   where it was; the status is `Running` again.
 /// - Pausing a paused container and resuming a running one are no-ops (`Ok`); both fail
 ///   with [`Error::ContainerNotRunning`] on an absent or stopped container.
-/// - While paused, `exec`, `spawn`, `put_file`, `get_file` and `endpoint` fail with
+/// - While paused, `exec`, `spawn`, `put_file`, `get_file`, `stat` and `endpoint` fail with
 ///   [`Error::ContainerPaused`] on every backend (Docker refuses an exec in a paused
 ///   container; the others follow so callers see one behaviour). A
 ///   [`ProcessHandle::status`] of a frozen process still reports it alive;
@@ -282,6 +325,28 @@ pub trait ContainerRuntime: Send + Sync + fmt::Debug + 'static {
 
     /// Reads a file.
     async fn get_file(&self, town: &TownId, path: &ContainerPath) -> Result<Vec<u8>>;
+
+    /// What `path` is — a file (with its size), a directory, something else — or `None`
+    /// when nothing is there, following symlinks the way opening the path would (a
+    /// dangling link is `None`). It reads no contents: asking whether an agent's
+    /// `kilo.db` exists must not copy the database (on Docker, a `get_file` is a tar of
+    /// the whole file; this is the engine's `HEAD /containers/{id}/archive`, which
+    /// answers with a stat header and no body).
+    ///
+    /// The default reads the file with [`get_file`](Self::get_file) (a whole copy) and
+    /// can report files only: a directory gives whatever error the backend's `get_file`
+    /// gives for one. The local, Docker and simulated backends override it.
+    ///
+    /// # Errors
+    /// [`Error::ContainerNotRunning`] or [`Error::ContainerPaused`], as for `get_file`;
+    /// the backend's own error when it cannot look (`Error::Io`, `Error::Generic`).
+    async fn stat(&self, town: &TownId, path: &ContainerPath) -> Result<Option<PathStat>> {
+        match self.get_file(town, path).await {
+            Ok(bytes) => Ok(Some(PathStat::new(PathKind::File, bytes.len() as u64))),
+            Err(Error::FileNotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
 
     /// Stops every process and the container, keeping its files: SIGTERM, then SIGKILL
     /// after `grace`.
@@ -385,13 +450,13 @@ pub trait ContainerRuntimeExt: ContainerRuntime {
         }
     }
 
-    /// Whether a file exists (by reading it).
+    /// Whether something (a file, a directory, …) exists at `path`, by
+    /// [`ContainerRuntime::stat`]: no contents are read.
+    ///
+    /// # Errors
+    /// Whatever [`ContainerRuntime::stat`] returns.
     async fn file_exists(&self, town: &TownId, path: &ContainerPath) -> Result<bool> {
-        match self.get_file(town, path).await {
-            Ok(_) => Ok(true),
-            Err(Error::FileNotFound { .. }) => Ok(false),
-            Err(e) => Err(e),
-        }
+        Ok(self.stat(town, path).await?.is_some())
     }
 
     /// Creates a directory and its parents (`mkdir -p`).

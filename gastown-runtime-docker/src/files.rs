@@ -11,7 +11,7 @@ use crate::error::{is_not_found, status_of, Error as DockerError};
 use crate::runtime::DockerRuntime;
 
 /// How many symlinks `get_file` follows before giving up (as a loop guard).
-const MAX_SYMLINKS: usize = 8;
+pub(crate) const MAX_SYMLINKS: usize = 8;
 
 impl DockerRuntime {
     /// `put_file` of the trait: a one-file tar uploaded into the parent directory. The
@@ -164,7 +164,7 @@ impl DockerRuntime {
 }
 
 /// The path a symlink at `link` pointing at `target` names.
-fn resolve_link(link: &ContainerPath, target: &str) -> Result<ContainerPath> {
+pub(crate) fn resolve_link(link: &ContainerPath, target: &str) -> Result<ContainerPath> {
     let base = if target.starts_with('/') {
         Vec::new()
     } else {

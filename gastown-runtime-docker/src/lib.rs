@@ -62,6 +62,7 @@ pub mod options;
 mod process;
 mod records;
 mod runtime;
+mod stat;
 #[doc(hidden)]
 pub mod test_support;
 mod volume;

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use bollard::{Docker, API_DEFAULT_VERSION};
 use gastown_core::{
     AdoptedProcess, CommandSpec, ContainerInfo, ContainerOptions, ContainerPath, ContainerRuntime,
-    ContainerStatus, Error, ExecOutput, ProcessLabel, Result, SpawnedProcess, TownId,
+    ContainerStatus, Error, ExecOutput, PathStat, ProcessLabel, Result, SpawnedProcess, TownId,
 };
 use parking_lot::Mutex;
 
@@ -228,6 +228,10 @@ impl ContainerRuntime for DockerRuntime {
 
     async fn get_file(&self, town: &TownId, path: &ContainerPath) -> Result<Vec<u8>> {
         self.get(town, path).await
+    }
+
+    async fn stat(&self, town: &TownId, path: &ContainerPath) -> Result<Option<PathStat>> {
+        self.stat_path(town, path).await
     }
 
     async fn stop(&self, town: &TownId, grace: Duration) -> Result<()> {

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use gastown_core::runtime::{PathKind, PathStat};
 use gastown_core::{
     AdoptedProcess, CommandSpec, ContainerInfo, ContainerOptions, ContainerPath, ContainerRuntime,
     ContainerStatus, Error, ExecOutput, ProcessLabel, ProcessStatus, Result, SpawnedProcess,
@@ -410,6 +411,32 @@ impl ContainerRuntime for LocalRuntime {
                 })
             }
             Err(e) => Err(Error::io(format!("reading {path}"), e)),
+        }
+    }
+
+    async fn stat(&self, town: &TownId, path: &ContainerPath) -> Result<Option<PathStat>> {
+        self.ensure_running(town)?;
+        // `metadata` follows symlinks, as `get_file`'s read does.
+        match tokio::fs::metadata(self.host_path(town, path)).await {
+            Ok(m) => {
+                let kind = if m.is_file() {
+                    PathKind::File
+                } else if m.is_dir() {
+                    PathKind::Dir
+                } else {
+                    PathKind::Other
+                };
+                Ok(Some(PathStat::new(kind, m.len())))
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+                ) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(Error::io(format!("looking at {path}"), e)),
         }
     }
 

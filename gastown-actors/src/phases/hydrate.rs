@@ -1,7 +1,9 @@
 //! `hydrate`: make the agent's directories and restore its SDK database (the launcher's
 //! `database`: kilo's `kilo.db`, opencode's `opencode.db`) from the last snapshot, before its
-//! SDK server starts. A database already in the container (a warm container) is newer than
-//! any snapshot and is kept. A bad latest snapshot falls back to the previous
+//! SDK server starts (with nothing to restore, the directories are left to the worktrees
+//! phase's one exec). A database already in the container (a warm container) is newer than
+//! any snapshot and is kept; asking costs a `stat`, not a copy of the file. A bad latest
+//! snapshot falls back to the previous
 //! verified one (the bad file kept aside, a `SnapshotFallback` event and the report's
 //! `snapshot_fallback` say so); only when both are bad is it a hydrate-phase error.
 
@@ -36,6 +38,11 @@ pub(super) async fn run(ctx: &AgentContext, mut progress: StartProgress) -> Resu
     let dir = db
         .parent()
         .expect("the database is a file under the data dir");
+    if restored.is_none() {
+        // Nothing to restore: the worktrees phase makes them in its one exec.
+        progress.agent_dirs = vec![dir, layout.home()];
+        return Ok(progress);
+    }
     let mkdir = CommandSpec::new("mkdir")
         .arg("-p")
         .arg(&dir)

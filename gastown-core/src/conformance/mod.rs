@@ -7,6 +7,7 @@
 //! | [`exec`] | exit codes, output, missing programs, env isolation, cwd, paths |
 //! | [`processes`] | a reachable port, output lines, unread output, kill with grace, one labelled process per agent |
 //! | [`files`] | round trips, missing files, path validation |
+//! | [`stat`] | kinds and sizes without reading contents, symlinks, paused and stopped containers |
 //! | [`pause`] | pause/resume lifecycle and status, a frozen process, a server after resume, stop and remove of a paused container |
 //!
 //! Modelled on arrow-rs object_store's `integration.rs`: each `check_*` takes the runtime
@@ -58,6 +59,7 @@ pub mod files;
 pub mod lifecycle;
 pub mod pause;
 pub mod processes;
+pub mod stat;
 mod support;
 
 use std::any::Any;
@@ -87,6 +89,7 @@ pub use processes::{
     check_kill_with_grace, check_labelled_spawn_replaces_the_agents_process, check_output_lines,
     check_port_reachable, check_unread_output_does_not_block,
 };
+pub use stat::check_stat;
 
 /// The `PATH` every check's command gets: where `sh` and the busybox applets live in the
 /// Docker image (`/bin`) and on a usual host (`/usr/bin`, `/bin`).
@@ -282,6 +285,7 @@ pub async fn run_all(rt: &dyn ContainerRuntime, town_prefix: &str, caps: &Capabi
     check_file_round_trip(rt, &town("files"), caps).await;
     check_missing_file(rt, &town("missing-file"), caps).await;
     check_path_validation(rt, &town("path-validation"), caps).await;
+    check_stat(rt, &town("stat"), caps).await;
     check_stopped_container_rejects(rt, &town("stopped"), caps).await;
     check_stop_kills_every_process(rt, &town("stop-kills"), caps).await;
     check_pause_lifecycle(rt, &town("pause"), caps).await;
@@ -357,6 +361,7 @@ macro_rules! conformance_tests {
             check_file_round_trip,
             check_missing_file,
             check_path_validation,
+            check_stat,
             check_stopped_container_rejects,
             check_stop_kills_every_process,
             check_pause_lifecycle,
@@ -372,7 +377,7 @@ mod tests {
     /// The macro's list and `run_all`'s calls name the same checks, in the same order.
     #[test]
     fn the_macro_lists_every_check_run_all_runs() {
-        let listed: [&str; 24] = crate::conformance_tests!(@list @names);
+        let listed: [&str; 25] = crate::conformance_tests!(@list @names);
         let source = include_str!("mod.rs");
         let body = &source[source.find("pub async fn run_all").unwrap()..];
         let body = &body[..body.find("\n}\n").unwrap()];

@@ -20,6 +20,14 @@ pub enum SimulatedError {
         program: String,
     },
 
+    /// `exec` of an `sh -c` script that uses more of `sh` than the simulator interprets
+    /// (lines of simple commands joined by `||`/`&&`, `set -e`, `$N`, `"$@"`).
+    #[error("the simulated runtime cannot interpret this sh script: {reason}")]
+    UnsupportedScript {
+        /// What it met.
+        reason: String,
+    },
+
     /// Every port above the first was handed out (24 535 servers).
     #[error("out of simulated ports")]
     PortsExhausted,

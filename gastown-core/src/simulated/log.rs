@@ -118,7 +118,7 @@ pub enum SimEventKind {
         /// The server's data dir.
         data_dir: ContainerPath,
     },
-    /// `get_file` (so also `file_exists`); `ok` is false for a missing file.
+    /// `get_file` or `stat` (so also `file_exists`); `ok` is false for a missing file.
     FileRead {
         /// The path.
         path: ContainerPath,

@@ -41,6 +41,7 @@ mod process;
 mod runtime;
 mod script;
 mod sdk;
+mod shell;
 mod state;
 
 pub use db::SimMessage;

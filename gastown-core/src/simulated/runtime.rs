@@ -16,13 +16,15 @@ use super::log::{SdkOp, SimEvent, SimEventKind};
 use super::process;
 use super::script::{SimScript, TOKEN_REFRESH_PATH};
 use super::sdk::SimulatedSdkConnector;
+use super::shell;
 use super::state::{State, Town};
 use crate::command::CommandSpec;
 use crate::error::{Error, Result};
 use crate::ids::TownId;
 use crate::path::ContainerPath;
 use crate::runtime::{
-    ContainerInfo, ContainerOptions, ContainerRuntime, ExecOutput, SpawnedProcess,
+    ContainerInfo, ContainerOptions, ContainerRuntime, ExecOutput, PathKind, PathStat,
+    SpawnedProcess,
 };
 use crate::sdk::{SdkConnector, SessionInfo};
 use crate::status::{ContainerStatus, ProcessStatus};
@@ -108,16 +110,18 @@ impl Inner {
 ///   the town gets no answer until the resume (bounded by the client's timeout, then it
 ///   fails as timed out, as a call to a frozen real server does), and a server booting
 ///   when the container was paused prints its listening line only after the resume.
-/// - Files: a map from path to bytes per container; directories are implicit. `stop` keeps
-///   them, `remove` deletes them.
+/// - Files: a map from path to bytes per container; directories are implicit (`stat` of
+///   a path with a file under it is a directory). `stop` keeps them, `remove` deletes them.
 /// - `exec`: `mkdir` (directories are implicit: it changes nothing), `rm`, `true` and
-///   `git` are interpreted, and exit 0 with no output. git leaves the marker files the
+///   `git` are interpreted, and exit 0 with no output; so are `sh -c` scripts of them in
+///   the small subset of `sh` gastown's own scripts use (each command charged as its own
+///   exec would be; logged as one `sh` exec). git leaves the marker files the
 ///   actors look for: `git init` → `<dir or cwd>/.git/HEAD`; `git clone [--bare] SRC DEST`
 ///   → `DEST/.git/HEAD` (`DEST/HEAD` when bare); `git worktree add … PATH …` →
 ///   `PATH/.git`. `commit`, `fetch`, `checkout`, `switch` and `worktree` exit 128 outside
 ///   a repository, as git does; [`SimScript::fail_git`] makes a subcommand exit 128. Other
 ///   programs are [`Error::ProgramNotFound`] (or [`SimulatedError::CannotRun`](super::SimulatedError::CannotRun) for
-///   installed ones such as `sh`, which can only be spawned).
+///   installed ones such as `sleep`, or `sh` without `-c`, which can only be spawned).
 /// - `spawn`: a program in [`SimScript::sdk_programs`] becomes a simulated SDK server that
 ///   prints `<program> server listening on http://<host>:<port>` after
 ///   [`sdk_boot`](SimScript::sdk_boot) (a unique port per server), keeps its sessions in a
@@ -395,6 +399,17 @@ impl ContainerRuntime for SimulatedRuntime {
         let inner = &self.inner;
         inner.require_running(town)?;
         let start = inner.offset();
+        if let Some(script) = shell::parse(command)? {
+            inner.script(|s| exec::check_program(s, &command.program))?;
+            let out = shell::run(inner, town, &script).await;
+            let kind = SimEventKind::Exec {
+                program: "sh".to_owned(),
+                sub: None,
+                cwd: command.cwd.clone(),
+            };
+            inner.record(start, town, kind, out.as_ref().is_ok_and(|o| o.success()));
+            return out;
+        }
         let plan = match inner.script(|s| exec::plan(s, command)) {
             Ok(plan) => plan,
             Err(e) => {
@@ -467,6 +482,28 @@ impl ContainerRuntime for SimulatedRuntime {
         });
         let kind = SimEventKind::FileRead { path: path.clone() };
         inner.record(start, town, kind, result.is_ok());
+        result
+    }
+
+    async fn stat(&self, town: &TownId, path: &ContainerPath) -> Result<Option<PathStat>> {
+        let inner = &self.inner;
+        inner.require_running(town)?;
+        let start = inner.offset();
+        // Charged and logged as a read: it stands for the same "is it there" round trip.
+        Inner::charge(inner.script(|s| s.file_read)).await;
+        let result = inner.state.lock().running(town).map(|t| {
+            if let Some(bytes) = t.files.get(path) {
+                return Some(PathStat::new(PathKind::File, bytes.len() as u64));
+            }
+            // Directories are implicit: one exists while a file lies under it.
+            let prefix = format!("{}/", path.as_str().trim_end_matches('/'));
+            t.files
+                .keys()
+                .any(|p| p.as_str().starts_with(&prefix))
+                .then(|| PathStat::new(PathKind::Dir, 0))
+        });
+        let kind = SimEventKind::FileRead { path: path.clone() };
+        inner.record(start, town, kind, matches!(result, Ok(Some(_))));
         result
     }
 
