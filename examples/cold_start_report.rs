@@ -14,6 +14,9 @@
 //! - `cold`, `warm_prewarmed`, `warm_model_changed` (floor: one `noReply` round trip) on the local runtime with the real kilo,
 //!   and on Docker when an engine answers: medians of `--runs` runs (default 5), the actor
 //!   path and a bare sequence without actors (the physical floor) alternating.
+//! - `scale_100_towns`, `scale_1000_towns` on the simulated runtime: that many towns of a
+//!   mayor and 10 registered workers at once in this process; `mayor_ready_ms` is the
+//!   mayors' virtual p50, with `p99_ms`, `cpu_ms` (process CPU) and `rss_mb` (peak RSS).
 //! - `wake_paused` on the same runtimes: the median of `--runs` `ensure_mayor` calls on a
 //!   town the library paused itself when its mayor went quiet (each must decide
 //!   `resume_paused`; a fresh town per sample), against the `cold` rows' floor of the
@@ -118,6 +121,10 @@ fn main() -> anyhow::Result<()> {
         }
     }
 
+    if matches!(args.runtime, Which::All | Which::Simulated) {
+        scale_rows(&args);
+    }
+
     let real = tokio::runtime::Runtime::new()?;
     if matches!(args.runtime, Which::All | Which::Local) {
         let kilo_bin = kilo::locate(None)?;
@@ -209,4 +216,43 @@ async fn docker_runtime() -> anyhow::Result<Arc<dyn ContainerRuntime>> {
 #[cfg(not(feature = "docker"))]
 async fn docker_runtime() -> anyhow::Result<Arc<dyn ContainerRuntime>> {
     anyhow::bail!("built without the `docker` feature")
+}
+
+/// `scale_100_towns`, `scale_1000_towns`: many towns of a mayor and 10 workers on one
+/// simulated runtime; `mayor_ready_ms` is the mayors' virtual p50 against one mayor's
+/// floor, plus `p99_ms`, `cpu_ms` and `rss_mb` (see `benches/support/scale.rs`).
+fn scale_rows(args: &Args) {
+    const WORKERS: usize = 10;
+    let floor = support::ms(support::sim_floor(&support::sim_script()));
+    for (scenario, towns) in [("scale_100_towns", 100), ("scale_1000_towns", 1000)] {
+        if !args.wants(scenario) {
+            continue;
+        }
+        let f = support::scale::sim_scale(towns, WORKERS);
+        if f.agents_up != towns * (WORKERS + 1) {
+            eprintln!(
+                "{scenario}: only {} of {} agents came up",
+                f.agents_up,
+                towns * (WORKERS + 1)
+            );
+        }
+        let row = Row {
+            scenario,
+            runtime: "simulated",
+            agents: WORKERS,
+            rigs: 0,
+            mayor_ready_ms: f.p50_ms,
+            floor_ms: floor,
+        };
+        let extra = [
+            ("p99_ms", f.p99_ms),
+            ("cpu_ms", f.cpu_ms),
+            ("rss_mb", f.rss_mb),
+        ];
+        if args.json {
+            println!("{}", support::fields::json_with(&row, &extra));
+        } else {
+            println!("{}", support::fields::table_with(&row, &extra));
+        }
+    }
 }

@@ -8,6 +8,9 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod fields;
+pub mod scale;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
