@@ -86,6 +86,8 @@ pub(crate) struct TownParts {
     /// One lock per rig: every agent of the container shares the rig's bare clone, and two
     /// clones or a fetch during a `worktree add` must not interleave.
     pub(crate) rig_locks: parking_lot::Mutex<HashMap<RigId, Arc<tokio::sync::Mutex<()>>>>,
+    /// The runtime's boot scheduler (`None`: boots are not scheduled).
+    pub(crate) boot_scheduler: Option<Arc<crate::BootScheduler>>,
 }
 
 impl TownParts {
@@ -240,6 +242,7 @@ pub(crate) fn open_parts(options: TownOptions) -> Result<OpenedTown> {
         stop_paused_after,
         paused_budget,
         paused_bytes,
+        boot_scheduler,
     } = options;
     if let Some((_, var)) = &credentials {
         if !gastown_core::env::is_var_name(var) {
@@ -310,6 +313,7 @@ pub(crate) fn open_parts(options: TownOptions) -> Result<OpenedTown> {
         clock: Clock::new(),
         events: Arc::new(crate::events::EventBus::new(Clock::new())),
         rig_locks: Default::default(),
+        boot_scheduler,
     });
     Ok(OpenedTown {
         parts,

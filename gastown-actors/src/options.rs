@@ -127,6 +127,9 @@ pub struct TownOptions {
     pub paused_bytes: u64,
     /// Limits on real turns ([`TownHandle::prompt_mayor`](crate::TownHandle::prompt_mayor)).
     pub turns: TurnOptions,
+    /// The runtime's boot scheduler, shared by every town on the runtime: each SDK server
+    /// boot waits for one of its slots, mayors first (`None`, the default: unscheduled).
+    pub boot_scheduler: Option<Arc<crate::BootScheduler>>,
 }
 
 impl fmt::Debug for TownOptions {
@@ -159,7 +162,15 @@ impl TownOptions {
             paused_budget: None,
             paused_bytes: 600 * 1024 * 1024,
             stop_paused_after: Duration::from_secs(30 * 60),
+            boot_scheduler: None,
         }
+    }
+
+    /// Schedules this town's SDK boots on `scheduler` — give every town of a runtime the
+    /// same one (e.g. [`BootScheduler::per_host`](crate::BootScheduler::per_host)).
+    pub fn with_boot_scheduler(mut self, scheduler: Arc<crate::BootScheduler>) -> Self {
+        self.boot_scheduler = Some(scheduler);
+        self
     }
 
     /// Passes each agent the first credential `chain` resolves, in the variable `var`.
