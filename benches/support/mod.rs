@@ -10,6 +10,7 @@
 
 pub mod fields;
 pub mod scale;
+pub mod storm;
 
 use std::collections::BTreeMap;
 use std::path::Path;
