@@ -20,7 +20,8 @@
 //! - `boot_storm_scheduled`, `boot_storm_unscheduled` on the local runtime:
 //!   `--storm-towns` (10) towns with `--storm-workers` (3) registered workers each,
 //!   cold-started at once, on one boot scheduler (cores-sized, mayors first) or none;
-//!   `mayor_ready_ms` is the mayors' p95, with `p50_ms`; `floor_ms` one bare cold start.
+//!   `mayor_ready_ms` is the mayors' p95, with `p50_ms` and `failed` (mayors whose start
+//!   failed, left out of the percentiles); `floor_ms` one bare cold start.
 //! - `wake_paused` on the same runtimes: the median of `--runs` `ensure_mayor` calls on a
 //!   town the library paused itself when its mayor went quiet (each must decide
 //!   `resume_paused`; a fresh town per sample), against the `cold` rows' floor of the
@@ -293,7 +294,7 @@ async fn storm_rows(rt: &Arc<dyn ContainerRuntime>, make: &support::MakeOptions<
         let scheduler =
             (scenario == "boot_storm_scheduled").then(gastown::actors::BootScheduler::per_host);
         let label = if scheduler.is_some() { "s" } else { "u" };
-        let mut ready = support::storm::real_boot_storm(
+        let storm = support::storm::real_boot_storm(
             make,
             label,
             args.storm_towns,
@@ -301,16 +302,18 @@ async fn storm_rows(rt: &Arc<dyn ContainerRuntime>, make: &support::MakeOptions<
             scheduler,
         )
         .await;
-        ready.sort_by(|a, b| a.partial_cmp(b).unwrap());
         let row = Row {
             scenario,
             runtime: "local",
             agents: args.storm_workers,
             rigs: 0,
-            mayor_ready_ms: support::scale::percentile(&ready, 0.95),
+            mayor_ready_ms: support::scale::percentile(&storm.ready_ms, 0.95),
             floor_ms: floor,
         };
-        let extra = [("p50_ms", support::scale::percentile(&ready, 0.50))];
+        let extra = [
+            ("p50_ms", support::scale::percentile(&storm.ready_ms, 0.50)),
+            ("failed", storm.failed as f64),
+        ];
         if args.json {
             println!("{}", support::fields::json_with(&row, &extra));
         } else {

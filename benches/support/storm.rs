@@ -17,15 +17,24 @@ use tokio::time::Instant;
 
 use super::MakeOptions;
 
-/// The mayors' ready times, ms, in town order: `towns` towns with `workers` registered
-/// polecats each, started at once, on `scheduler` when given.
+/// What a storm measured.
+#[derive(Debug, Clone, Default)]
+pub struct Storm {
+    /// The ready times of the mayors that became ready, ms, ascending.
+    pub ready_ms: Vec<f64>,
+    /// Mayors whose start failed (e.g. SDK calls timed out on a host too busy).
+    pub failed: usize,
+}
+
+/// `towns` towns with `workers` registered polecats each, started at once, on
+/// `scheduler` when given: the mayors' ready times and failures.
 pub async fn real_boot_storm(
     options: &MakeOptions<'_>,
     label: &str,
     towns: usize,
     workers: usize,
     scheduler: Option<Arc<BootScheduler>>,
-) -> Vec<f64> {
+) -> Storm {
     let dir = tempfile::tempdir().unwrap();
     let mut handles = Vec::with_capacity(towns);
     for i in 0..towns {
@@ -40,7 +49,17 @@ pub async fn real_boot_storm(
     }
     let t0 = Instant::now();
     let calls = handles.iter().map(|h| async move {
-        let ready = h.ensure_mayor().await.unwrap();
+        let ready = match h.ensure_mayor().await {
+            Ok(ready) => ready,
+            Err(e) => {
+                eprintln!(
+                    "{label} {}: failed after {:.0} ms: {e}",
+                    h.town(),
+                    super::ms(t0.elapsed())
+                );
+                return None;
+            }
+        };
         let at = super::ms(t0.elapsed());
         // Where the time went, on stderr: the sdk phase's attempts and duration.
         let sdk = ready
@@ -57,13 +76,20 @@ pub async fn real_boot_storm(
                 p.attempts
             );
         }
-        at
+        Some(at)
     });
-    let ready = futures::future::join_all(calls).await;
+    let results = futures::future::join_all(calls).await;
     for result in futures::future::join_all(handles.into_iter().map(TownHandle::shutdown)).await {
-        result.unwrap();
+        if let Err(e) = result {
+            eprintln!("{label}: shutdown: {e}");
+        }
     }
-    ready
+    let mut ready_ms: Vec<f64> = results.iter().flatten().copied().collect();
+    ready_ms.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    Storm {
+        failed: results.iter().filter(|r| r.is_none()).count(),
+        ready_ms,
+    }
 }
 
 fn registry(state: &Path, workers: usize) {
