@@ -18,6 +18,14 @@
 //!   host restarted after a SIGKILL while its container and mayor lived on (a child
 //!   process is the killed host; `benches/support/host_restart.rs`), against the `cold`
 //!   rows' floor of the same run.
+//! - `scale_100_towns`, `scale_1000_towns` on the simulated runtime: that many towns of a
+//!   mayor and 10 registered workers at once in this process; `mayor_ready_ms` is the
+//!   mayors' virtual p50, with `p99_ms`, `cpu_ms` (process CPU) and `rss_mb` (peak RSS).
+//! - `boot_storm_scheduled`, `boot_storm_unscheduled` on the local runtime:
+//!   `--storm-towns` (10) towns with `--storm-workers` (3) registered workers each,
+//!   cold-started at once, on one boot scheduler (cores-sized, mayors first) or none;
+//!   `mayor_ready_ms` is the mayors' p95, with `p50_ms` and `failed` (mayors whose start
+//!   failed, left out of the percentiles); `floor_ms` one bare cold start.
 //! - `wake_paused` on the same runtimes: the median of `--runs` `ensure_mayor` calls on a
 //!   town the library paused itself when its mayor went quiet (each must decide
 //!   `resume_paused`; a fresh town per sample), against the `cold` rows' floor of the
@@ -66,6 +74,12 @@ struct Args {
     /// Only these scenarios (repeatable, e.g. `--scenario cold`); all when absent.
     #[arg(long = "scenario")]
     scenarios: Vec<String>,
+    /// Towns of the `boot_storm_*` scenarios (local runtime).
+    #[arg(long, default_value_t = 10)]
+    storm_towns: usize,
+    /// Registered workers per town in the `boot_storm_*` scenarios.
+    #[arg(long, default_value_t = 3)]
+    storm_workers: usize,
 }
 
 impl Args {
@@ -136,6 +150,10 @@ fn main() -> anyhow::Result<()> {
                 });
             }
         }
+    }
+
+    if matches!(args.runtime, Which::All | Which::Simulated) {
+        scale_rows(&args);
     }
 
     let real = tokio::runtime::Runtime::new()?;
@@ -228,6 +246,9 @@ async fn real_rows(
             floor_ms: cold_floor_ms,
         });
     }
+    if runtime == "local" && stop.signalled().is_none() {
+        storm_rows(rt, &make, args).await;
+    }
     if stop.signalled().is_some() || !args.wants("wake_paused") {
         return;
     }
@@ -261,4 +282,94 @@ async fn docker_runtime() -> anyhow::Result<Arc<dyn ContainerRuntime>> {
 #[cfg(not(feature = "docker"))]
 async fn docker_runtime() -> anyhow::Result<Arc<dyn ContainerRuntime>> {
     anyhow::bail!("built without the `docker` feature")
+}
+
+/// `scale_100_towns`, `scale_1000_towns`: many towns of a mayor and 10 workers on one
+/// simulated runtime; `mayor_ready_ms` is the mayors' virtual p50 against one mayor's
+/// floor, plus `p99_ms`, `cpu_ms` and `rss_mb` (see `benches/support/scale.rs`).
+fn scale_rows(args: &Args) {
+    const WORKERS: usize = 10;
+    let floor = support::ms(support::sim_floor(&support::sim_script()));
+    for (scenario, towns) in [("scale_100_towns", 100), ("scale_1000_towns", 1000)] {
+        if !args.wants(scenario) {
+            continue;
+        }
+        let f = support::scale::sim_scale(towns, WORKERS);
+        if f.agents_up != towns * (WORKERS + 1) {
+            eprintln!(
+                "{scenario}: only {} of {} agents came up",
+                f.agents_up,
+                towns * (WORKERS + 1)
+            );
+        }
+        let row = Row {
+            scenario,
+            runtime: "simulated",
+            agents: WORKERS,
+            rigs: 0,
+            mayor_ready_ms: f.p50_ms,
+            floor_ms: floor,
+        };
+        let extra = [
+            ("p99_ms", f.p99_ms),
+            ("cpu_ms", f.cpu_ms),
+            ("rss_mb", f.rss_mb),
+        ];
+        if args.json {
+            println!("{}", support::fields::json_with(&row, &extra));
+        } else {
+            println!("{}", support::fields::table_with(&row, &extra));
+        }
+    }
+}
+
+/// `boot_storm_scheduled` then `boot_storm_unscheduled`: `--storm-towns` towns with
+/// `--storm-workers` registered workers each, cold-started at once, with one
+/// [`BootScheduler::per_host`](gastown::actors::BootScheduler::per_host) for all of them or
+/// with none. `mayor_ready_ms` is the mayors' p95, with `p50_ms`; `floor_ms` is one bare
+/// cold start (container, kilo, session) alone, measured first.
+async fn storm_rows(rt: &Arc<dyn ContainerRuntime>, make: &support::MakeOptions<'_>, args: &Args) {
+    let wanted = ["boot_storm_scheduled", "boot_storm_unscheduled"];
+    if !wanted.iter().any(|s| args.wants(s)) {
+        return;
+    }
+    let floor_town = support::town_id("storm-floor", 0);
+    let t0 = tokio::time::Instant::now();
+    let bare = support::bare_start(rt, &floor_town, "anthropic/claude-sonnet-4.6", true).await;
+    let floor = support::ms(t0.elapsed());
+    support::bare_stop(bare).await;
+    rt.remove(&floor_town).await.unwrap();
+    for scenario in wanted {
+        if !args.wants(scenario) {
+            continue;
+        }
+        let scheduler =
+            (scenario == "boot_storm_scheduled").then(gastown::actors::BootScheduler::per_host);
+        let label = if scheduler.is_some() { "s" } else { "u" };
+        let storm = support::storm::real_boot_storm(
+            make,
+            label,
+            args.storm_towns,
+            args.storm_workers,
+            scheduler,
+        )
+        .await;
+        let row = Row {
+            scenario,
+            runtime: "local",
+            agents: args.storm_workers,
+            rigs: 0,
+            mayor_ready_ms: support::scale::percentile(&storm.ready_ms, 0.95),
+            floor_ms: floor,
+        };
+        let extra = [
+            ("p50_ms", support::scale::percentile(&storm.ready_ms, 0.50)),
+            ("failed", storm.failed as f64),
+        ];
+        if args.json {
+            println!("{}", support::fields::json_with(&row, &extra));
+        } else {
+            println!("{}", support::fields::table_with(&row, &extra));
+        }
+    }
 }

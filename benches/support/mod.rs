@@ -8,7 +8,10 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod fields;
 pub mod host_restart;
+pub mod scale;
+pub mod storm;
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -153,6 +153,8 @@ pub(crate) struct TownParts {
     /// One lock per rig: every agent of the container shares the rig's bare clone, and two
     /// clones or a fetch during a `worktree add` must not interleave.
     pub(crate) rig_locks: parking_lot::Mutex<HashMap<RigId, Arc<tokio::sync::Mutex<()>>>>,
+    /// The runtime's boot scheduler (`None`: boots are not scheduled).
+    pub(crate) boot_scheduler: Option<Arc<crate::BootScheduler>>,
 }
 
 impl TownParts {
@@ -321,6 +323,7 @@ pub(crate) fn open_parts(options: TownOptions) -> Result<OpenedTown> {
         paused_budget,
         paused_bytes,
         idle_exit,
+        boot_scheduler,
     } = options;
     if let Some((_, var)) = &credentials {
         if !gastown_core::env::is_var_name(var) {
@@ -395,6 +398,7 @@ pub(crate) fn open_parts(options: TownOptions) -> Result<OpenedTown> {
         branches_dir: state_dir.join("branches"),
         idle_exit,
         rig_locks: Default::default(),
+        boot_scheduler,
     });
     Ok(OpenedTown {
         parts,

@@ -49,6 +49,7 @@ mod alarm;
 #[doc(hidden)]
 pub mod bench_support;
 mod boot;
+mod boot_scheduler;
 mod budget;
 mod clock;
 mod container;
@@ -66,6 +67,7 @@ mod town;
 mod turn;
 
 pub use boot::{BootReport, MayorBoot};
+pub use boot_scheduler::{BootPriority, BootScheduler, BootSlot};
 pub use budget::PausedBudget;
 pub use context::AgentSpec;
 pub use error::{Error, PhaseFailure, Result, StartError};

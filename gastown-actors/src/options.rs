@@ -130,6 +130,9 @@ pub struct TownOptions {
     /// How long an idle worker lives before it exits (default: polecat 120 s, refinery
     /// 600 s — Kilo Gastown; `ARCHITECTURE.md`, *Lifecycle timings*).
     pub idle_exit: IdleExit,
+    /// The runtime's boot scheduler, shared by every town on the runtime: each SDK server
+    /// boot waits for one of its slots, mayors first (`None`, the default: unscheduled).
+    pub boot_scheduler: Option<Arc<crate::BootScheduler>>,
 }
 
 /// How long a worker may sit with an idle session before it exits: its server stops, its
@@ -190,12 +193,20 @@ impl TownOptions {
             paused_bytes: 600 * 1024 * 1024,
             stop_paused_after: Duration::from_secs(30 * 60),
             idle_exit: IdleExit::default(),
+            boot_scheduler: None,
         }
     }
 
     /// Sets the workers' idle-exit windows (see [`TownOptions::idle_exit`]).
     pub fn with_idle_exit(mut self, idle_exit: IdleExit) -> Self {
         self.idle_exit = idle_exit;
+        self
+    }
+
+    /// Schedules this town's SDK boots on `scheduler` — give every town of a runtime the
+    /// same one (e.g. [`BootScheduler::per_host`](crate::BootScheduler::per_host)).
+    pub fn with_boot_scheduler(mut self, scheduler: Arc<crate::BootScheduler>) -> Self {
+        self.boot_scheduler = Some(scheduler);
         self
     }
 

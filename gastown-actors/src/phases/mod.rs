@@ -24,6 +24,7 @@ use gastown_core::{Result, StartupPhase};
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
+use crate::boot_scheduler::BootPriority;
 use crate::context::{AgentContext, StartProgress};
 use crate::error::PhaseFailure;
 
@@ -74,6 +75,15 @@ pub(crate) fn spawn_attempt(
     let started = Instant::now();
     let after = ctx.clone();
     let step = tokio::spawn(async move {
+        // A server boot first waits for a slot of the runtime's boot scheduler (a carried
+        // server is kept, not booted), outside the phase's timeout: queueing behind other
+        // boots is not this server being slow. The slot is held until the phase ends.
+        let _slot = match &ctx.parts.boot_scheduler {
+            Some(s) if phase == StartupPhase::Sdk && progress.sdk.is_none() => {
+                Some(s.acquire(BootPriority::of(ctx.spec.role)).await)
+            }
+            _ => None,
+        };
         tokio::time::timeout(timeout, run_phase(phase, &ctx, progress)).await
     });
     let abort = step.abort_handle();
