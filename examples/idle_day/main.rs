@@ -327,7 +327,7 @@ fn mayor_always_working(state: &Path) -> anyhow::Result<TownStore> {
     let store = TownStore::open(&state.join("town.db"))?;
     store.insert_bead(&BeadRecord::issue(
         gastown::core::BeadId::new("seed-mayor-always-working")?,
-        "the seeds' always-working mayor",
+        "Kilo Gastown's always-working mayor, before PR #3113",
         "",
         0,
     ))?;
