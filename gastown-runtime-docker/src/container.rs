@@ -231,8 +231,9 @@ impl DockerRuntime {
                 Ok(Started::Now) => {
                     self.verify_up(&id).await?;
                     self.remember(town);
-                    // A new pid namespace: pids this runtime knew mean nothing there.
-                    self.known.forget(town);
+                    // A new pid namespace: pids this runtime knew mean nothing there, and
+                    // the only records it will hold are this runtime's.
+                    self.known.started_here(town);
                     tracing::info!(%town, container = %name, "container started");
                     return Ok(ContainerInfo { id, created: true });
                 }

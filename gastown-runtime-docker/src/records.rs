@@ -19,6 +19,16 @@
 //! one server per agent holds because every labelled spawn of an agent first ends each
 //! live recorded process of that agent (waited for), and spawns of one agent are
 //! serialised within this runtime.
+//!
+//! Reading the records is an exec, an engine round trip (about 90 ms, `ARCHITECTURE.md`,
+//! *Phase path*), and a cold start would make two: `adopt`, then the sdk phase's labelled
+//! spawn. Neither is needed in a container this runtime started itself (a new pid
+//! namespace in which nothing ran before) for an agent it has not spawned there yet: the
+//! records of that container are the ones this runtime's labelled spawns wrote, so the
+//! agent has none. A runtime that finds the container already running — a host restarted
+//! after a crash, with the earlier host's records in it — gets `created == false` from
+//! `start` and reads them as before. (A second runtime making labelled spawns in a
+//! container another live runtime started is outside this: one host drives a town.)
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -147,7 +157,8 @@ fn parse_list(stdout: &str) -> Vec<Entry> {
 
 /// What a [`DockerRuntime`] remembers of the labelled processes of its towns: those it
 /// spawned (never up for adoption, ended with their exec handle) and those it adopted
-/// (handed out once). Forgotten when the town's container is created or removed.
+/// (handed out once), and whether it started the town's container itself. Forgotten when
+/// the town's container is created or removed.
 #[derive(Debug, Default)]
 pub(crate) struct Known {
     towns: Mutex<HashMap<TownId, TownKnown>>,
@@ -161,12 +172,46 @@ struct TownKnown {
     adopted: HashSet<u32>,
     /// Serialises the labelled spawns (and adoption) of one agent.
     agent_locks: HashMap<String, Arc<tokio::sync::Mutex<()>>>,
+    /// True when this runtime started the town's current container (`start` answered
+    /// `created == true`): every record in it was written by a labelled spawn of this
+    /// runtime.
+    started_here: bool,
+    /// The agents this runtime made a labelled spawn for in the current container (counted
+    /// from the attempt, since the record may exist even when the spawn then fails).
+    spawned_agents: HashSet<String>,
 }
 
 impl Known {
     /// Forgets `town` (its container was created anew or removed: pids start over).
     pub(crate) fn forget(&self, town: &TownId) {
         self.towns.lock().remove(town);
+    }
+
+    /// Forgets `town` and notes that this runtime has just started its container (never
+    /// started before: a new pid namespace, and no record in it).
+    pub(crate) fn started_here(&self, town: &TownId) {
+        let mut towns = self.towns.lock();
+        towns.remove(town);
+        towns.entry(town.clone()).or_default().started_here = true;
+    }
+
+    /// Whether the town's container may hold a record of `agent`: false only when this
+    /// runtime started the container and has made no labelled spawn of `agent` in it.
+    fn may_hold_records(&self, town: &TownId, agent: &str) -> bool {
+        self.towns
+            .lock()
+            .get(town)
+            .is_none_or(|t| !t.started_here || t.spawned_agents.contains(agent))
+    }
+
+    /// Notes a labelled spawn of `agent` in the town's current container.
+    fn spawning(&self, town: &TownId, agent: &str) {
+        self.towns
+            .lock()
+            .entry(town.clone())
+            .or_default()
+            .spawned_agents
+            .insert(agent.to_owned());
     }
 
     fn agent_lock(&self, town: &TownId, agent: &str) -> Arc<tokio::sync::Mutex<()>> {
@@ -229,7 +274,9 @@ impl DockerRuntime {
 
     /// `spawn_labelled` of the trait: under the agent's lock, ends every live recorded
     /// process of the agent (SIGTERM, SIGKILL after `grace`, waited for), then spawns
-    /// `spec` through the wrapper in record mode.
+    /// `spec` through the wrapper in record mode. The records are not read (no exec) when
+    /// the container cannot hold one of the agent (see the module docs): the first server
+    /// of a cold start costs one exec, as an unlabelled spawn does.
     ///
     /// # Errors
     /// What `spawn` returns; `RecordFailed` (in `Generic`) when the record cannot be
@@ -243,7 +290,11 @@ impl DockerRuntime {
     ) -> Result<SpawnedProcess> {
         let lock = self.known.agent_lock(town, &label.agent);
         let _serial = lock.lock().await;
-        let entries = self.read_records(town).await?;
+        let entries = if self.known.may_hold_records(town, &label.agent) {
+            self.read_records(town).await?
+        } else {
+            Vec::new()
+        };
         let (live, stale): (Vec<Entry>, Vec<Entry>) = entries.into_iter().partition(|e| e.live);
         let earlier: Vec<ProcessRecord> = live
             .into_iter()
@@ -269,6 +320,7 @@ impl DockerRuntime {
         self.forget_pids(town, &gone);
         let json = serde_json::to_string(&RecordedLabel::from(label))
             .map_err(|e| gastown_core::Error::generic(crate::error::RUNTIME, e))?;
+        self.known.spawning(town, &label.agent);
         let (process, output) = self.spawn_wrapped(town, spec, Mode::Record(json)).await?;
         self.known
             .towns
@@ -295,7 +347,9 @@ impl DockerRuntime {
 
     /// `adopt` of the trait: the newest live recorded process of `agent` that this runtime
     /// neither spawned nor adopted before; older ones of the same agent (never more than
-    /// one, unless records were made by hand) are killed. Stale records are deleted.
+    /// one, unless records were made by hand) are killed. Stale records are deleted. `None`
+    /// without reading the records (no exec) when the container cannot hold one of the
+    /// agent (see the module docs): a fresh town's cold start.
     ///
     /// # Errors
     /// What `exec` returns (`ContainerNotRunning`, `ContainerPaused`, engine errors); the
@@ -307,6 +361,10 @@ impl DockerRuntime {
     ) -> Result<Option<AdoptedProcess>> {
         let lock = self.known.agent_lock(town, agent);
         let _serial = lock.lock().await;
+        if !self.known.may_hold_records(town, agent) {
+            tracing::debug!(%town, agent, "nothing to adopt in a container this runtime started");
+            return Ok(None);
+        }
         let entries = self.read_records(town).await?;
         let stale: Vec<u32> = entries
             .iter()

@@ -245,7 +245,9 @@ impl ContainerRuntime for DockerRuntime {
     /// Recorded in the container (`/run/gastown/processes/<pid>.json`, written by the exec
     /// that starts the process, before this returns). The label's lock file is not taken
     /// (the image's busybox has no `flock`): the agent's earlier processes are ended first,
-    /// and one agent's spawns are serialised within this runtime.
+    /// and one agent's spawns are serialised within this runtime. Finding them costs an
+    /// exec, skipped for an agent's first spawn in a container this runtime started (no
+    /// record of it can be there; `adopt` skips it likewise).
     async fn spawn_labelled(
         &self,
         town: &TownId,

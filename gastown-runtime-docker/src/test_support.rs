@@ -6,12 +6,14 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::OnceLock;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bollard::query_parameters::{
-    ListContainersOptionsBuilder, ListVolumesOptionsBuilder, RemoveContainerOptionsBuilder,
+    EventsOptionsBuilder, ListContainersOptionsBuilder, ListVolumesOptionsBuilder,
+    RemoveContainerOptionsBuilder,
 };
 use bollard::{Docker, API_DEFAULT_VERSION};
+use futures::StreamExt;
 use gastown_core::{CommandSpec, ContainerPath, ContainerRuntime, ContainerStatus, TownId};
 
 use crate::options::DEFAULT_SOCKET;
@@ -234,6 +236,43 @@ impl Drop for Cleanup {
         })
         .join();
     }
+}
+
+/// The commands of the execs the engine created in the town's container from `since` on,
+/// in order, from the engine's event log (`exec_create` events; each exec is an engine
+/// round trip, which is what the count is for). The log is read up to one second after
+/// the call, so an exec created just before it is in.
+///
+/// # Panics
+/// When the container cannot be inspected or the events cannot be read.
+pub async fn execs_since(rt: &DockerRuntime, town: &TownId, since: SystemTime) -> Vec<String> {
+    let id = container_id(rt, town).await;
+    let secs = |t: SystemTime| {
+        let d = t.duration_since(UNIX_EPOCH).expect("after the epoch");
+        format!("{}.{:09}", d.as_secs(), d.subsec_nanos())
+    };
+    let until = SystemTime::now() + Duration::from_secs(1);
+    let filters = HashMap::from([
+        ("type".to_owned(), vec!["container".to_owned()]),
+        ("container".to_owned(), vec![id]),
+    ]);
+    let options = EventsOptionsBuilder::new()
+        .since(&secs(since))
+        .until(&secs(until))
+        .filters(&filters)
+        .build();
+    let mut events = rt.docker().events(Some(options));
+    let mut execs = Vec::new();
+    while let Some(event) = events.next().await {
+        let action = event
+            .expect("read engine events")
+            .action
+            .unwrap_or_default();
+        if let Some(command) = action.strip_prefix("exec_create:") {
+            execs.push(command.trim().to_owned());
+        }
+    }
+    execs
 }
 
 /// Polls `rt.status(town)` until it is `want`, bounded by [`WAIT_BOUND`].

@@ -1,15 +1,17 @@
 //! Crash safety of the Docker runtime on a real engine: a labelled process outlives the
 //! runtime that spawned it (a host killed mid-flight) and a second runtime on the same
 //! container adopts it once; a record whose pid now belongs to another process is dropped
-//! without a signal; a labelled spawn ends the adopted process of its agent. Skipped (with
-//! a line) when no engine answers, unless `GASTOWN_REQUIRE_DOCKER=1`.
+//! without a signal; a labelled spawn ends the adopted process of its agent; in a container
+//! the runtime started itself, an agent's first adopt and labelled spawn read no records
+//! (one exec in all). Skipped (with a line) when no engine answers, unless
+//! `GASTOWN_REQUIRE_DOCKER=1`.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use gastown_core::{
     ContainerOptions, ContainerPath, ContainerRuntime, ContainerRuntimeExt, ProcessLabel,
 };
-use gastown_runtime_docker::test_support::{path, runtime, sh, town, Cleanup};
+use gastown_runtime_docker::test_support::{execs_since, path, runtime, sh, town, Cleanup};
 
 fn label(agent: &str) -> ProcessLabel {
     ProcessLabel {
@@ -112,6 +114,15 @@ async fn a_record_whose_pid_was_reused_is_dropped_without_a_signal() {
     let town = town("reuse");
     let _cleanup = Cleanup::town(&prefix, &town);
     rt.start(&town, &ContainerOptions::default()).await.unwrap();
+    // The record is an earlier host's: the runtime that reads it did not start the
+    // container (the one that did knows every record in it is its own).
+    let rt = runtime(&prefix).await.unwrap();
+    assert!(
+        !rt.start(&town, &ContainerOptions::default())
+            .await
+            .unwrap()
+            .created
+    );
     // A live process of this container that no host spawned, recorded with another start
     // time: its pid "was reused".
     let mut bystander = rt
@@ -138,5 +149,75 @@ async fn a_record_whose_pid_was_reused_is_dropped_without_a_signal() {
         records(&rt, &town).await.is_empty(),
         "the stale record is deleted"
     );
+    rt.remove(&town).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_fresh_container_costs_no_record_reads_until_the_agent_was_spawned() {
+    let prefix = gastown_runtime_docker::test_support::prefix("fresh");
+    let Some(rt) = runtime(&prefix).await else {
+        return;
+    };
+    let town = town("fresh");
+    let _cleanup = Cleanup::town(&prefix, &town);
+    assert!(
+        rt.start(&town, &ContainerOptions::default())
+            .await
+            .unwrap()
+            .created
+    );
+    let grace = Duration::from_millis(300);
+    let since = SystemTime::now();
+    // A cold start's two record reads (adopt, then the labelled spawn) are skipped: the
+    // only exec is the spawn itself.
+    assert!(rt.adopt(&town, "a").await.unwrap().is_none());
+    let first = rt
+        .spawn_labelled(&town, &sh("exec sleep 300"), &label("a"), grace)
+        .await
+        .unwrap();
+    // The wrapper's script leads every exec: its arguments, at the end, say what ran.
+    let execs: Vec<String> = execs_since(&rt, &town, since)
+        .await
+        .into_iter()
+        .map(|c| {
+            c.rsplit("gastown-exec ")
+                .next()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(execs.len(), 1, "only the spawn: {execs:?}");
+    assert!(
+        execs[0].starts_with("record {") && execs[0].ends_with("exec sleep 300"),
+        "the labelled spawn: {execs:?}"
+    );
+    assert_eq!(records(&rt, &town).await.len(), 1);
+
+    // Once the agent was spawned here, its records are read again: the second spawn ends
+    // the first and replaces its record.
+    let second = rt
+        .spawn_labelled(&town, &sh("exec sleep 300"), &label("a"), grace)
+        .await
+        .unwrap();
+    assert!(!first.handle.status().await.is_alive());
+    assert!(second.handle.status().await.is_alive());
+    assert_eq!(records(&rt, &town).await.len(), 1, "one record per agent");
+
+    // A runtime that finds the container running reads the records (and finds the first
+    // runtime's live process of the agent up for adoption).
+    let later = runtime(&prefix).await.unwrap();
+    assert!(
+        !later
+            .start(&town, &ContainerOptions::default())
+            .await
+            .unwrap()
+            .created
+    );
+    let adopted = later
+        .adopt(&town, "a")
+        .await
+        .unwrap()
+        .expect("the live process");
+    assert!(adopted.handle.status().await.is_alive());
     rt.remove(&town).await.unwrap();
 }
