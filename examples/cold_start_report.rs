@@ -22,6 +22,10 @@
 //!   cold-started at once, on one boot scheduler (cores-sized, mayors first) or none;
 //!   `mayor_ready_ms` is the mayors' p95, with `p50_ms` and `failed` (mayors whose start
 //!   failed, left out of the percentiles); `floor_ms` one bare cold start.
+//! - `host_restart` on the same runtimes: the median of `--runs` `ensure_mayor` calls of a
+//!   host restarted after a SIGKILL while its container and mayor lived on (a child
+//!   process is the killed host; `benches/support/host_restart.rs`), against the `cold`
+//!   rows' floor of the same run.
 //! - `wake_paused` on the same runtimes: the median of `--runs` `ensure_mayor` calls on a
 //!   town the library paused itself when its mayor went quiet (each must decide
 //!   `resume_paused`; a fresh town per sample), against the `cold` rows' floor of the
@@ -30,7 +34,12 @@
 //! Run it: `cargo run --release --example cold_start_report -- [--json] [--runs N]
 //! [--runtime all|simulated|local|docker] [--scenario NAME]…` (kilo from
 //! `scripts/install-kilo.sh`; Docker from `scripts/ensure-docker.sh`).
+//!
+//! SIGTERM or ctrl-c stops it after the measurement in flight, whose towns shut down
+//! (drain) as every measurement's do; a second signal exits at once.
 
+#[path = "support/stop.rs"]
+mod stop;
 #[path = "../benches/support/mod.rs"]
 mod support;
 
@@ -81,7 +90,18 @@ impl Args {
 }
 
 fn main() -> anyhow::Result<()> {
+    if let Some(child) = support::host_restart::Child::from_env() {
+        // The `host_restart` scenario's child host: run until killed.
+        return tokio::runtime::Runtime::new()?.block_on(async {
+            let rt = match child.runtime.as_str() {
+                "docker" => docker_runtime().await?,
+                _ => local_runtime(&child.root)?,
+            };
+            child.run(rt).await
+        });
+    }
     let args = Args::parse();
+    let stop = stop::Stop::install("finishing the measurement in flight (its towns drain)")?;
     let mut rows = Vec::new();
     let mut emit = |row: Row| {
         if args.json {
@@ -138,32 +158,38 @@ fn main() -> anyhow::Result<()> {
 
     let real = tokio::runtime::Runtime::new()?;
     if matches!(args.runtime, Which::All | Which::Local) {
-        let kilo_bin = kilo::locate(None)?;
-        let rt: Arc<dyn ContainerRuntime> = Arc::new(
-            gastown::local::LocalRuntime::builder(
-                std::env::temp_dir().join(format!("gastown-report-{}", std::process::id())),
-            )
-            .with_program("kilo", kilo_bin)
-            .build(),
-        );
-        real.block_on(real_rows(&rt, "local", &args, &mut emit));
+        let root = std::env::temp_dir().join(format!("gastown-report-{}", std::process::id()));
+        let rt = local_runtime(&root)?;
+        real.block_on(real_rows(
+            &rt,
+            "local",
+            Some(&root),
+            &args,
+            &stop,
+            &mut emit,
+        ));
     }
-    if matches!(args.runtime, Which::All | Which::Docker) {
+    if matches!(args.runtime, Which::All | Which::Docker) && stop.signalled().is_none() {
         match real.block_on(docker_runtime()) {
-            Ok(rt) => real.block_on(real_rows(&rt, "docker", &args, &mut emit)),
+            Ok(rt) => real.block_on(real_rows(&rt, "docker", None, &args, &stop, &mut emit)),
             Err(e) if args.runtime == Which::All => {
                 eprintln!("docker rows skipped: {e}");
             }
             Err(e) => return Err(e),
         }
     }
-    Ok(())
+    match stop.signalled() {
+        Some(signal) => anyhow::bail!("stopped by {signal}; the towns were drained"),
+        None => Ok(()),
+    }
 }
 
 async fn real_rows(
     rt: &Arc<dyn ContainerRuntime>,
     runtime: &'static str,
+    root: Option<&Path>,
     args: &Args,
+    stop: &stop::Stop,
     emit: &mut impl FnMut(Row),
 ) {
     let runs = args.runs;
@@ -188,6 +214,9 @@ async fn real_rows(
     ];
     let mut cold_floor_ms = f64::NAN;
     for (scenario, run) in scenarios {
+        if stop.signalled().is_some() {
+            return;
+        }
         if !args.wants(scenario) {
             continue;
         }
@@ -204,10 +233,23 @@ async fn real_rows(
             floor_ms,
         });
     }
-    if runtime == "local" {
+    if stop.signalled().is_some() {
+        return;
+    }
+    if args.wants("host_restart") {
+        emit(Row {
+            scenario: "host_restart",
+            runtime,
+            agents: 0,
+            rigs: 0,
+            mayor_ready_ms: support::host_restart::real_host_restart(rt, runtime, root, runs).await,
+            floor_ms: cold_floor_ms,
+        });
+    }
+    if runtime == "local" && stop.signalled().is_none() {
         storm_rows(rt, &make, args).await;
     }
-    if !args.wants("wake_paused") {
+    if stop.signalled().is_some() || !args.wants("wake_paused") {
         return;
     }
     emit(Row {
@@ -218,6 +260,16 @@ async fn real_rows(
         mayor_ready_ms: support::real_wake_paused(&make, runs).await,
         floor_ms: cold_floor_ms,
     });
+}
+
+/// The local runtime on `root`, with the installed kilo.
+fn local_runtime(root: &Path) -> anyhow::Result<Arc<dyn ContainerRuntime>> {
+    let kilo_bin = kilo::locate(None)?;
+    Ok(Arc::new(
+        gastown::local::LocalRuntime::builder(root.to_path_buf())
+            .with_program("kilo", kilo_bin)
+            .build(),
+    ))
 }
 
 #[cfg(feature = "docker")]

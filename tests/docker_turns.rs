@@ -14,7 +14,7 @@
 //! carrying it at the end, also when it fails.
 #![cfg(feature = "docker")]
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,7 +28,7 @@ use gastown::core::{
     AgentId, AgentStatus, ContainerRuntime, ContainerStatus, EnsureDecision, ProviderConfig,
 };
 use gastown::docker::test_support::{
-    engine, labelled, labelled_volumes, prefix, runtime, town, Cleanup,
+    bridge_gateway, engine, labelled, labelled_volumes, prefix, runtime, town, Cleanup,
 };
 use gastown::docker::DockerRuntime;
 use gastown::{TownConfig, TownHandle, TownId, TownOptions};
@@ -51,38 +51,6 @@ async fn setup(prefix: &str) -> Option<(Docker, Arc<DockerRuntime>, ScriptedMode
         .await
         .unwrap_or_else(|e| panic!("binding the scripted model server on {gateway}: {e}"));
     Some((docker, rt, model))
-}
-
-/// The gateway of the default bridge network, where a container on it reaches the host:
-/// the IPAM gateway when the engine reports one, else the first address of its subnet
-/// (the engine's own choice when none is configured), else the engine's default.
-async fn bridge_gateway(docker: &Docker) -> IpAddr {
-    let configs = docker
-        .inspect_network("bridge", None)
-        .await
-        .ok()
-        .and_then(|n| n.ipam)
-        .and_then(|ipam| ipam.config)
-        .unwrap_or_default();
-    let gateway = configs
-        .iter()
-        .filter_map(|c| c.gateway.as_deref()?.parse::<Ipv4Addr>().ok())
-        .next();
-    let first_of_subnet = || {
-        configs
-            .iter()
-            .filter_map(|c| {
-                let (net, _) = c.subnet.as_deref()?.split_once('/')?;
-                let net = net.parse::<Ipv4Addr>().ok()?;
-                Some(Ipv4Addr::from(u32::from(net) + 1))
-            })
-            .next()
-    };
-    IpAddr::V4(
-        gateway
-            .or_else(first_of_subnet)
-            .unwrap_or(Ipv4Addr::new(172, 17, 0, 1)),
-    )
 }
 
 fn config(town: &TownId, model: &ScriptedModelServer) -> TownConfig {

@@ -9,6 +9,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod fields;
+pub mod host_restart;
 pub mod scale;
 pub mod storm;
 

@@ -18,7 +18,7 @@
 //!   tier; the container is drained and stopped once the quiet window ends, and every
 //!   burst after the first wakes it cold.
 //! - `seed_before_idle_fix`: Kilo Gastown before its idle fix (PR #3113; the P0 "town
-//!   containers never go idle" bug, `seeds/004_*.txt`): the mayor counted as `working`
+//!   containers never go idle" bug, Kilo Gastown #1450): the mayor counted as `working`
 //!   forever, so the town always had active work. Emulated without changing the library:
 //!   right after the first `ensure_mayor` (when Kilo Gastown set the mayor `working`), an
 //!   unassigned open `issue` bead is inserted through a second `TownStore` connection to
@@ -61,9 +61,13 @@ use std::time::Duration;
 use clap::Parser;
 use gastown::core::simulated::{SdkOp, SimEvent, SimEventKind, SimScript, SimulatedRuntime};
 use gastown::core::store::BeadRecord;
-use gastown::core::{BeadStatus, TownConfig, TownId, TownStore};
+use gastown::core::{TownConfig, TownId, TownStore};
 use gastown::{TownHandle, TownOptions};
 use tokio::time::Instant;
+
+#[path = "../support/stop.rs"]
+mod stop;
+use stop::Stop;
 
 const MIN: Duration = Duration::from_secs(60);
 const DAY: Duration = Duration::from_secs(24 * 3600);
@@ -203,16 +207,17 @@ fn schedule(day: Duration) -> Vec<(Duration, u64)> {
         .collect()
 }
 
-/// Simulates one day of `policy` on a fresh paused tokio runtime.
-fn simulate_day(policy: Policy, day: Duration) -> anyhow::Result<DayReport> {
+/// Simulates one day of `policy` on a fresh paused tokio runtime; a `stop` signal ends it
+/// early with an error, after draining the town.
+fn simulate_day(policy: Policy, day: Duration, stop: Option<&Stop>) -> anyhow::Result<DayReport> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .start_paused(true)
         .build()?;
-    runtime.block_on(day_of(policy, day))
+    runtime.block_on(day_of(policy, day, stop))
 }
 
-async fn day_of(policy: Policy, day: Duration) -> anyhow::Result<DayReport> {
+async fn day_of(policy: Policy, day: Duration, stop: Option<&Stop>) -> anyhow::Result<DayReport> {
     let dir = tempfile::tempdir()?;
     let state = dir.path().join("state");
     let town_id = TownId::new("idle-day")?;
@@ -232,23 +237,38 @@ async fn day_of(policy: Policy, day: Duration) -> anyhow::Result<DayReport> {
     let mut wake_windows = Vec::with_capacity(bursts.len());
     let mut sessions = BTreeSet::new();
     let mut always_working: Option<TownStore> = None;
-    for (n, &(at, messages)) in bursts.iter().enumerate() {
-        tokio::time::sleep_until(origin + at).await;
-        let from = rt.elapsed();
-        let asked = Instant::now();
-        sessions.insert(town.ensure_mayor().await?.session_id);
-        wake_windows.push((from, asked.elapsed()));
-        if policy == Policy::SeedBeforeIdleFix && always_working.is_none() {
-            always_working = Some(mayor_always_working(&state)?);
+    let day_done = async {
+        for (n, &(at, messages)) in bursts.iter().enumerate() {
+            tokio::time::sleep_until(origin + at).await;
+            let from = rt.elapsed();
+            let asked = Instant::now();
+            sessions.insert(town.ensure_mayor().await?.session_id);
+            wake_windows.push((from, asked.elapsed()));
+            if policy == Policy::SeedBeforeIdleFix && always_working.is_none() {
+                always_working = Some(mayor_always_working(&state)?);
+            }
+            for m in 0..messages {
+                tokio::time::sleep_until(origin + at + MIN * m as u32).await;
+                town.send_mayor_message(&format!("burst {n}, message {m}"))
+                    .await?;
+            }
+            windows.push((from, rt.elapsed()));
         }
-        for m in 0..messages {
-            tokio::time::sleep_until(origin + at + MIN * m as u32).await;
-            town.send_mayor_message(&format!("burst {n}, message {m}"))
-                .await?;
-        }
-        windows.push((from, rt.elapsed()));
+        tokio::time::sleep_until(origin + day).await;
+        anyhow::Ok(())
+    };
+    // SIGTERM or ctrl-c: end the day early, draining the town.
+    let stopped = match stop {
+        Some(stop) => tokio::select! {
+            done = day_done => done.map(|()| None)?,
+            signal = stop.requested() => Some(signal),
+        },
+        None => day_done.await.map(|()| None)?,
+    };
+    if let Some(signal) = stopped {
+        town.shutdown().await?;
+        anyhow::bail!("stopped by {signal}; the town was drained");
     }
-    tokio::time::sleep_until(origin + day).await;
     let log: Vec<SimEvent> = rt
         .log()
         .into_iter()
@@ -305,12 +325,12 @@ async fn day_of(policy: Policy, day: Duration) -> anyhow::Result<DayReport> {
 /// closed.
 fn mayor_always_working(state: &Path) -> anyhow::Result<TownStore> {
     let store = TownStore::open(&state.join("town.db"))?;
-    store.insert_bead(&BeadRecord {
-        id: "seed-mayor-always-working".into(),
-        kind: "issue".into(),
-        status: BeadStatus::Open,
-        assignee: None,
-    })?;
+    store.insert_bead(&BeadRecord::issue(
+        gastown::core::BeadId::new("seed-mayor-always-working")?,
+        "the seeds' always-working mayor",
+        "",
+        0,
+    ))?;
     Ok(store)
 }
 
@@ -412,9 +432,10 @@ struct Args {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    let stop = Stop::install("draining the town")?;
     let reports = Policy::ALL
         .into_iter()
-        .map(|p| simulate_day(p, DAY))
+        .map(|p| simulate_day(p, DAY, Some(&stop)))
         .collect::<anyhow::Result<Vec<_>>>()?;
     if args.json {
         for r in &reports {

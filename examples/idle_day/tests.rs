@@ -7,8 +7,8 @@ const SHORT_DAY: Duration = Duration::from_secs(4 * 3600);
 
 #[test]
 fn the_library_stops_between_bursts_and_the_seed_never_does() {
-    let gastown = simulate_day(Policy::GastownNoPause, SHORT_DAY).unwrap();
-    let seed = simulate_day(Policy::SeedBeforeIdleFix, SHORT_DAY).unwrap();
+    let gastown = simulate_day(Policy::GastownNoPause, SHORT_DAY, None).unwrap();
+    let seed = simulate_day(Policy::SeedBeforeIdleFix, SHORT_DAY, None).unwrap();
 
     // One container per burst, the same session throughout; every wake is cold.
     assert_eq!(gastown.containers, BURSTS.len(), "{gastown:?}");
@@ -44,8 +44,8 @@ fn the_library_stops_between_bursts_and_the_seed_never_does() {
 
 #[test]
 fn the_default_pauses_between_bursts_and_wakes_in_tens_of_ms() {
-    let gastown = simulate_day(Policy::Gastown, SHORT_DAY).unwrap();
-    let no_pause = simulate_day(Policy::GastownNoPause, SHORT_DAY).unwrap();
+    let gastown = simulate_day(Policy::Gastown, SHORT_DAY, None).unwrap();
+    let no_pause = simulate_day(Policy::GastownNoPause, SHORT_DAY, None).unwrap();
 
     // One container all day, the same session; the first burst starts cold, every
     // later one finds the container paused (resumed in place) or, right after a wake,
@@ -90,7 +90,7 @@ fn the_default_pauses_between_bursts_and_wakes_in_tens_of_ms() {
 fn the_paused_window_stops_the_container_when_bursts_are_far_apart() {
     // The whole 24 h day: the bursts are 85+ min apart, so each paused container is
     // stopped after 30 min and every burst starts cold, as without the paused tier.
-    let gastown = simulate_day(Policy::Gastown, DAY).unwrap();
+    let gastown = simulate_day(Policy::Gastown, DAY, None).unwrap();
     assert_eq!(gastown.containers, BURSTS.len(), "{gastown:?}");
     assert_eq!(gastown.wakes_of(Wake::Cold), BURSTS.len(), "{gastown:?}");
     assert!(
@@ -144,4 +144,15 @@ fn the_json_line_has_the_names_other_tools_read() {
     assert_eq!(v["paused_h"], 0.5);
     assert_eq!(v["wake_p50_ms"], 3512);
     assert_eq!(report.running_h(), 1.0);
+}
+
+#[test]
+fn a_stop_signal_ends_the_day_early_after_draining_the_town() {
+    let stop = Stop::requested_by(stop::StopSignal::Terminate);
+    let err = simulate_day(Policy::Gastown, SHORT_DAY, Some(&stop)).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "stopped by SIGTERM; the town was drained",
+        "the town's shutdown succeeded"
+    );
 }

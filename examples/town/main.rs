@@ -35,12 +35,20 @@
 //! scripts/run-example.sh --prompt "Which rigs do you see?" --rig /path/to/repo --rig https://host/repo.git
 //! ANTHROPIC_API_KEY=… scripts/run-example.sh --model anthropic/claude-sonnet-4-6
 //! scripts/run-example.sh --model anthropic/claude-haiku-4-5 --provider-key "$KEY"
+//! scripts/run-example.sh --bead "add a file" --json   # a polecat commits it (beads.rs)
 //! ```
 //!
 //! Rigs default to this project's own git repository. Exits non-zero on any failure,
 //! including a failed turn and a resumed session id that differs from the first.
+//!
+//! SIGTERM or ctrl-c stops it gracefully: the running town is drained (its SDK servers
+//! stopped, the mayor's session snapshotted, the container removed) and the example exits
+//! non-zero; a second signal exits at once without draining.
 
+mod beads;
 mod model;
+#[path = "../support/stop.rs"]
+mod stop;
 
 use std::io::Write;
 use std::net::IpAddr;
@@ -102,6 +110,11 @@ pub(crate) struct Args {
     /// The longest one turn may run, in seconds, before the town aborts it.
     #[arg(long, default_value_t = 60)]
     pub(crate) turn_timeout: u64,
+    /// A bead to sling to the first rig after the mayor's first reply (repeatable): a
+    /// polecat commits it on its own branch (with the scripted model: one `bash` tool
+    /// call); prints `bead_done` per bead.
+    #[arg(long = "bead")]
+    pub(crate) beads: Vec<String>,
 }
 
 #[tokio::main]
@@ -112,7 +125,14 @@ async fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    match run(Args::parse()).await {
+    let stop = match stop::Stop::install("draining the town") {
+        Ok(stop) => stop,
+        Err(e) => {
+            eprintln!("error: watching SIGINT and SIGTERM: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match run(Args::parse(), &stop).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -121,7 +141,7 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run(args: Args) -> anyhow::Result<()> {
+async fn run(args: Args, stop: &stop::Stop) -> anyhow::Result<()> {
     let temp = tempfile::tempdir().context("creating a temporary state dir")?;
     let state_dir = args
         .state_dir
@@ -133,9 +153,26 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let config = town_config(&args, &model)?;
 
     let result = async {
-        let (first, _) = round(&args, &config, &model, &state_dir, runtime.clone(), true).await?;
-        let (second, reply) =
-            round(&args, &config, &model, &state_dir, runtime.clone(), false).await?;
+        let (first, _) = round(
+            &args,
+            stop,
+            &config,
+            &model,
+            &state_dir,
+            runtime.clone(),
+            true,
+        )
+        .await?;
+        let (second, reply) = round(
+            &args,
+            stop,
+            &config,
+            &model,
+            &state_dir,
+            runtime.clone(),
+            false,
+        )
+        .await?;
         if first.session_id != second.session_id || reply.session_id != first.session_id {
             bail!(
                 "resumed session {} (reply in {}) differs from the first session {}",
@@ -168,9 +205,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
 }
 
 /// One life of the town: start, ensure the mayor, prompt it (first time: also send a
-/// noReply message), shut down.
+/// noReply message), shut down — at once when a stop signal comes.
 async fn round(
     args: &Args,
+    stop: &stop::Stop,
     config: &TownConfig,
     model: &Model,
     state_dir: &Path,
@@ -181,7 +219,7 @@ async fn round(
     let turns = TurnOptions::default().with_timeout(Duration::from_secs(args.turn_timeout));
     let options = TownOptions::new(config.clone(), state_dir, runtime).with_turn_options(turns);
     let town = TownHandle::start(options).await?;
-    let result = async {
+    let work = async {
         let ready = town.ensure_mayor().await?;
         print_report(args, name, first, &ready)?;
         let (prompt, scripted) = if first {
@@ -197,6 +235,10 @@ async fn round(
             );
         }
         let reply = prompt_mayor(args, &town, name, &model.name, prompt).await?;
+        if first && !args.beads.is_empty() {
+            let rig = &config.rigs.first().context("--bead needs a rig")?.id;
+            beads::run(args, &town, model, rig).await?;
+        }
         if first {
             let id = town
                 .send_mayor_message("Hello mayor: remember this town.")
@@ -209,10 +251,18 @@ async fn round(
             }
         }
         anyhow::Ok((ready, reply))
-    }
-    .await;
-    // Shut down even after a failure, so no container or process is left behind.
+    };
+    let result = tokio::select! {
+        result = work => result,
+        signal = stop.requested() => Err(anyhow::anyhow!("stopped by {signal}")),
+    };
+    // Shut down even after a failure or a stop signal, so no container or process is left
+    // behind and the mayor's session is in its snapshot.
     let shutdown = town.shutdown().await;
+    if let Some(signal) = stop.signalled() {
+        shutdown.context("draining the town after a stop signal")?;
+        bail!("stopped by {signal}; the town was drained");
+    }
     let done = result?;
     shutdown.context("shutting the town down")?;
     Ok(done)

@@ -7,6 +7,7 @@
 //! - sends a live container-token refresh when the container is known warm and the
 //!   persisted hourly throttle allows it — never on a cold start, which mints and passes
 //!   the token instead; credentials are refreshed on their own persisted schedule;
+//! - runs the reconciler (`reconcile.rs`): queued events, due retries, idle exits;
 //! - decides the idle stop: no active work and the mayor quiet for the town's window
 //!   (5 min by default, Kilo Gastown PR #3113), at most one attempt per 2 min.
 //!
@@ -44,7 +45,7 @@ const CONTAINER_AGENT: &str = "container";
 pub(crate) const IDLE_STOP_ATTEMPT_KEY: &str = "idle_stop_attempt_ms";
 
 /// What a tick decided.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct TickPlan {
     /// The town has active work (5 s cadence, health probes).
     pub(crate) active: bool,
@@ -53,6 +54,8 @@ pub(crate) struct TickPlan {
     pub(crate) next_in: Duration,
     /// Stop the idle container now; the mayor has been quiet this long (ms).
     pub(crate) stop_idle: Option<u64>,
+    /// What the reconciler asks of the actors (dispatches, workers' exits).
+    pub(crate) effects: Vec<gastown_core::reconciler::Effect>,
 }
 
 impl TickPlan {
@@ -62,6 +65,7 @@ impl TickPlan {
             active: false,
             next_in: alarm_interval(false),
             stop_idle: None,
+            effects: Vec::new(),
         }
     }
 }
@@ -78,6 +82,13 @@ pub(crate) async fn tick(
     retry_stop: bool,
 ) -> TickPlan {
     let now = parts.clock.now_ms();
+    // The reconciler first, so the activity rules below see this tick's outcome.
+    let reconciled = crate::reconcile::run(&parts.store, parts.idle_exit, now, false)
+        .unwrap_or_else(|e| {
+            tracing::warn!(town = %parts.town, error = %e, "alarm: reconciler");
+            Default::default()
+        });
+    let mut effects = reconciled.effects;
     let (agents, beads) = match (parts.store.agents(), parts.store.beads()) {
         (Ok(agents), Ok(beads)) => (agents, beads),
         (Err(e), _) | (_, Err(e)) => {
@@ -118,6 +129,9 @@ pub(crate) async fn tick(
     // Never sleep past the quiet window: with a short window (tests, eager embedders) the
     // stop is due well before the idle cadence's next tick.
     let mut next_in = alarm_interval(active).min(quiet.max(Duration::from_secs(1)));
+    if let Some(due) = reconciled.next_due {
+        next_in = next_in.min(due.max(Duration::from_secs(1)));
+    }
     let mut stop_idle = None;
     if should_stop_idle_container_after(input, quiet, now) {
         // Persisted first: a crash mid-stop still throttles the next attempt.
@@ -126,6 +140,17 @@ pub(crate) async fn tick(
         }
         let since = input.mayor_last_activity_ms.unwrap_or(now);
         stop_idle = Some(u64::try_from(now - since).unwrap_or(0));
+        // The container drains: idle workers exit after 10 s, not their role's window,
+        // and leave the registry, so the next wake does not boot them for nothing.
+        match crate::reconcile::run(&parts.store, parts.idle_exit, now, true) {
+            Ok(draining) => effects.extend(
+                draining
+                    .effects
+                    .into_iter()
+                    .filter(|e| matches!(e, gastown_core::reconciler::Effect::IdleExit { .. })),
+            ),
+            Err(e) => tracing::warn!(town = %parts.town, error = %e, "alarm: draining exits"),
+        }
     } else if warm && !active {
         // Wake when the stop falls due rather than up to a whole idle cadence later.
         let due = [
@@ -144,6 +169,7 @@ pub(crate) async fn tick(
         active,
         next_in,
         stop_idle,
+        effects,
     }
 }
 

@@ -8,7 +8,8 @@ pub enum MayorBoot {
     Resumed,
     /// The mayor was not registered: prewarmed before anyone asked.
     Prewarmed,
-    /// The container was adopted while running: nothing to hydrate.
+    /// The container was adopted while running: the mayor's first request adopts its
+    /// server; registered workers are resumed in the background.
     AlreadyRunning,
     /// The mayor's start failed; the next `ensure_mayor` retries and returns the error.
     Failed,

@@ -7,12 +7,13 @@ use gastown_core::credentials::CredentialChain;
 use gastown_core::env::{build_agent_env_with_providers, AgentEnv, AgentEnvInput};
 use gastown_core::sdk::{SdkApi, SdkConnector};
 use gastown_core::snapshot::SnapshotStore;
+use gastown_core::store::RegistryEntry;
 use gastown_core::token::TokenSigner;
 use std::path::{Path, PathBuf};
 
 use gastown_core::{
-    AgentId, AgentLayout, ContainerOptions, ContainerRuntime, ProcessHandle, RigConfig, RigId,
-    Role, SdkLauncher, Secret, TownId, TownStore,
+    AgentId, AgentLayout, BeadId, ContainerOptions, ContainerPath, ContainerRuntime, ProcessHandle,
+    RigConfig, RigId, Role, SdkLauncher, Secret, TownId, TownStore,
 };
 
 use crate::clock::Clock;
@@ -33,6 +34,13 @@ pub struct AgentSpec {
     /// For a polecat: the rig it works on. Its own worktree of that rig is made before its
     /// SDK server starts (on its critical path, unlike the mayor's browse worktrees).
     pub rig: Option<RigId>,
+    /// For a polecat with a rig: the branch its worktree is on (`gt/<bead>` for a slung
+    /// bead; made from the rig's default branch when the worktree is made). `None`: a
+    /// detached checkout of the default branch.
+    pub branch: Option<String>,
+    /// The bead hooked to the agent, if any: after each turn of a hooked polecat the town
+    /// inspects its branch for new commits (the reconciler's `WorkChecked` event).
+    pub hook: Option<BeadId>,
 }
 
 impl AgentSpec {
@@ -44,6 +52,8 @@ impl AgentSpec {
             model: model.to_owned(),
             small_model: small_model.to_owned(),
             rig: None,
+            branch: None,
+            hook: None,
         }
     }
 
@@ -51,6 +61,57 @@ impl AgentSpec {
     pub fn with_rig(mut self, rig: RigId) -> Self {
         self.rig = Some(rig);
         self
+    }
+
+    /// Sets the branch of the polecat's worktree (see [`AgentSpec::branch`]).
+    pub fn with_branch(mut self, branch: &str) -> Self {
+        self.branch = Some(branch.to_owned());
+        self
+    }
+
+    /// Hooks `bead` to the agent (see [`AgentSpec::hook`]).
+    pub fn with_hook(mut self, bead: BeadId) -> Self {
+        self.hook = Some(bead);
+        self
+    }
+
+    /// The registry row that brings this agent back whole after a container restart: its
+    /// role, models, rig, branch and hook.
+    pub fn registry_entry(&self) -> RegistryEntry {
+        RegistryEntry {
+            agent: self.id.clone(),
+            role: self.role,
+            model: Some(self.model.clone()),
+            small_model: Some(self.small_model.clone()),
+            rig: self.rig.clone(),
+            branch: self.branch.clone(),
+            hook: self.hook.clone(),
+        }
+    }
+
+    /// The spec of a registered worker: what its entry recorded, the `default_model` and
+    /// `default_small_model` (the mayor's) where it recorded none (an entry written before
+    /// the registry kept models).
+    pub fn from_registry(
+        entry: &RegistryEntry,
+        default_model: &str,
+        default_small_model: &str,
+    ) -> Self {
+        Self {
+            id: entry.agent.clone(),
+            role: entry.role,
+            model: entry
+                .model
+                .clone()
+                .unwrap_or_else(|| default_model.to_owned()),
+            small_model: entry
+                .small_model
+                .clone()
+                .unwrap_or_else(|| default_small_model.to_owned()),
+            rig: entry.rig.clone(),
+            branch: entry.branch.clone(),
+            hook: entry.hook.clone(),
+        }
     }
 }
 
@@ -83,6 +144,12 @@ pub(crate) struct TownParts {
     pub(crate) clock: Clock,
     /// The town's event bus: what embedders see through `TownHandle::events`.
     pub(crate) events: Arc<crate::events::EventBus>,
+    /// The workers' idle-exit windows.
+    pub(crate) idle_exit: crate::options::IdleExit,
+    /// Where polecats' branches are kept out of the container (`<state_dir>/branches`, one
+    /// git bundle per branch with new commits), so a container removed with its clones
+    /// loses no commit: a polecat's worktree is made from its bundle when one exists.
+    pub(crate) branches_dir: PathBuf,
     /// One lock per rig: every agent of the container shares the rig's bare clone, and two
     /// clones or a fetch during a `worktree add` must not interleave.
     pub(crate) rig_locks: parking_lot::Mutex<HashMap<RigId, Arc<tokio::sync::Mutex<()>>>>,
@@ -122,6 +189,19 @@ impl AgentContext {
     /// Publishes `event` about this agent on the town's bus.
     pub(crate) fn publish(&self, event: crate::events::TownEvent) {
         self.parts.events.publish(Some(&self.spec.id), event);
+    }
+
+    /// The SDK server's working directory, where its tools run: a polecat's own worktree
+    /// of its rig, the agent's workspace otherwise.
+    pub(crate) fn work_dir(&self) -> ContainerPath {
+        match (&self.spec.role, &self.spec.rig) {
+            (Role::Polecat, Some(rig)) => self
+                .layout
+                .workspace()
+                .join(rig.as_str())
+                .expect("rig ids are path-safe"),
+            _ => self.layout.workspace(),
+        }
     }
 
     /// Who this agent's telemetry events are about.
@@ -243,6 +323,7 @@ pub(crate) fn open_parts(options: TownOptions) -> Result<OpenedTown> {
         paused_budget,
         paused_bytes,
         boot_scheduler,
+        idle_exit,
     } = options;
     if let Some((_, var)) = &credentials {
         if !gastown_core::env::is_var_name(var) {
@@ -292,6 +373,8 @@ pub(crate) fn open_parts(options: TownOptions) -> Result<OpenedTown> {
         model: config.mayor_model.clone(),
         small_model: config.mayor_small_model.clone(),
         rig: None,
+        branch: None,
+        hook: None,
     };
     let parts = Arc::new(TownParts {
         town: config.town.clone(),
@@ -312,6 +395,8 @@ pub(crate) fn open_parts(options: TownOptions) -> Result<OpenedTown> {
         paused_budget: paused_budget.map(|b| (b, paused_bytes)),
         clock: Clock::new(),
         events: Arc::new(crate::events::EventBus::new(Clock::new())),
+        branches_dir: state_dir.join("branches"),
+        idle_exit,
         rig_locks: Default::default(),
         boot_scheduler,
     });

@@ -111,6 +111,27 @@ pub enum Error {
         /// The provider's HTTP status, when there was one.
         status: Option<u16>,
     },
+    /// No bead with this id exists in the town.
+    #[error("bead {bead} does not exist")]
+    BeadNotFound {
+        /// The bead.
+        bead: gastown_core::BeadId,
+    },
+    /// The bead cannot be slung: it is not an open issue (it is in progress, in review,
+    /// closed, failed, or a merge request).
+    #[error("bead {bead} cannot be slung: it is {state}")]
+    BeadNotSlingable {
+        /// The bead.
+        bead: gastown_core::BeadId,
+        /// What it is instead (its status, or its kind).
+        state: String,
+    },
+    /// The town has no rig with this id.
+    #[error("town has no rig {rig}")]
+    UnknownRig {
+        /// The rig.
+        rig: gastown_core::RigId,
+    },
     /// A prompt was sent while the agent's previous turn still runs (one turn at a time
     /// per session, as the SDK server runs them).
     #[error("agent {agent} is still in a turn")]

@@ -59,6 +59,7 @@ pub mod events;
 mod options;
 mod phases;
 mod ready;
+mod reconcile;
 pub mod telemetry;
 #[doc(hidden)]
 pub mod test_support;
@@ -71,7 +72,7 @@ pub use budget::PausedBudget;
 pub use context::AgentSpec;
 pub use error::{Error, PhaseFailure, Result, StartError};
 pub use events::{StopReason, TownEvent, TownEventRecord};
-pub use options::{RetryPolicy, StartOptions, TownOptions, TurnOptions};
+pub use options::{IdleExit, RetryPolicy, StartOptions, TownOptions, TurnOptions};
 pub use ready::{AgentInfo, BrowseState, MayorReady};
-pub use town::TownHandle;
+pub use town::{Slung, TownHandle};
 pub use turn::{MayorReply, MayorTurn};

@@ -93,7 +93,7 @@ impl StartOptions {
 #[derive(Clone)]
 #[non_exhaustive]
 pub struct TownOptions {
-    /// The town's configuration (validated by [`TownHandle::start`]).
+    /// The town's configuration (validated by [`TownHandle::start`](crate::TownHandle::start)).
     pub config: TownConfig,
     /// Where the town keeps its state across restarts: `town.db` (the town store) and
     /// `snapshots/<agent>/kilo.db`. Created if missing.
@@ -130,6 +130,36 @@ pub struct TownOptions {
     /// The runtime's boot scheduler, shared by every town on the runtime: each SDK server
     /// boot waits for one of its slots, mayors first (`None`, the default: unscheduled).
     pub boot_scheduler: Option<Arc<crate::BootScheduler>>,
+    /// How long an idle worker lives before it exits (default: polecat 120 s, refinery
+    /// 600 s — Kilo Gastown; `ARCHITECTURE.md`, *Lifecycle timings*).
+    pub idle_exit: IdleExit,
+}
+
+/// How long a worker may sit with an idle session before it exits: its server stops, its
+/// `kilo.db` is snapshotted, it leaves the registry. The mayor never idle-exits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct IdleExit {
+    /// A polecat's window (default 120 s, Kilo Gastown #1450's 2-minute timer).
+    pub polecat: Duration,
+    /// A refinery's window (default 600 s, Kilo Gastown code).
+    pub refinery: Duration,
+}
+
+impl Default for IdleExit {
+    fn default() -> Self {
+        Self {
+            polecat: gastown_core::policy::heartbeat::POLECAT_IDLE_EXIT,
+            refinery: gastown_core::policy::heartbeat::REFINERY_IDLE_EXIT,
+        }
+    }
+}
+
+impl IdleExit {
+    /// Both windows (tests shorten them to see a real worker exit).
+    pub fn new(polecat: Duration, refinery: Duration) -> Self {
+        Self { polecat, refinery }
+    }
 }
 
 impl fmt::Debug for TownOptions {
@@ -163,6 +193,7 @@ impl TownOptions {
             paused_bytes: 600 * 1024 * 1024,
             stop_paused_after: Duration::from_secs(30 * 60),
             boot_scheduler: None,
+            idle_exit: IdleExit::default(),
         }
     }
 
@@ -170,6 +201,12 @@ impl TownOptions {
     /// same one (e.g. [`BootScheduler::per_host`](crate::BootScheduler::per_host)).
     pub fn with_boot_scheduler(mut self, scheduler: Arc<crate::BootScheduler>) -> Self {
         self.boot_scheduler = Some(scheduler);
+        self
+    }
+
+    /// Sets the workers' idle-exit windows (see [`TownOptions::idle_exit`]).
+    pub fn with_idle_exit(mut self, idle_exit: IdleExit) -> Self {
+        self.idle_exit = idle_exit;
         self
     }
 

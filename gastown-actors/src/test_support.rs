@@ -1,5 +1,6 @@
 //! Not a public API: helpers shared by the test files that drive a town through real turns
-//! (`gastown-actors/tests/turns_local.rs`, the workspace's `tests/docker_turns.rs`). They
+//! (`gastown-actors/tests/turns_local.rs`, `work_local.rs`, the workspace's
+//! `tests/docker_turns.rs`, `tests/docker_work.rs`). They
 //! panic on failure, as test code does, and may change at any time.
 
 use std::path::Path;
@@ -7,7 +8,8 @@ use std::time::Duration;
 
 use futures::stream::BoxStream;
 use futures::StreamExt;
-use gastown_core::{AgentId, AgentStatus, TownStore};
+use gastown_core::store::BeadRecord;
+use gastown_core::{AgentId, AgentStatus, BeadId, BeadStatus, RigConfig, RigId, TownStore};
 
 use crate::events::{TownEvent, TownEventRecord};
 use crate::town::TownHandle;
@@ -79,4 +81,53 @@ pub fn sqlite_contains(db: &Path, needle: &str) -> bool {
                         > 0
                 })
         })
+}
+
+/// A git repository with one commit (`README.md`) on `main` at `dir/id`, as a rig.
+pub fn git_rig(dir: &Path, id: &str) -> RigConfig {
+    let repo = dir.join(id);
+    std::fs::create_dir_all(&repo).expect("creating the rig's directory");
+    let git = |args: &[&str]| {
+        let out = std::process::Command::new("git")
+            .arg("-C")
+            .arg(&repo)
+            .args(["-c", "user.name=t", "-c", "user.email=t@t"])
+            .args(args)
+            .output()
+            .expect("running git");
+        assert!(out.status.success(), "git {args:?}: {out:?}");
+    };
+    git(&["init", "-q", "-b", "main"]);
+    std::fs::write(repo.join("README.md"), "# rig\n").expect("writing README.md");
+    git(&["add", "."]);
+    git(&["commit", "-q", "-m", "first"]);
+    RigConfig::new(
+        RigId::new(id).expect("a valid rig id"),
+        repo.to_string_lossy().into_owned(),
+    )
+}
+
+/// Polls the bead every 200 ms until its status is `wanted`, for up to `guard`; panics
+/// with the bead's last state otherwise.
+pub async fn wait_for_bead(
+    town: &TownHandle,
+    bead: &BeadId,
+    wanted: BeadStatus,
+    guard: Duration,
+) -> BeadRecord {
+    let deadline = tokio::time::Instant::now() + guard;
+    loop {
+        let b = town
+            .bead(bead)
+            .expect("reading the bead")
+            .expect("the bead exists");
+        if b.status == wanted {
+            return b;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "bead never {wanted:?}: {b:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }

@@ -14,7 +14,7 @@ use gastown_actors::{StopReason, TownEvent, TownHandle, TownOptions};
 use gastown_core::simulated::{SdkOp, SimEventKind, SimScript, SimulatedRuntime};
 use gastown_core::store::BeadRecord;
 use gastown_core::{
-    AgentId, AgentLayout, BeadStatus, CommandSpec, ContainerInfo, ContainerOptions, ContainerPath,
+    AgentId, AgentLayout, CommandSpec, ContainerInfo, ContainerOptions, ContainerPath,
     ContainerRuntime, ContainerStatus, ExecOutput, SpawnedProcess, TownConfig, TownId, TownStore,
 };
 
@@ -100,12 +100,12 @@ async fn the_cadence_follows_active_work_and_an_idle_town_gets_no_probe() {
     // a probe every 5 s.
     let store = TownStore::open(&state.join("town.db")).unwrap();
     store
-        .insert_bead(&BeadRecord {
-            id: "b-1".into(),
-            kind: "issue".into(),
-            status: BeadStatus::Open,
-            assignee: None,
-        })
+        .insert_bead(&BeadRecord::issue(
+            gastown_core::BeadId::new("b-1").unwrap(),
+            "work",
+            "",
+            0,
+        ))
         .unwrap();
     tokio::time::sleep(Duration::from_secs(300)).await;
     let before = health_probes(&rt);
@@ -117,7 +117,9 @@ async fn the_cadence_follows_active_work_and_an_idle_town_gets_no_probe() {
     );
 
     // Work done: back to 300 s, no probes.
-    store.delete_bead("b-1").unwrap();
+    store
+        .delete_bead(&gastown_core::BeadId::new("b-1").unwrap())
+        .unwrap();
     tokio::time::sleep(Duration::from_secs(10)).await;
     let before = health_probes(&rt);
     tokio::time::sleep(4 * MIN).await;

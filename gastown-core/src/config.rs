@@ -9,6 +9,8 @@ use crate::error::{Error, Result};
 use crate::ids::{RigId, TownId};
 use crate::secret::Secret;
 
+pub use crate::launcher::SdkLauncher;
+
 /// The mayor's model when none is configured. Spelled as kilo 7.7.9's bundled model list
 /// spells it (`GET /provider`: provider `anthropic`, model `claude-sonnet-4-6`).
 pub const DEFAULT_MODEL: &str = "anthropic/claude-sonnet-4-6";
@@ -85,104 +87,6 @@ impl ModelRef {
     /// `provider/model`.
     pub fn as_string(&self) -> String {
         format!("{}/{}", self.provider_id, self.model_id)
-    }
-}
-
-/// How to launch an agent's SDK server: `<program> <args…> --port <P> --hostname <host>`,
-/// with `P` a port the town picks (not `0`: kilo 7.7.9 then tries 4096 first and, when
-/// another server holds it, rebuilds its whole HTTP stack — +0.55 s and +0.9 CPU-s per
-/// boot, measured here).
-///
-/// The defaults are kilo's ([`SdkLauncher::kilo`]); [`SdkLauncher::opencode`] configures an
-/// `opencode serve`, which speaks the same HTTP API (`ARCHITECTURE.md`, *SDK server*).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SdkLauncher {
-    /// The program. A bare name is resolved by the runtime (the local runtime maps `kilo`
-    /// to the installed binary, see `gastown_core::kilo`); a path is used as is.
-    pub program: String,
-    /// Arguments before the port and hostname flags (`["serve"]`).
-    pub args: Vec<String>,
-    /// The variable that turns on HTTP basic auth (`KILO_SERVER_PASSWORD`).
-    pub password_var: String,
-    /// The variable naming the basic-auth user (`KILO_SERVER_USERNAME`).
-    pub username_var: String,
-    /// The basic-auth user (`kilo`).
-    pub username: String,
-    /// The variable that carries the JSON config (`KILO_CONFIG_CONTENT`).
-    pub config_var: String,
-    /// Variables every agent's server gets, before gastown's own (which win). kilo's
-    /// defaults, measured here on kilo 7.7.9: `KILO_TELEMETRY_LEVEL=off` (SIGTERM to exit
-    /// 2.6 s → 0.55 s: no telemetry flush) and `KILO_DISABLE_MODELS_FETCH=1` (the first
-    /// `POST /session` 12.3 s → 2.8 s when DNS is dropped: no 10 s models refresh).
-    /// Remove or change them here to override.
-    #[serde(default)]
-    pub env: std::collections::BTreeMap<String, String>,
-}
-
-impl SdkLauncher {
-    /// `kilo serve`, with kilo's variable names (checked against kilo 7.7.9).
-    pub fn kilo() -> Self {
-        Self {
-            program: "kilo".to_owned(),
-            args: vec!["serve".to_owned()],
-            password_var: "KILO_SERVER_PASSWORD".to_owned(),
-            username_var: "KILO_SERVER_USERNAME".to_owned(),
-            username: "kilo".to_owned(),
-            config_var: "KILO_CONFIG_CONTENT".to_owned(),
-            env: [
-                ("KILO_TELEMETRY_LEVEL", "off"),
-                ("KILO_DISABLE_MODELS_FETCH", "1"),
-            ]
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-            .collect(),
-        }
-    }
-
-    /// `opencode serve`, with opencode's variable names (checked against opencode 1.18.33).
-    pub fn opencode() -> Self {
-        Self {
-            program: "opencode".to_owned(),
-            args: vec!["serve".to_owned()],
-            password_var: "OPENCODE_SERVER_PASSWORD".to_owned(),
-            username_var: "OPENCODE_SERVER_USERNAME".to_owned(),
-            username: "opencode".to_owned(),
-            config_var: "OPENCODE_CONFIG_CONTENT".to_owned(),
-            env: Default::default(),
-        }
-    }
-
-    fn validate(&self) -> Result<()> {
-        let bad = |message: String| Err(Error::InvalidConfig { message });
-        if self.program.trim().is_empty() {
-            return bad("sdk launcher program is empty".into());
-        }
-        for (what, var) in [
-            ("password_var", &self.password_var),
-            ("username_var", &self.username_var),
-            ("config_var", &self.config_var),
-        ] {
-            if !crate::env::is_var_name(var) {
-                return bad(format!(
-                    "sdk launcher {what} {var:?} is not an environment variable name"
-                ));
-            }
-        }
-        if let Some(var) = self.env.keys().find(|k| !crate::env::is_var_name(k)) {
-            return bad(format!(
-                "sdk launcher env {var:?} is not an environment variable name"
-            ));
-        }
-        if self.username.is_empty() || self.username.contains(':') {
-            return bad("sdk launcher username must be non-empty and hold no ':'".into());
-        }
-        Ok(())
-    }
-}
-
-impl Default for SdkLauncher {
-    fn default() -> Self {
-        Self::kilo()
     }
 }
 

@@ -24,6 +24,58 @@ pub const TOKEN_VAR: &str = "GASTOWN_CONTAINER_TOKEN";
 /// to [`TOKEN_VAR`] (the token minted at its agent's start) when it does not yet.
 pub const TOKEN_FILE_VAR: &str = "GASTOWN_CONTAINER_TOKEN_FILE";
 
+/// The `permission` rules an unattended worker's SDK server gets (the `permission` key of
+/// `KILO_CONFIG_CONTENT`: tool permission name → `allow` | `deny`), checked against kilo
+/// 7.7.9. Nobody answers a worker's prompts, and kilo holds a turn `busy` while a
+/// permission is asked (event `permission.asked`, listed by `GET /permission`) until
+/// someone replies, so every permission kilo 7.7.9's default agent (`code`) *asks* about
+/// is allowed here, and every tool that waits for a person's answer is denied (a denied
+/// tool is not offered to the model at all):
+///
+/// | permission | kilo 7.7.9 default | here | why |
+/// |---|---|---|---|
+/// | `bash` | ask, but for a read-only allowlist (`ls`, `cat`, `grep`, …) | allow | a worker builds, tests and runs `git add`/`git commit` |
+/// | `edit` | allow (covers `write`, `edit`, `patch`) | allow | named so a changed default cannot make a worker ask |
+/// | `read` | ask for `*.env`, `*.env.*` | allow | the worker's `bash` reads them anyway |
+/// | `external_directory` | ask outside the project (and kilo's own dirs) | allow | the container is the boundary |
+/// | `doom_loop` | ask (same tool call 3 times in a row) | allow | as Kilo Gastown's container does |
+/// | `webfetch` | allow | allow | as Kilo Gastown's container does |
+/// | `recall`, `kilo_memory_recall`, `kilo_memory_save` | ask | allow | kilo's session-recall and memory tools; nobody answers |
+/// | `question`, `suggest`, `plan_enter` | allow for the `code` agent | deny | they wait for a person's answer or choice |
+/// | `schedule_wakeup`, `cron_create`, `goal` | offered | deny | they start turns of their own later: a worker's turn ends when its work does, and the town reads its branch then |
+///
+/// `bash`, `edit`, `webfetch`, `doom_loop` and `external_directory` allowed is what Kilo
+/// Gastown's container gives its agents (`HEADLESS_PERMISSIONS`, Kilo Gastown code); the
+/// other rows were found in kilo 7.7.9's default rules (`GET /agent`) and checked by this
+/// project's `kilo_tools` test, which asserts that no `ask` rule of the `code` agent
+/// survives them. The user's `permission` rules come last in each agent's rule list and
+/// the last matching rule wins, so these override kilo's defaults.
+pub const UNATTENDED_PERMISSIONS: [(&str, &str); 15] = [
+    ("bash", "allow"),
+    ("cron_create", "deny"),
+    ("doom_loop", "allow"),
+    ("edit", "allow"),
+    ("external_directory", "allow"),
+    ("goal", "deny"),
+    ("kilo_memory_recall", "allow"),
+    ("kilo_memory_save", "allow"),
+    ("plan_enter", "deny"),
+    ("question", "deny"),
+    ("read", "allow"),
+    ("recall", "allow"),
+    ("schedule_wakeup", "deny"),
+    ("suggest", "deny"),
+    ("webfetch", "allow"),
+];
+
+/// Whether `role`'s SDK server runs its tools with no one to answer its prompts: polecats
+/// and refineries do; the mayor, the agent a user talks to, does not. An unattended role's
+/// config gets [`UNATTENDED_PERMISSIONS`] and `"snapshot": false`
+/// ([`build_agent_env_with_providers`]).
+pub fn is_unattended(role: Role) -> bool {
+    matches!(role, Role::Polecat | Role::Refinery)
+}
+
 /// Whether `name` can be an environment variable name: non-empty, `[A-Za-z0-9_]`, not
 /// starting with a digit.
 pub fn is_var_name(name: &str) -> bool {
@@ -86,6 +138,16 @@ pub fn build_agent_env(input: &AgentEnvInput<'_>) -> AgentEnv {
 /// `options.apiKey = "{env:VAR}"` in its entry and its own secret variable
 /// `VAR` = [`ProviderConfig::key_var`]`(ID)`, so the config text itself never holds a key.
 /// Credentials are set last and win over a provider key variable of the same name.
+///
+/// An [unattended](is_unattended) role's config (polecat, refinery) also has
+/// `"permission"` = [`UNATTENDED_PERMISSIONS`], so its tools run with no prompt, and
+/// `"snapshot": false`. kilo's snapshot is a git store of the worktree that kilo updates
+/// at every step of a turn so that a person can undo the turn's file changes (its
+/// `revert`); nobody undoes a worker's turn — gastown reads its commits — and the
+/// snapshot costs a tool-using turn about 2–3 s (kilo 7.7.9, measured here on a loaded
+/// 2-core host: a write-and-commit turn after the first took 0.5–1.6 s without it,
+/// 1.4–5.5 s with it; its first turn also showed "Initializing snapshot…"). The mayor
+/// keeps kilo's defaults: a person talks to it.
 pub fn build_agent_env_with_providers(
     input: &AgentEnvInput<'_>,
     providers: &BTreeMap<String, ProviderConfig>,
@@ -137,6 +199,14 @@ pub fn build_agent_env_with_providers(
             entries.insert(id.clone(), entry);
         }
         config["provider"] = serde_json::Value::Object(entries);
+    }
+    if is_unattended(input.role) {
+        let rules: serde_json::Map<String, serde_json::Value> = UNATTENDED_PERMISSIONS
+            .iter()
+            .map(|(name, action)| ((*name).to_owned(), (*action).into()))
+            .collect();
+        config["permission"] = serde_json::Value::Object(rules);
+        config["snapshot"] = false.into();
     }
     set(&input.launcher.config_var, config.to_string().into());
     for (k, v) in input.credentials {
@@ -228,10 +298,14 @@ mod tests {
     }
 
     fn build(f: &Fixture, model: &str) -> AgentEnv {
+        build_role(f, Role::Mayor, model)
+    }
+
+    fn build_role(f: &Fixture, role: Role, model: &str) -> AgentEnv {
         build_agent_env(&AgentEnvInput {
             town: &f.town,
             agent: &f.agent,
-            role: Role::Mayor,
+            role,
             launcher: &f.launcher,
             model,
             small_model: "anthropic/claude-haiku-4-5",
@@ -381,5 +455,72 @@ mod tests {
             "a new model needs no restart"
         );
         assert_ne!(a.config_hash, a.restart_hash);
+    }
+
+    fn config(env: &AgentEnv) -> serde_json::Value {
+        serde_json::from_str(&text(env, "KILO_CONFIG_CONTENT")).unwrap()
+    }
+
+    #[test]
+    fn workers_run_their_tools_unattended_and_the_mayor_keeps_kilos_defaults() {
+        let f = fixture("polecat-1", "ghp_x");
+        for role in [Role::Polecat, Role::Refinery] {
+            assert!(is_unattended(role));
+            let env = build_role(&f, role, "anthropic/claude-sonnet-4-6");
+            let config = config(&env);
+            assert_eq!(config["model"], "anthropic/claude-sonnet-4-6");
+            assert_eq!(config["snapshot"], false, "{role}");
+            let rules = config["permission"]
+                .as_object()
+                .expect("a permission object");
+            assert_eq!(rules.len(), UNATTENDED_PERMISSIONS.len());
+            for (name, action) in UNATTENDED_PERMISSIONS {
+                assert_eq!(rules[name], action, "{role}: {name}");
+            }
+            // Pure: the same input gives byte-for-byte the same config, so a prewarmed
+            // worker's hash matches its start's.
+            assert_eq!(env, build_role(&f, role, "anthropic/claude-sonnet-4-6"));
+            // A model change still needs no restart of a worker.
+            let other = build_role(&f, role, "openai/gpt-5");
+            assert_eq!(env.restart_hash, other.restart_hash);
+            assert_ne!(env.config_hash, other.config_hash);
+        }
+
+        assert!(!is_unattended(Role::Mayor));
+        let mayor = config(&build_role(&f, Role::Mayor, "anthropic/claude-sonnet-4-6"));
+        assert_eq!(
+            mayor.get("permission"),
+            None,
+            "the mayor keeps kilo's prompts"
+        );
+        assert_eq!(
+            mayor.get("snapshot"),
+            None,
+            "the mayor keeps kilo's snapshots"
+        );
+    }
+
+    #[test]
+    fn unattended_permissions_allow_or_deny_and_never_ask() {
+        let mut names: Vec<&str> = UNATTENDED_PERMISSIONS.iter().map(|(n, _)| *n).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(
+            names.len(),
+            UNATTENDED_PERMISSIONS.len(),
+            "one rule per name"
+        );
+        for (name, action) in UNATTENDED_PERMISSIONS {
+            assert!(matches!(action, "allow" | "deny"), "{name}: {action}");
+        }
+        let action = |name: &str| {
+            UNATTENDED_PERMISSIONS
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, a)| *a)
+        };
+        assert_eq!(action("bash"), Some("allow"));
+        assert_eq!(action("edit"), Some("allow"));
+        assert_eq!(action("question"), Some("deny"));
     }
 }

@@ -16,7 +16,7 @@ pub enum Error {
     /// An id failed validation.
     #[error("invalid {kind} id {value:?}: {reason}")]
     InvalidId {
-        /// `town`, `agent` or `rig`.
+        /// `town`, `agent`, `rig` or `bead`.
         kind: &'static str,
         /// The rejected value (at most 80 characters of it).
         value: String,
@@ -172,6 +172,19 @@ pub enum Error {
     UnknownAgent {
         /// The agent.
         agent: crate::ids::AgentId,
+    },
+
+    /// A queued reconciler event does not parse: an unknown kind, or a payload that is not
+    /// that kind's JSON shape (a hand-edited row, or one written by another version). The
+    /// reconciler marks it processed and logs it once rather than retrying it on every
+    /// tick (Kilo Gastown PR #3047).
+    #[error("reconciler event of kind {kind:?} does not parse: {source}")]
+    InvalidEvent {
+        /// The stored kind (at most 80 characters of it).
+        kind: String,
+        /// Why the payload was refused (unknown variant, missing field, bad id, bad JSON).
+        #[source]
+        source: serde_json::Error,
     },
 
     /// A snapshot could not be taken, verified or restored. The previous snapshot is intact.

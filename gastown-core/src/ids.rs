@@ -1,8 +1,12 @@
-//! Validated identifiers: [`TownId`], [`AgentId`], [`RigId`].
+//! Validated identifiers: [`TownId`], [`AgentId`], [`RigId`], [`BeadId`].
 //!
 //! Ids end up as path components (`/agents/<agent>`), Docker container names and labels
 //! (`gastown.town=<town>`) and SQLite keys, so they are restricted to a set that is safe in
 //! all of those places: 1 to [`MAX_ID_LEN`] characters of `[a-z0-9_-]`.
+//!
+//! A [`BeadId`] is wider — `[A-Za-z0-9._-]`, not starting with `.` or `-` — because bead
+//! ids come from issue trackers (beads' hierarchical `bd-a3f8.1`, upper-case keys); it
+//! names store rows and branch names, never containers or directories.
 
 use std::fmt;
 use std::str::FromStr;
@@ -24,6 +28,10 @@ pub enum IdRejection {
     TooLong,
     /// The id holds a character outside `[a-z0-9_-]` (upper case, `/`, `.`, space, …).
     BadCharacter,
+    /// A [`BeadId`] holds a character outside `[A-Za-z0-9._-]` (`/`, space, `:`, …).
+    BadBeadCharacter,
+    /// A [`BeadId`] starts with `.` or `-` (a hidden name, or an option to `git`).
+    BadFirstCharacter,
 }
 
 impl fmt::Display for IdRejection {
@@ -32,28 +40,47 @@ impl fmt::Display for IdRejection {
             IdRejection::Empty => "must not be empty",
             IdRejection::TooLong => "must be at most 64 characters",
             IdRejection::BadCharacter => "may only hold a-z, 0-9, '_' and '-'",
+            IdRejection::BadBeadCharacter => "may only hold A-Z, a-z, 0-9, '.', '_' and '-'",
+            IdRejection::BadFirstCharacter => "must not start with '.' or '-'",
         })
     }
 }
 
-/// Checks `value` against the id rules; `kind` (`town`, `agent`, `rig`) names the id in the
-/// error.
+/// The rule of town, agent and rig ids: `[a-z0-9_-]` only.
+fn name_rule(value: &str) -> Option<IdRejection> {
+    let ok = value
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+    (!ok).then_some(IdRejection::BadCharacter)
+}
+
+/// The rule of bead ids: `[A-Za-z0-9._-]`, not starting with `.` or `-`.
+fn bead_rule(value: &str) -> Option<IdRejection> {
+    if !value
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    {
+        Some(IdRejection::BadBeadCharacter)
+    } else if value.starts_with(['.', '-']) {
+        Some(IdRejection::BadFirstCharacter)
+    } else {
+        None
+    }
+}
+
+/// Checks `value` against the id rules (length, then `rule` for the characters); `kind`
+/// (`town`, `agent`, `rig`, `bead`) names the id in the error.
 ///
 /// # Errors
 /// [`Error::InvalidId`] with the first [`IdRejection`] that applies (empty, then too long,
-/// then a bad character) and at most the first 80 characters of `value`.
-fn validate(kind: &'static str, value: &str) -> Result<()> {
+/// then `rule`'s) and at most the first 80 characters of `value`.
+fn validate(kind: &'static str, value: &str, rule: fn(&str) -> Option<IdRejection>) -> Result<()> {
     let reason = if value.is_empty() {
         Some(IdRejection::Empty)
     } else if value.len() > MAX_ID_LEN {
         Some(IdRejection::TooLong)
-    } else if !value
-        .bytes()
-        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
-    {
-        Some(IdRejection::BadCharacter)
     } else {
-        None
+        rule(value)
     };
     match reason {
         None => Ok(()),
@@ -68,6 +95,9 @@ fn validate(kind: &'static str, value: &str) -> Result<()> {
 
 macro_rules! id_type {
     ($(#[$doc:meta])* $name:ident, $kind:literal) => {
+        id_type!($(#[$doc])* $name, $kind, name_rule, "holds a character outside `[a-z0-9_-]`");
+    };
+    ($(#[$doc:meta])* $name:ident, $kind:literal, $rule:path, $rule_doc:literal) => {
         $(#[$doc])*
         #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
         #[serde(try_from = "String", into = "String")]
@@ -78,10 +108,10 @@ macro_rules! id_type {
             ///
             /// # Errors
             /// [`Error::InvalidId`] when `value` is empty, longer than [`MAX_ID_LEN`], or
-            /// holds a character outside `[a-z0-9_-]`.
+            #[doc = concat!("    ", $rule_doc, ".")]
             pub fn new(value: impl Into<String>) -> Result<Self> {
                 let value = value.into();
-                validate($kind, &value)?;
+                validate($kind, &value, $rule)?;
                 Ok(Self(value))
             }
 
@@ -128,6 +158,14 @@ macro_rules! id_type {
                 &self.0
             }
         }
+
+        /// Looks the id up by its text in maps keyed by it (an agent's hook is stored as
+        /// text): its `Eq`, `Ord` and `Hash` are those of the `String` it wraps.
+        impl std::borrow::Borrow<str> for $name {
+            fn borrow(&self) -> &str {
+                &self.0
+            }
+        }
     };
 }
 
@@ -163,6 +201,31 @@ id_type!(
     /// (`/workspace/mayor/browse/<rig>`).
     RigId,
     "rig"
+);
+
+id_type!(
+    /// A bead's id (a unit of work: an issue, a merge request; ARCHITECTURE.md,
+    /// *Vocabulary*), unique within its town: the key of its town-store row, of the events
+    /// queued about it and of an agent's hook.
+    ///
+    /// Wider than the other ids — 1 to [`MAX_ID_LEN`] characters of `[A-Za-z0-9._-]`, not
+    /// starting with `.` or `-` — so tracker ids such as beads' hierarchical `bd-a3f8.1`
+    /// fit as they are; the first-character rule keeps an id from being a hidden name or
+    /// an option when it is passed to `git`.
+    ///
+    /// ```
+    /// use gastown_core::BeadId;
+    ///
+    /// assert_eq!(BeadId::new("bd-a3f8.1")?.as_str(), "bd-a3f8.1");
+    /// assert!(BeadId::new("GT-42").is_ok());
+    /// assert!(BeadId::new(".hidden").is_err());
+    /// assert!(BeadId::new("a/b").is_err());
+    /// # Ok::<(), gastown_core::Error>(())
+    /// ```
+    BeadId,
+    "bead",
+    bead_rule,
+    "holds a character outside `[A-Za-z0-9._-]` or starts with `.` or `-`"
 );
 
 impl AgentId {
@@ -214,6 +277,44 @@ mod tests {
         let err = RigId::new("Bad/Rig").unwrap_err().to_string();
         assert!(err.contains("rig"), "{err}");
         assert!(err.contains("a-z"), "{err}");
+    }
+
+    fn bead_rejection(value: &str) -> IdRejection {
+        match BeadId::new(value) {
+            Err(Error::InvalidId { kind, reason, .. }) => {
+                assert_eq!(kind, "bead");
+                reason
+            }
+            other => panic!("expected a rejection for {value:?}, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn bead_ids_take_tracker_spellings() {
+        for ok in ["a", "bd-a3f8.1", "GT-42", "x_y", "a.", "0", &"B".repeat(64)] {
+            assert_eq!(BeadId::new(ok).unwrap().as_str(), ok);
+        }
+        assert_eq!(bead_rejection(""), IdRejection::Empty);
+        assert_eq!(bead_rejection(&"b".repeat(65)), IdRejection::TooLong);
+        for bad in ["a/b", "a b", "a:b", "é", "a\0b", "a\\b"] {
+            assert_eq!(
+                bead_rejection(bad),
+                IdRejection::BadBeadCharacter,
+                "{bad:?}"
+            );
+        }
+        for bad in [".a", "-a", ".", "-"] {
+            assert_eq!(
+                bead_rejection(bad),
+                IdRejection::BadFirstCharacter,
+                "{bad:?}"
+            );
+        }
+        let err = BeadId::new("-x").unwrap_err().to_string();
+        assert!(err.contains("bead") && err.contains("start"), "{err}");
+        assert!(serde_json::from_str::<BeadId>("\"../x\"").is_err());
+        let map: std::collections::BTreeMap<BeadId, u8> = [(BeadId::new("b-1").unwrap(), 1)].into();
+        assert_eq!(map.get("b-1"), Some(&1));
     }
 
     #[test]

@@ -1,14 +1,17 @@
 //! Where an agent's files live inside the container. Both a start and a prewarm use this
 //! one layout, so they agree on every path.
 
+use crate::error::Result;
 use crate::ids::{AgentId, RigId};
+use crate::launcher::SdkLauncher;
 use crate::path::ContainerPath;
 
 /// Container paths of one agent.
 ///
 /// ```text
 /// /agents/<agent>/home             HOME (and KILO_TEST_HOME)
-/// /agents/<agent>/data             XDG_DATA_HOME; the SDK keeps kilo/kilo.db here
+/// /agents/<agent>/data             XDG_DATA_HOME; the SDK server keeps its database here
+///                                  (SdkLauncher::database: kilo/kilo.db, opencode/opencode.db)
 /// /agents/<agent>/{config,cache,state}
 /// /workspace/<agent>               the agent's workspace and the SDK server's cwd
 /// /workspace/<agent>/browse/<rig>  the mayor's read-only browse worktree of a rig
@@ -55,9 +58,21 @@ impl AgentLayout {
         path(format!("/agents/{}/{name}", self.agent))
     }
 
-    /// `/agents/<agent>/data/kilo/kilo.db`: the SDK server's database.
+    /// `/agents/<agent>/data/kilo/kilo.db`: kilo's database ([`SdkLauncher::kilo`]). Code
+    /// that serves any launcher uses [`Self::sdk_database`].
     pub fn kilo_db(&self) -> ContainerPath {
         path(format!("/agents/{}/data/kilo/kilo.db", self.agent))
+    }
+
+    /// The database of the agent's SDK server as `launcher` runs it:
+    /// `/agents/<agent>/data/` + [`SdkLauncher::database`] (kilo
+    /// `/agents/<agent>/data/kilo/kilo.db`, opencode `…/data/opencode/opencode.db`).
+    ///
+    /// # Errors
+    /// [`Error::InvalidPath`](crate::Error::InvalidPath) for a launcher whose `database`
+    /// is not a relative file path (see [`SdkLauncher::database_path`]).
+    pub fn sdk_database(&self, launcher: &SdkLauncher) -> Result<ContainerPath> {
+        launcher.database_path(&self.data())
     }
 
     /// `/workspace/<agent>`.

@@ -4,7 +4,8 @@
 //!
 //! - [`ids`], [`role`], [`status`], [`phase`]: the vocabulary (validated ids, roles, the
 //!   status sets, the five startup phases; ARCHITECTURE.md, *Vocabulary*).
-//! - [`config`]: [`TownConfig`] — rigs, the mayor's models, the SDK launcher.
+//! - [`config`]: [`TownConfig`] — rigs, the mayor's models, the SDK launcher
+//!   ([`launcher`]: [`SdkLauncher`], the program and where it keeps its sessions).
 //! - [`path`], [`command`], [`runtime`]: the [`ContainerRuntime`] trait and what it takes.
 //! - [`layout`], [`env`](mod@env): where an agent's files live, and the one env builder that a start
 //!   and a prewarm share.
@@ -16,6 +17,8 @@
 //! - [`report`]: the startup report and the ensure decision.
 //! - [`policy`]: pure lifecycle decisions (ensure, active work, alarm cadence, idle stop,
 //!   token refresh, heartbeats, dispatch retry).
+//! - [`reconciler`]: the pure reconciler — queued events and the per-tick sweep turned into
+//!   store actions and effects for the actors (beads dispatched, retried, reviewed).
 //! - [`credentials`]: the git credential chain (personal → integration → stored).
 //! - `conformance` (feature `conformance`): the checks every runtime must pass.
 //! - `simulated` (feature `simulated`): a simulated runtime and SDK servers (test doubles)
@@ -32,10 +35,12 @@ pub mod env;
 pub mod error;
 pub mod ids;
 pub mod kilo;
+pub mod launcher;
 pub mod layout;
 pub mod path;
 pub mod phase;
 pub mod policy;
+pub mod reconciler;
 pub mod report;
 pub mod role;
 pub mod runtime;
@@ -51,16 +56,17 @@ pub mod token;
 pub use command::{CommandSpec, Word};
 pub use config::{ModelRef, ProviderConfig, RigConfig, SdkLauncher, TownConfig};
 pub use error::{Error, Result};
-pub use ids::{AgentId, RigId, TownId};
+pub use ids::{AgentId, BeadId, RigId, TownId};
 pub use layout::AgentLayout;
 pub use path::ContainerPath;
 pub use phase::StartupPhase;
 pub use report::{EnsureDecision, PhaseTiming, StartupReport};
 pub use role::Role;
 pub use runtime::{
-    ContainerInfo, ContainerOptions, ContainerRuntime, ContainerRuntimeExt, ExecOutput, Mount,
-    OutputLine, PathKind, PathStat, ProcessHandle, SpawnedProcess, Stream,
+    AdoptedProcess, ContainerInfo, ContainerOptions, ContainerRuntime, ContainerRuntimeExt,
+    ExecOutput, Mount, OutputLine, PathKind, PathStat, ProcessHandle, ProcessLabel, SpawnedProcess,
+    Stream,
 };
 pub use secret::Secret;
-pub use status::{AgentStatus, BeadStatus, ContainerStatus, ProcessStatus};
+pub use status::{AgentStatus, BeadKind, BeadStatus, ContainerStatus, ProcessStatus};
 pub use store::TownStore;

@@ -168,6 +168,38 @@ pub struct SpawnedProcess {
     pub output: mpsc::Receiver<OutputLine>,
 }
 
+/// Who a long-running process is, as the runtime records it with the container when it
+/// spawns it ([`ContainerRuntime::spawn_labelled`]), so that a later host — this program
+/// restarted after a crash — can adopt the process or reap it
+/// ([`ContainerRuntime::adopt`]). Holds no secret: records are plain files (local) or
+/// container state (Docker).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcessLabel {
+    /// The agent the process serves (an SDK server's agent id). The runtime keeps at most
+    /// one labelled process per agent alive: spawning a new one kills the earlier ones.
+    pub agent: String,
+    /// The configuration hash the process was started with (the env builder's
+    /// `config_hash`), so an adopter can tell a server of the current configuration.
+    pub config_hash: String,
+    /// The port it listens on inside the container; [`ContainerRuntime::endpoint`] turns
+    /// it into a URL again after a restart.
+    pub port: u16,
+    /// A file the process holds an exclusive lock on for its whole life (the agent's data
+    /// directory lock): a second labelled process with the same lock cannot start while
+    /// any member of the first one's process group lives. `None` takes no lock.
+    pub lock: Option<ContainerPath>,
+}
+
+/// A labelled process found alive in the container, left by an earlier host (see
+/// [`ContainerRuntime::adopt`]).
+#[derive(Debug, Clone)]
+pub struct AdoptedProcess {
+    /// Controls it like a process this host spawned (status, kill with grace).
+    pub handle: Arc<dyn ProcessHandle>,
+    /// What was recorded when it was spawned.
+    pub label: ProcessLabel,
+}
+
 /// Control of one long-running process inside a container.
 #[async_trait]
 pub trait ProcessHandle: Send + Sync + fmt::Debug {
@@ -216,6 +248,10 @@ pub trait ProcessHandle: Send + Sync + fmt::Debug {
 ///   agent's `kilo.db` lives in `/agents/<agent>/data`) are guaranteed to carry over.
 ///   [`remove`](Self::remove) stops the container and deletes all of its files, `/agents`
 ///   included. Both succeed on a town with no container.
+/// - A runtime that records processes ([`spawn_labelled`](Self::spawn_labelled), the
+///   local and Docker runtimes) keeps at most one labelled process per agent, and its `stop` and
+///   `remove` end every recorded process of the container, also those an earlier host
+///   (this program before a crash) spawned.
 /// - Methods other than `start`, `status`, `stop`, `remove`, `pause` and `resume` fail
 ///   with [`Error::ContainerNotRunning`] when the town's container is absent or stopped.
 ///
@@ -259,10 +295,11 @@ pub trait ContainerRuntime: Send + Sync + fmt::Debug + 'static {
     /// reach it (`127.0.0.1` locally, `0.0.0.0` in Docker).
     fn sdk_bind_host(&self) -> &str;
 
-    /// The pid an SDK server should watch and exit with (kilo's `KILO_PARENT_PID`), when
-    /// the server runs as a host process whose parent is this process (the local runtime:
-    /// a second line of defence against orphans if this process dies). `None` (the
-    /// default) elsewhere: inside a container the host's pid means nothing.
+    /// The pid an SDK server should watch and exit with (kilo's `KILO_PARENT_PID`), for a
+    /// backend whose servers must not outlive this process. `None` (the default, and every
+    /// backend here): a server that outlives a crashed host is adopted by the next one
+    /// through the runtime's process records ([`adopt`](Self::adopt)), and inside a
+    /// container the host's pid means nothing.
     fn sdk_parent_pid(&self) -> Option<u32> {
         None
     }
@@ -317,6 +354,46 @@ pub trait ContainerRuntime: Send + Sync + fmt::Debug + 'static {
 
     /// Stops and deletes the container and its files.
     async fn remove(&self, town: &TownId) -> Result<()>;
+
+    /// Starts a long-running process like [`spawn`](Self::spawn) and records who it is
+    /// (`label`, its pid and start time) with the container before returning, so a later
+    /// host can adopt or reap it. Every earlier labelled process of the same
+    /// [`ProcessLabel::agent`] (this host's or an earlier one's) is killed — SIGTERM, SIGKILL
+    /// after `grace`, waited for — before the new one starts: two servers never run on one
+    /// agent's data directory.
+    ///
+    /// The default (a runtime that records nothing) is a plain [`spawn`](Self::spawn).
+    ///
+    /// # Errors
+    /// Whatever [`spawn`](Self::spawn) returns; the backend's error when an earlier
+    /// process cannot be killed or [`ProcessLabel::lock`] is still held.
+    async fn spawn_labelled(
+        &self,
+        town: &TownId,
+        command: &CommandSpec,
+        label: &ProcessLabel,
+        grace: Duration,
+    ) -> Result<SpawnedProcess> {
+        let _ = (label, grace);
+        self.spawn(town, command).await
+    }
+
+    /// The labelled process of `agent` that runs in the container but was spawned by an
+    /// earlier host (this program before a crash or restart), continued if it was frozen;
+    /// `None` when there is none. Records whose process is gone, or whose pid now belongs to
+    /// another process (a different start time), are dropped without signalling anything.
+    /// The caller adopts the process (it then counts as the container's, like one this host
+    /// spawned: `stop` and `remove` end it) or kills it.
+    ///
+    /// The default (a runtime that records nothing) is `Ok(None)`.
+    ///
+    /// # Errors
+    /// [`Error::ContainerNotRunning`] or [`Error::ContainerPaused`] as for
+    /// [`spawn`](Self::spawn); the backend's error when the records cannot be read.
+    async fn adopt(&self, town: &TownId, agent: &str) -> Result<Option<AdoptedProcess>> {
+        let _ = (town, agent);
+        Ok(None)
+    }
 
     /// Whether [`pause`](Self::pause) and [`resume`](Self::resume) work on this runtime.
     /// Default false (a caller then skips the paused tier).

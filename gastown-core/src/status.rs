@@ -1,6 +1,7 @@
 //! The status vocabularies (ARCHITECTURE.md, *Vocabulary*): the worker side's view of an
 //! agent ([`AgentStatus`]), the container side's view of a process ([`ProcessStatus`]) and
-//! of the container ([`ContainerStatus`]), and a bead's lifecycle ([`BeadStatus`]).
+//! of the container ([`ContainerStatus`]), a bead's lifecycle ([`BeadStatus`]) and what a
+//! bead is ([`BeadKind`]).
 //!
 //! The agent and process sets are Kilo Gastown's (the `waiting` mayor status comes from
 //! Kilo Gastown #1450, so a mayor awaiting the user is not active work). Every stored name
@@ -104,7 +105,12 @@ pub enum ContainerStatus {
 /// The five Kilo Gastown bead statuses. It lives here rather than in
 /// [`store`](crate::store) so the pure [`policy`](crate::policy) module can read it
 /// without importing store types; `gastown_core::store::BeadStatus` re-exports it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+///
+/// The lifecycle the reconciler drives (`gastown_core::reconciler`): `open` → dispatched
+/// `in_progress` → its polecat's commits checked `in_review` (a `merge_request` bead
+/// opened for the refinery) → `closed`; `failed` once the dispatch attempts are used up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum BeadStatus {
     /// Waiting for an agent.
     Open,
@@ -141,10 +147,76 @@ impl BeadStatus {
             _ => return None,
         })
     }
+
+    /// True while the bead still wants work: not `closed` and not `failed` (the "live
+    /// bead" of Kilo Gastown PR #3151's unhook rule).
+    pub fn is_live(self) -> bool {
+        !matches!(self, BeadStatus::Closed | BeadStatus::Failed)
+    }
 }
 
 impl fmt::Display for BeadStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+/// What a bead is (the `kind` column of `beads`; ARCHITECTURE.md, *Vocabulary*).
+///
+/// Kilo Gastown has more kinds (`convoy`, …); these are the two the town dispatches: an
+/// `issue` goes to a polecat, a `merge_request` (opened by the reconciler once an issue's
+/// branch has commits) to a refinery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BeadKind {
+    /// A unit of work for a polecat.
+    Issue,
+    /// A branch to review and merge, for a refinery.
+    MergeRequest,
+}
+
+impl BeadKind {
+    /// The stored name (`issue`, `merge_request`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BeadKind::Issue => "issue",
+            BeadKind::MergeRequest => "merge_request",
+        }
+    }
+
+    /// Parses a stored name; `None` for anything else.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "issue" => Some(BeadKind::Issue),
+            "merge_request" => Some(BeadKind::MergeRequest),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for BeadKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bead_names_round_trip() {
+        use BeadStatus::*;
+        for s in [Open, InProgress, InReview, Closed, Failed] {
+            assert_eq!(BeadStatus::parse(s.as_str()), Some(s));
+            assert_eq!(serde_json::to_string(&s).unwrap(), format!("\"{s}\""));
+            assert_eq!(s.is_live(), !matches!(s, Closed | Failed));
+        }
+        for k in [BeadKind::Issue, BeadKind::MergeRequest] {
+            assert_eq!(BeadKind::parse(k.as_str()), Some(k));
+            assert_eq!(serde_json::to_string(&k).unwrap(), format!("\"{k}\""));
+        }
+        assert_eq!(BeadKind::parse("convoy"), None);
+        assert_eq!(BeadStatus::parse("Open"), None);
     }
 }

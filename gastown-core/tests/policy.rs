@@ -10,7 +10,7 @@ use gastown_core::policy::{
     TokenRefreshInput, TownView,
 };
 use gastown_core::store::{town_view, AgentRecord, BeadRecord, BeadStatus};
-use gastown_core::{AgentId, AgentStatus, EnsureDecision, Role, TownStore};
+use gastown_core::{AgentId, AgentStatus, BeadId, BeadKind, EnsureDecision, Role, TownStore};
 
 const NOW: i64 = 1_700_000_000_000;
 const SEC: i64 = 1_000;
@@ -26,9 +26,22 @@ fn view(store: &TownStore, bead_ids: &[&str]) -> TownView {
     let agents = store.agents().unwrap();
     let beads: Vec<BeadRecord> = bead_ids
         .iter()
-        .filter_map(|id| store.bead(id).unwrap())
+        .filter_map(|id| store.bead(&bead_id(id)).unwrap())
         .collect();
     town_view(&agents, &beads)
+}
+
+fn bead_id(id: &str) -> BeadId {
+    BeadId::new(id).unwrap()
+}
+
+fn bead(id: &str, kind: BeadKind, status: BeadStatus, assignee: Option<AgentId>) -> BeadRecord {
+    BeadRecord {
+        kind,
+        status,
+        assignee,
+        ..BeadRecord::issue(bead_id(id), "", "", NOW)
+    }
 }
 
 fn mayor(status: AgentStatus, last_activity_ms: i64) -> AgentRecord {
@@ -90,25 +103,20 @@ fn worker_and_bead_state_from_the_store_is_active_work() {
 
     // An unassigned open issue.
     store
-        .insert_bead(&BeadRecord {
-            id: "b1".into(),
-            kind: "issue".into(),
-            status: BeadStatus::Open,
-            assignee: None,
-        })
+        .insert_bead(&bead("b1", BeadKind::Issue, BeadStatus::Open, None))
         .unwrap();
     assert!(has_active_work(&view(&store, &["b1"]), NOW));
 
     // Assigned to a polecat that is idle but holds its hook: still active.
     let polecat = AgentId::new("polecat-1").unwrap();
-    store.delete_bead("b1").unwrap();
+    store.delete_bead(&bead_id("b1")).unwrap();
     store
-        .insert_bead(&BeadRecord {
-            id: "b1".into(),
-            kind: "issue".into(),
-            status: BeadStatus::Open,
-            assignee: Some(polecat.clone()),
-        })
+        .insert_bead(&bead(
+            "b1",
+            BeadKind::Issue,
+            BeadStatus::Open,
+            Some(polecat.clone()),
+        ))
         .unwrap();
     let mut worker = AgentRecord::new(polecat.clone(), Role::Polecat);
     worker.hook = Some("b1".into());
@@ -129,12 +137,12 @@ fn worker_and_bead_state_from_the_store_is_active_work() {
 
     // An in-progress merge request is active work again.
     store
-        .insert_bead(&BeadRecord {
-            id: "mr1".into(),
-            kind: "merge_request".into(),
-            status: BeadStatus::InProgress,
-            assignee: None,
-        })
+        .insert_bead(&bead(
+            "mr1",
+            BeadKind::MergeRequest,
+            BeadStatus::InProgress,
+            None,
+        ))
         .unwrap();
     assert!(has_active_work(&view(&store, &["b1", "mr1"]), NOW));
 }

@@ -1,10 +1,11 @@
-//! TownStore against real SQLite files in temp dirs.
+//! TownStore against real SQLite files in temp dirs: files, agents, registry, kv, secrets.
+//! Beads, events and the V1 → V2 upgrade are in `reconciler_store.rs`.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread;
 
-use gastown_core::store::{BeadRecord, BeadStatus, RegistryEntry, SCHEMA_VERSION};
+use gastown_core::store::{RegistryEntry, SCHEMA_VERSION};
 use gastown_core::{AgentId, AgentStatus, Error, Role, TownStore};
 use rusqlite::Connection;
 
@@ -306,10 +307,7 @@ fn delete_agent_removes_its_registry_row_and_events_only() {
     assert!(store.agent(&b).unwrap().is_some());
     assert_eq!(
         store.registry().unwrap(),
-        [RegistryEntry {
-            agent: b.clone(),
-            role: Role::Polecat
-        }]
+        [RegistryEntry::new(b.clone(), Role::Polecat)]
     );
     let pending = store.pending_events().unwrap();
     assert_eq!(pending.len(), 1);
@@ -485,69 +483,4 @@ fn unparsable_rows_are_named_errors_and_stay_in_place() {
             .unwrap(),
         1
     );
-}
-
-#[test]
-fn beads_and_events() {
-    let store = TownStore::open_in_memory().unwrap();
-    let bead = BeadRecord {
-        id: "bead-1".into(),
-        kind: "issue".into(),
-        status: BeadStatus::InProgress,
-        assignee: Some(agent("polecat-1")),
-    };
-    store.insert_bead(&bead).unwrap();
-    assert_eq!(store.bead("bead-1").unwrap(), Some(bead.clone()));
-    assert_eq!(store.bead("nope").unwrap(), None);
-
-    // A duplicate insert fails and changes nothing.
-    let dup = BeadRecord {
-        status: BeadStatus::Closed,
-        ..bead.clone()
-    };
-    assert!(matches!(
-        store.insert_bead(&dup).unwrap_err(),
-        Error::Store { .. }
-    ));
-    assert_eq!(store.bead("bead-1").unwrap(), Some(bead.clone()));
-
-    let e1 = store
-        .enqueue_event(Some("bead-1"), None, "bead_updated", "{\"n\":1}")
-        .unwrap();
-    let e2 = store
-        .enqueue_event(None, Some(&agent("polecat-1")), "agent_idle", "{}")
-        .unwrap();
-    let e3 = store
-        .enqueue_event(Some("bead-1"), None, "bead_updated", "{\"n\":2}")
-        .unwrap();
-    assert!(e1 < e2 && e2 < e3);
-    let ids: Vec<i64> = store
-        .pending_events()
-        .unwrap()
-        .iter()
-        .map(|e| e.id)
-        .collect();
-    assert_eq!(ids, [e1, e2, e3]);
-
-    assert!(store.mark_event_processed(e2).unwrap());
-    let pending = store.pending_events().unwrap();
-    assert_eq!(pending.len(), 2);
-    assert!(pending.iter().all(|e| !e.processed));
-
-    store.delete_bead("bead-1").unwrap();
-    assert_eq!(store.bead("bead-1").unwrap(), None);
-    assert!(store.pending_events().unwrap().is_empty());
-    // Its events are gone: marking one reports that.
-    assert!(!store.mark_event_processed(e1).unwrap());
-    store.delete_bead("bead-1").unwrap();
-
-    for s in [
-        BeadStatus::Open,
-        BeadStatus::InProgress,
-        BeadStatus::InReview,
-        BeadStatus::Closed,
-        BeadStatus::Failed,
-    ] {
-        assert_eq!(BeadStatus::parse(s.as_str()), Some(s));
-    }
 }

@@ -231,6 +231,8 @@ impl DockerRuntime {
                 Ok(Started::Now) => {
                     self.verify_up(&id).await?;
                     self.remember(town);
+                    // A new pid namespace: pids this runtime knew mean nothing there.
+                    self.known.forget(town);
                     tracing::info!(%town, container = %name, "container started");
                     return Ok(ContainerInfo { id, created: true });
                 }
@@ -433,6 +435,7 @@ impl DockerRuntime {
     pub(crate) async fn remove_container(&self, town: &TownId) -> Result<()> {
         self.remove_container_and_volume(town).await?;
         self.managed.lock().remove(town);
+        self.known.forget(town);
         Ok(())
     }
 

@@ -158,6 +158,17 @@ pub enum Error {
         output: String,
     },
 
+    /// A recorded spawn (`spawn_labelled`) could not write its process record in the
+    /// container (`/run/gastown/processes`: no `mkdir`/`mv` on the command's `PATH`, a full
+    /// or read-only filesystem); the program was not started.
+    #[error("{program} was not started: its process record could not be written in {container}")]
+    RecordFailed {
+        /// The program.
+        program: String,
+        /// The container.
+        container: String,
+    },
+
     /// A process is still alive after SIGKILL and the kill wait.
     #[error("pid {pid} in {container} is still alive after SIGKILL")]
     StillAlive {

@@ -39,6 +39,8 @@
 //! - `container`, `volume`, `hygiene`: create/adopt/stop/remove, the town's agents volume
 //!   (`/agents` outlives a container), labels; orphans.
 //! - `wrapper`, `exec`, `process`, `lines`: commands with exactly their own env and cwd.
+//! - `records`: process records in the container, labelled spawns and adoption of what a
+//!   crashed host left running.
 //! - `files`, `archive`: tar in and out; the endpoint.
 //! - `test_support` (hidden): the engine gate, shared image, prefixes and cleanup of the
 //!   Docker tests here and in the workspace's `tests/`.
@@ -58,6 +60,7 @@ mod image;
 mod lines;
 pub mod options;
 mod process;
+mod records;
 mod runtime;
 mod stat;
 #[doc(hidden)]

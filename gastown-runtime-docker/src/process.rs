@@ -20,12 +20,12 @@ use crate::error::{is_not_found, status_of, Error as DockerError};
 use crate::exec::{exit_code, no_cwd, not_found, run_attached};
 use crate::lines::{self, LineSink, LineSplitter};
 use crate::runtime::DockerRuntime;
-use crate::wrapper::{Mode, NOT_FOUND_MARKER, NO_CWD_MARKER, PID_MARKER};
+use crate::wrapper::{Mode, NOT_FOUND_MARKER, NO_CWD_MARKER, PID_MARKER, RECORD_FAILED_MARKER};
 
 /// How often [`DockerProcess::kill`] re-reads the status while waiting, in ms.
 const KILL_POLL_MS: u64 = 50;
 /// How long to wait for a process to die after SIGKILL before reporting failure, in ms.
-const AFTER_SIGKILL_WAIT_MS: u64 = 10_000;
+pub(crate) const AFTER_SIGKILL_WAIT_MS: u64 = 10_000;
 
 /// What the wrapper said before handing over to the program.
 #[derive(Debug)]
@@ -33,6 +33,8 @@ enum Start {
     Pid(u32),
     NotFound,
     NoCwd,
+    /// A recorded spawn could not write its process record.
+    RecordFailed,
     /// The output ended without a marker; the lines seen, for the error.
     Ended(Vec<String>),
 }
@@ -46,8 +48,23 @@ impl DockerRuntime {
         town: &TownId,
         spec: &CommandSpec,
     ) -> Result<SpawnedProcess> {
+        let (handle, output) = self.spawn_wrapped(town, spec, Mode::Spawn).await?;
+        Ok(SpawnedProcess { handle, output })
+    }
+
+    /// `spawn_command` in any spawning `mode` (a [`Mode::Record`] spawn writes its record
+    /// first), returning the concrete handle.
+    pub(crate) async fn spawn_wrapped(
+        &self,
+        town: &TownId,
+        spec: &CommandSpec,
+        mode: Mode,
+    ) -> Result<(
+        Arc<DockerProcess>,
+        tokio::sync::mpsc::Receiver<gastown_core::OutputLine>,
+    )> {
         let container = self.container_name(town);
-        let id = self.create_wrapped_exec(town, Mode::Spawn, spec).await?;
+        let id = self.create_wrapped_exec(town, mode, spec).await?;
         let start = StartExecOptions {
             detach: false,
             tty: false,
@@ -69,6 +86,13 @@ impl DockerRuntime {
             Ok(Start::Pid(pid)) => pid,
             Ok(Start::NotFound) => return Err(not_found(spec, &container)),
             Ok(Start::NoCwd) => return Err(no_cwd(spec)),
+            Ok(Start::RecordFailed) => {
+                return Err(DockerError::RecordFailed {
+                    program: spec.program.clone(),
+                    container,
+                }
+                .into())
+            }
             other => {
                 let seen = match other {
                     Ok(Start::Ended(seen)) => seen,
@@ -106,10 +130,7 @@ impl DockerRuntime {
             host_pid,
             signalled: Mutex::new(None),
         };
-        Ok(SpawnedProcess {
-            handle: Arc::new(handle),
-            output: rx,
-        })
+        Ok((Arc::new(handle), rx))
     }
 }
 
@@ -143,6 +164,8 @@ async fn pump(
                     Some(Start::NotFound)
                 } else if line.line.starts_with(NO_CWD_MARKER) {
                     Some(Start::NoCwd)
+                } else if line.line.starts_with(RECORD_FAILED_MARKER) {
+                    Some(Start::RecordFailed)
                 } else {
                     None
                 };
@@ -230,6 +253,32 @@ impl DockerProcess {
     /// no longer leads one. Not an error when the process or container is gone.
     async fn signal(&self, signal: &str, number: i32) -> Result<()> {
         *self.signalled.lock() = Some(number);
+        signal_pid(&self.docker, &self.container, self.pid, signal).await
+    }
+
+    /// Polls the status until the process is gone or `within` has passed; the caller
+    /// escalates (TERM, then KILL) on what is still alive.
+    async fn wait_dead(&self, within: Duration) -> ProcessStatus {
+        wait_dead(self, within).await
+    }
+}
+
+/// Sends `signal` (`TERM`, `KILL`) to the process group led by `pid` in `container`, or
+/// the process alone when it no longer leads one, through an exec. Not an error when the
+/// process or container is gone.
+///
+/// # Errors
+/// `Api` (in `Generic`) when the engine refuses the exec for another reason.
+pub(crate) async fn signal_pid(
+    docker: &Docker,
+    container: &str,
+    pid: u32,
+    signal: &str,
+) -> Result<()> {
+    let failed = |e| -> Error {
+        DockerError::api("signalling", format!("pid {pid} in {container}"), e).into()
+    };
+    {
         let config = ExecConfig {
             attach_stdout: Some(true),
             attach_stderr: Some(true),
@@ -240,44 +289,34 @@ impl DockerProcess {
                 r#"kill -"$1" -"$2" 2>/dev/null || kill -"$1" "$2" 2>/dev/null || true"#.to_owned(),
                 "gastown-kill".to_owned(),
                 signal.to_owned(),
-                self.pid.to_string(),
+                pid.to_string(),
             ]),
             ..Default::default()
         };
-        let id = match self.docker.create_exec(&self.container, config).await {
+        let id = match docker.create_exec(container, config).await {
             Ok(r) => r.id,
             Err(e) if is_not_found(&e) || status_of(&e) == Some(409) => return Ok(()),
-            Err(e) => return Err(self.signal_failed(e)),
+            Err(e) => return Err(failed(e)),
         };
-        match run_attached(&self.docker, &id).await {
+        match run_attached(docker, &id).await {
             Ok(_) => Ok(()),
             Err(e) if is_not_found(&e) || status_of(&e) == Some(409) => Ok(()),
-            Err(e) => Err(self.signal_failed(e)),
+            Err(e) => Err(failed(e)),
         }
     }
+}
 
-    /// The error of a signal exec the engine refused.
-    fn signal_failed(&self, e: bollard::errors::Error) -> Error {
-        DockerError::api(
-            "signalling",
-            format!("pid {} in {}", self.pid, self.container),
-            e,
-        )
-        .into()
-    }
-
-    /// Polls the status until the process is gone or `within` has passed; the caller
-    /// escalates (TERM, then KILL) on what is still alive.
-    async fn wait_dead(&self, within: Duration) -> ProcessStatus {
-        let deadline = tokio::time::Instant::now() + within;
-        loop {
-            let st = self.status().await;
-            let now = tokio::time::Instant::now();
-            if !st.is_alive() || now >= deadline {
-                return st;
-            }
-            tokio::time::sleep((deadline - now).min(Duration::from_millis(KILL_POLL_MS))).await;
+/// Polls `process`'s status until it is gone or `within` has passed; the caller
+/// escalates (TERM, then KILL) on what is still alive.
+pub(crate) async fn wait_dead(process: &dyn ProcessHandle, within: Duration) -> ProcessStatus {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let st = process.status().await;
+        let now = tokio::time::Instant::now();
+        if !st.is_alive() || now >= deadline {
+            return st;
         }
+        tokio::time::sleep((deadline - now).min(Duration::from_millis(KILL_POLL_MS))).await;
     }
 }
 

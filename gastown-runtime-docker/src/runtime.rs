@@ -8,8 +8,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bollard::{Docker, API_DEFAULT_VERSION};
 use gastown_core::{
-    CommandSpec, ContainerInfo, ContainerOptions, ContainerPath, ContainerRuntime, ContainerStatus,
-    Error, ExecOutput, PathStat, Result, SpawnedProcess, TownId,
+    AdoptedProcess, CommandSpec, ContainerInfo, ContainerOptions, ContainerPath, ContainerRuntime,
+    ContainerStatus, Error, ExecOutput, PathStat, ProcessLabel, Result, SpawnedProcess, TownId,
 };
 use parking_lot::Mutex;
 
@@ -46,6 +46,8 @@ pub struct DockerRuntime {
     pub(crate) root_setup: bool,
     /// Towns this instance started or adopted (not orphans).
     pub(crate) managed: Mutex<BTreeSet<TownId>>,
+    /// The labelled processes this instance spawned or adopted, per town (`records.rs`).
+    pub(crate) known: crate::records::Known,
 }
 
 impl fmt::Debug for DockerRuntime {
@@ -164,6 +166,7 @@ impl DockerRuntime {
             image_env_names,
             root_setup,
             managed: Mutex::new(BTreeSet::new()),
+            known: crate::records::Known::default(),
         })
     }
 
@@ -237,6 +240,27 @@ impl ContainerRuntime for DockerRuntime {
 
     async fn remove(&self, town: &TownId) -> Result<()> {
         self.remove_container(town).await
+    }
+
+    /// Recorded in the container (`/run/gastown/processes/<pid>.json`, written by the exec
+    /// that starts the process, before this returns). The label's lock file is not taken
+    /// (the image's busybox has no `flock`): the agent's earlier processes are ended first,
+    /// and one agent's spawns are serialised within this runtime.
+    async fn spawn_labelled(
+        &self,
+        town: &TownId,
+        command: &CommandSpec,
+        label: &ProcessLabel,
+        grace: Duration,
+    ) -> Result<SpawnedProcess> {
+        self.spawn_recorded(town, command, label, grace).await
+    }
+
+    /// A live recorded process of `agent` (pid and start time checked in the container's
+    /// `/proc`) that this runtime neither spawned nor adopted before; its handle reads
+    /// `/proc` and signals by pid through execs.
+    async fn adopt(&self, town: &TownId, agent: &str) -> Result<Option<AdoptedProcess>> {
+        self.adopt_recorded(town, agent).await
     }
 
     fn can_pause(&self) -> bool {

@@ -4,6 +4,7 @@
 //! not API: hidden from the docs and free to change.
 
 use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -265,4 +266,36 @@ pub async fn container_id(rt: &DockerRuntime, town: &TownId) -> String {
         .expect("inspect the town's container")
         .id
         .expect("a container id")
+}
+
+/// The gateway of the default bridge network, where a container on it reaches the host:
+/// the IPAM gateway when the engine reports one, else the first address of its subnet
+/// (the engine's own choice when none is configured), else the engine's default.
+pub async fn bridge_gateway(docker: &Docker) -> IpAddr {
+    let configs = docker
+        .inspect_network("bridge", None)
+        .await
+        .ok()
+        .and_then(|n| n.ipam)
+        .and_then(|ipam| ipam.config)
+        .unwrap_or_default();
+    let gateway = configs
+        .iter()
+        .filter_map(|c| c.gateway.as_deref()?.parse::<Ipv4Addr>().ok())
+        .next();
+    let first_of_subnet = || {
+        configs
+            .iter()
+            .filter_map(|c| {
+                let (net, _) = c.subnet.as_deref()?.split_once('/')?;
+                let net = net.parse::<Ipv4Addr>().ok()?;
+                Some(Ipv4Addr::from(u32::from(net) + 1))
+            })
+            .next()
+    };
+    IpAddr::V4(
+        gateway
+            .or_else(first_of_subnet)
+            .unwrap_or(Ipv4Addr::new(172, 17, 0, 1)),
+    )
 }

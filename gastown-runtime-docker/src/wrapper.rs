@@ -10,7 +10,11 @@
 //!
 //! Failures before the `exec` are reported on stderr with fixed markers, exit 127 for a
 //! missing program and 126 for a missing cwd. A spawned command first prints
-//! `gastown-exec: pid <pid>` on stderr (its in-container pid, for signals).
+//! `gastown-exec: pid <pid>` on stderr (its in-container pid, for signals). A recorded
+//! spawn ([`Mode::Record`], `ContainerRuntime::spawn_labelled`) first writes its process
+//! record (`records.rs`: pid, start time from `/proc/$$/stat`, the label) into
+//! [`RECORDS_DIR`](crate::records::RECORDS_DIR) — before the pid line, so a record exists
+//! once `spawn` returns — or fails with its own marker and exit 125.
 
 use std::collections::BTreeSet;
 
@@ -22,6 +26,8 @@ pub(crate) const NOT_FOUND_MARKER: &str = "gastown-exec: program not found: ";
 pub(crate) const NO_CWD_MARKER: &str = "gastown-exec: no such working directory: ";
 /// Marker line carrying a spawned process's in-container pid.
 pub(crate) const PID_MARKER: &str = "gastown-exec: pid ";
+/// Marker line of a process record that could not be written (then exit 125).
+pub(crate) const RECORD_FAILED_MARKER: &str = "gastown-exec: cannot record the process";
 
 /// Variables a Docker exec or the wrapper shell adds on its own, always considered for
 /// unsetting (the image's `ENV` names are added per runtime).
@@ -31,11 +37,14 @@ pub(crate) const INJECTED_VARS: [&str; 6] = ["PATH", "HOSTNAME", "HOME", "SHLVL"
 /// re-set after the shell ran (their values pass through argv, unlike the rest).
 const SHELL_OWNED_VARS: [&str; 3] = ["SHLVL", "PWD", "OLDPWD"];
 
-/// Positional parameters: `$1` mode, `$2` program, `$3` cwd (may be empty), `$4` names to
-/// unset (space-separated, validated identifiers), `$5` count of `NAME=value` re-sets,
-/// then the re-sets, then the program's arguments. Script variables are `_gx_`-prefixed and
-/// never exported.
-const SCRIPT: &str = r#"_gx_m=$1 _gx_p=$2 _gx_d=$3 _gx_u=$4 _gx_n=$5; shift 5
+/// Positional parameters: `$1` mode (`exec`, `spawn`, `record`), in `record` mode `$2` the
+/// label's JSON (then shifted away), then program, cwd (may be empty), names to unset
+/// (space-separated, validated identifiers), count of `NAME=value` re-sets, the re-sets,
+/// and the program's arguments. Script variables are `_gx_`-prefixed and never exported.
+/// The record's start time is field 22 of `/proc/$$/stat` (proc(5)), the shell's own,
+/// which `exec` keeps: `_gx_f` shifts past fields 3..21 of what follows the command name.
+const SCRIPT: &str = r#"_gx_m=$1; shift; _gx_j=; if [ "$_gx_m" = record ]; then _gx_j=$1; shift; fi
+_gx_p=$1 _gx_d=$2 _gx_u=$3 _gx_n=$4; shift 4
 if [ -n "$_gx_d" ]; then cd "$_gx_d" 2>/dev/null || { echo "gastown-exec: no such working directory: $_gx_d" >&2; exit 126; }; fi
 case $_gx_p in
 */*) _gx_r=$_gx_p ;;
@@ -44,18 +53,27 @@ case $_gx_p in
    IFS=$_gx_o; set +f ;;
 esac
 if [ -z "$_gx_r" ] || [ ! -f "$_gx_r" ] || [ ! -x "$_gx_r" ]; then echo "gastown-exec: program not found: $_gx_p" >&2; exit 127; fi
+if [ "$_gx_m" = record ]; then
+  _gx_f() { shift 19; _gx_t=$1; }
+  _gx_t=; read -r _gx_s < /proc/$$/stat; _gx_s=${_gx_s##*) }; set -f; _gx_f $_gx_s; set +f
+  _gx_rd=/run/gastown/processes
+  { [ -n "$_gx_t" ] && mkdir -p "$_gx_rd" && printf '{"pid":%s,"start_ticks":%s,"label":%s}\n' $$ "$_gx_t" "$_gx_j" > "$_gx_rd/.$$.tmp" && mv -f "$_gx_rd/.$$.tmp" "$_gx_rd/$$.json"; } 2>/dev/null || { echo "gastown-exec: cannot record the process" >&2; exit 125; }
+fi
 while [ "$_gx_n" -gt 0 ]; do export "$1"; shift; _gx_n=$((_gx_n - 1)); done
 unset $_gx_u
-if [ "$_gx_m" = spawn ]; then echo "gastown-exec: pid $$" >&2; fi
+if [ "$_gx_m" != exec ]; then echo "gastown-exec: pid $$" >&2; fi
 exec "$_gx_r" "$@""#;
 
-/// Whether the wrapper announces the pid.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Whether the wrapper announces the pid, and records the process first.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Mode {
     /// Run to completion.
     Exec,
     /// Long-running: print the pid marker first.
     Spawn,
+    /// Long-running and recorded: write the process record whose label is this JSON
+    /// object (no secrets: it is an argument), then print the pid marker.
+    Record(String),
 }
 
 /// The `Cmd` and `Env` of a Docker exec running `spec` through the wrapper.
@@ -128,11 +146,20 @@ pub(crate) fn wrap(mode: Mode, spec: &CommandSpec, image_env_names: &[String]) -
         "-c".to_owned(),
         SCRIPT.to_owned(),
         "gastown-exec".to_owned(),
-        match mode {
+        match &mode {
             Mode::Exec => "exec",
             Mode::Spawn => "spawn",
+            Mode::Record(_) => "record",
         }
         .to_owned(),
+    ];
+    if let Mode::Record(label) = mode {
+        if label.contains('\0') {
+            return invalid("a process label holds a NUL byte".to_owned());
+        }
+        cmd.push(label);
+    }
+    cmd.extend([
         spec.program.clone(),
         spec.cwd
             .as_ref()
@@ -140,7 +167,7 @@ pub(crate) fn wrap(mode: Mode, spec: &CommandSpec, image_env_names: &[String]) -
             .unwrap_or_default(),
         unset.into_iter().collect::<Vec<_>>().join(" "),
         resets.len().to_string(),
-    ];
+    ]);
     cmd.extend(resets);
     for arg in &spec.args {
         let a = render(arg);

@@ -24,7 +24,7 @@ async fn fixture(check: &'static str) -> Option<Fixture> {
     } else {
         Cleanup::town(&prefix, &town)
     };
-    let caps = Capabilities::full(conformance::busybox_httpd);
+    let caps = Capabilities::full(conformance::busybox_httpd).with_records(true);
     Some(Fixture::new(Arc::new(rt), town, caps).with_guard(cleanup))
 }
 

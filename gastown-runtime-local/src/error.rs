@@ -45,6 +45,15 @@ pub enum LocalError {
         waited: std::time::Duration,
     },
 
+    /// A labelled process's lock file is held by a process the runtime has no record of
+    /// (an agent's data directory in use by a server another program started): nothing is
+    /// killed, the spawn is refused.
+    #[error("lock {path} is held by another process")]
+    Locked {
+        /// The lock file (container path).
+        path: String,
+    },
+
     /// A command run to completion ended without an exit code of its own (it was
     /// stopped or killed while `exec` waited for it).
     #[error("{program} ended as {status:?}")]

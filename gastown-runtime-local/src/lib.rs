@@ -54,12 +54,14 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod adopt;
 mod error;
 mod mounts;
 mod output;
 mod paths;
 mod process;
 mod programs;
+mod records;
 mod runtime;
 
 pub use error::LocalError;

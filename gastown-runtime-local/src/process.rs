@@ -1,18 +1,25 @@
 //! [`LocalProcess`]: one child process and its process group.
 
 use std::fmt;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use gastown_core::{ProcessHandle, ProcessStatus, Result};
+use gastown_core::{ProcessHandle, ProcessLabel, ProcessStatus, Result};
 use nix::errno::Errno;
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
+use process_wrap::tokio::{CommandWrap, KillOnDrop as ProcessWrapKillOnDrop, ProcessGroup};
 use tokio::process::{ChildStderr, ChildStdout, Command};
 use tokio::sync::watch;
 
 use crate::error::LocalError;
+use crate::records::{self, ProcessRecord};
+
+/// How often the end of an adopted process (not our child: no exit status arrives) is
+/// checked in `/proc`: 50 ms, a cheap file read.
+const ADOPTED_POLL: Duration = Duration::from_millis(50);
 
 /// How long [`LocalProcess::terminate`] waits for the kernel to end a process after
 /// SIGKILL: 10 s. Only a process stuck in uninterruptible I/O (or one that left our process
@@ -20,15 +27,22 @@ use crate::error::LocalError;
 const KILL_WAIT: Duration = Duration::from_secs(10);
 
 /// A process the local runtime started, leader of its own process group (so a signal
-/// reaches everything it started too: `sh -c` children, a server's workers).
+/// reaches everything it started too: `sh -c` children, a server's workers) — or one an
+/// earlier host started, found by its record and adopted.
 ///
-/// Its status comes from the real child: a task waits on it and publishes the exit status
-/// the moment the process is reaped.
+/// Its status comes from the real process: for a child, a task waits on it and publishes
+/// the exit status the moment it is reaped; for an adopted process, a task watches `/proc`.
+/// Signals go to the group with `killpg(2)` by its id (for an adopted group there is no
+/// child handle to go through).
 pub struct LocalProcess {
     pid: u32,
     program: String,
     exit: watch::Receiver<Option<ProcessStatus>>,
     stopping: AtomicBool,
+    /// Who it is (a labelled spawn, or the record of an adopted one).
+    label: Option<ProcessLabel>,
+    /// Left by an earlier host and not adopted yet.
+    adoptable: AtomicBool,
 }
 
 /// A freshly started process and its output pipes.
@@ -39,24 +53,53 @@ pub(crate) struct Started {
 }
 
 impl LocalProcess {
-    /// Spawns `cmd` (already holding program, args, env and cwd) in a new process group with
-    /// stdin null and stdout/stderr piped. `program` names it in logs and errors.
+    /// Spawns `cmd` (already holding program, args, env and cwd) as the leader of a new
+    /// process group (process-wrap's `ProcessGroup::leader`, with `KillOnDrop` so a child
+    /// whose waiting task is dropped — its tokio runtime shut down — is killed too), stdin
+    /// from `stdin` and stdout/stderr piped. When `records` is given, the process's
+    /// [`ProcessRecord`] is written into that directory before this returns, and deleted
+    /// once the process is reaped. `program` names it in logs and errors.
     /// Must be called inside a tokio runtime (a task waits on the child).
-    pub(crate) fn start(program: &str, mut cmd: Command) -> std::io::Result<Started> {
-        // Its own process group, so one killpg reaches everything it started.
-        cmd.process_group(0)
-            .stdin(std::process::Stdio::null())
+    pub(crate) fn start(
+        program: &str,
+        mut cmd: Command,
+        stdin: std::process::Stdio,
+        records: Option<(&Path, Option<&ProcessLabel>)>,
+    ) -> std::io::Result<Started> {
+        cmd.stdin(stdin)
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped());
-        let mut child = cmd.spawn()?;
+        let mut wrapped = CommandWrap::from(cmd);
+        wrapped
+            .wrap(ProcessGroup::leader())
+            .wrap(ProcessWrapKillOnDrop);
+        let mut child = wrapped.spawn()?;
         let pid = child
             .id()
             .ok_or_else(|| std::io::Error::other("child exited at once"))?;
-        let (stdout, stderr) = match (child.stdout.take(), child.stderr.take()) {
+        let (stdout, stderr) = match (child.stdout().take(), child.stderr().take()) {
             (Some(o), Some(e)) => (o, e),
             _ => return Err(std::io::Error::other("child pipes missing")),
         };
+        let label = records.and_then(|(_, l)| l.cloned());
+        let record_path = match records {
+            Some((dir, label)) => {
+                let written = ProcessRecord::of(pid, program, label)
+                    .ok_or_else(|| std::io::Error::other("child exited at once"))
+                    .and_then(|rec| rec.write(dir));
+                match written {
+                    Ok(path) => Some(path),
+                    Err(e) => {
+                        // Unrecorded, a crash of this host would orphan it: not started.
+                        let _ = killpg(Pid::from_raw(pid as i32), Signal::SIGKILL);
+                        return Err(e);
+                    }
+                }
+            }
+            None => None,
+        };
         let (tx, rx) = watch::channel(None);
+        let record = record_path.clone();
         tokio::spawn(async move {
             let status = match child.wait().await {
                 Ok(s) => ProcessStatus::Exited(s.code()),
@@ -65,6 +108,9 @@ impl LocalProcess {
                     ProcessStatus::Failed
                 }
             };
+            if let Some(path) = record {
+                records::remove(&path);
+            }
             tx.send_replace(Some(status));
         });
         tracing::debug!(pid, program, "process started");
@@ -74,10 +120,59 @@ impl LocalProcess {
                 program: program.to_owned(),
                 exit: rx,
                 stopping: AtomicBool::new(false),
+                label,
+                adoptable: AtomicBool::new(false),
             }),
             stdout,
             stderr,
         })
+    }
+
+    /// A handle on a recorded process an earlier host spawned (found alive by its record).
+    /// It is not this process's child, so its end is noticed by polling `/proc` every
+    /// [`ADOPTED_POLL`]; the record file at `path` is deleted then.
+    pub(crate) fn adopted(record: ProcessRecord, path: PathBuf) -> std::sync::Arc<Self> {
+        let (tx, rx) = watch::channel(None);
+        let boot = records::boot_id();
+        let pid = record.pid;
+        let watched = record.clone();
+        tokio::spawn(async move {
+            while watched.is_live(&boot) {
+                tokio::select! {
+                    _ = tokio::time::sleep(ADOPTED_POLL) => {}
+                    // Nobody holds the handle any more: stop polling (the record stays,
+                    // for whoever starts the town next).
+                    _ = tx.closed() => return,
+                }
+            }
+            records::remove(&path);
+            tx.send_replace(Some(ProcessStatus::Exited(None)));
+        });
+        tracing::debug!(pid, program = %record.program, "recorded process found");
+        std::sync::Arc::new(Self {
+            pid,
+            program: record.program,
+            exit: rx,
+            stopping: AtomicBool::new(false),
+            label: record.label.map(|l| l.to_label()),
+            adoptable: AtomicBool::new(true),
+        })
+    }
+
+    /// The label it was spawned with, if any.
+    pub(crate) fn label(&self) -> Option<&ProcessLabel> {
+        self.label.as_ref()
+    }
+
+    /// The pid (also the process group id).
+    pub(crate) fn leader(&self) -> u32 {
+        self.pid
+    }
+
+    /// Takes the "left by an earlier host, not claimed yet" mark: true once, for the
+    /// first adopter.
+    pub(crate) fn claim(&self) -> bool {
+        self.adoptable.swap(false, Ordering::SeqCst)
     }
 
     /// The status right now: `Exited` once reaped, `Stopping` while a kill is under way.

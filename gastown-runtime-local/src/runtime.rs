@@ -10,8 +10,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use gastown_core::runtime::{PathKind, PathStat};
 use gastown_core::{
-    CommandSpec, ContainerInfo, ContainerOptions, ContainerPath, ContainerRuntime, ContainerStatus,
-    Error, ExecOutput, ProcessStatus, Result, SpawnedProcess, TownId,
+    AdoptedProcess, CommandSpec, ContainerInfo, ContainerOptions, ContainerPath, ContainerRuntime,
+    ContainerStatus, Error, ExecOutput, ProcessLabel, ProcessStatus, Result, SpawnedProcess,
+    TownId,
 };
 use parking_lot::Mutex;
 use tokio::io::AsyncReadExt;
@@ -35,23 +36,29 @@ const PUT_FILE_MODE: u32 = 0o644;
 /// groups spawned for it (see the crate docs).
 ///
 /// Whether a town runs is kept in memory: a directory left by an earlier run of the program
-/// is `Exited` until started again. Dropping the runtime kills every process group it
-/// started (SIGKILL, best effort).
+/// is `Exited` until started again. Every `spawn` is recorded in the town's directory
+/// (`run/gastown/processes/<pid>.json`: pid, start time, boot id, label) before it returns,
+/// so a runtime that starts a town an earlier host (crashed, or killed with SIGKILL) left
+/// behind takes its processes over: a labelled SDK server waits for its agent to
+/// [`adopt`](ContainerRuntime::adopt) it (the start then reports `created == false`),
+/// anything else is killed, and `stop`/`remove` end every recorded process. Dropping the
+/// runtime kills every process group it holds (SIGKILL, best effort).
 #[derive(Debug)]
 pub struct LocalRuntime {
     root: PathBuf,
     programs: Programs,
-    towns: Mutex<HashMap<TownId, TownState>>,
+    pub(crate) towns: Mutex<HashMap<TownId, TownState>>,
 }
 
 #[derive(Debug, Default)]
-struct TownState {
-    running: bool,
+pub(crate) struct TownState {
+    pub(crate) running: bool,
     /// Every process group got SIGSTOP (`pause`); cleared by `resume`, `stop`, `remove`.
-    paused: bool,
-    /// Process groups started for the town, dropped once their last member has ended
-    /// (checked on each start): a leader that exited may have left children behind.
-    processes: Vec<Arc<LocalProcess>>,
+    pub(crate) paused: bool,
+    /// Process groups started for the town (and recorded ones an earlier host left, found
+    /// when the town started), dropped once their last member has ended (checked on each
+    /// start): a leader that exited may have left children behind.
+    pub(crate) processes: Vec<Arc<LocalProcess>>,
 }
 
 /// Builds a [`LocalRuntime`]: the root directory and the program map.
@@ -113,7 +120,7 @@ impl LocalRuntime {
     }
 
     /// `Ok` when the town runs and is not paused.
-    fn ensure_running(&self, town: &TownId) -> Result<()> {
+    pub(crate) fn ensure_running(&self, town: &TownId) -> Result<()> {
         let towns = self.towns.lock();
         check_running(town, towns.get(town)).map(|_| ())
     }
@@ -188,27 +195,39 @@ impl LocalRuntime {
 
     /// Starts `spec` and registers it with the running town, atomically with the check that
     /// the town runs (a concurrent `stop` either sees it or prevents it).
-    fn start_process(&self, town: &TownId, spec: &CommandSpec) -> Result<Started> {
+    ///
+    /// `record`: write the process's record (with this label, if any) before returning;
+    /// `stdin`: what the child reads (a held lock file, else nothing).
+    pub(crate) fn start_process(
+        &self,
+        town: &TownId,
+        spec: &CommandSpec,
+        record: Option<Option<&ProcessLabel>>,
+        stdin: std::process::Stdio,
+    ) -> Result<Started> {
         self.ensure_running(town)?;
         let cmd = self.command(town, spec)?;
+        let records_dir = self.records_dir(town);
+        let record = record.map(|label| (records_dir.as_path(), label));
         let mut towns = self.towns.lock();
         let state = check_running(town, towns.get_mut(town))?;
-        let started = LocalProcess::start(&spec.program, cmd).map_err(|e| match e.kind() {
-            // The program was resolved, so this is its interpreter (`#!`) or loader.
-            std::io::ErrorKind::NotFound => Error::ProgramNotFound {
-                program: spec.program.clone(),
-                hint: "; the file exists but could not be executed (missing interpreter?)"
-                    .to_owned(),
-            },
-            _ => Error::io(format!("starting {}", spec.program), e),
-        })?;
+        let started =
+            LocalProcess::start(&spec.program, cmd, stdin, record).map_err(|e| match e.kind() {
+                // The program was resolved, so this is its interpreter (`#!`) or loader.
+                std::io::ErrorKind::NotFound => Error::ProgramNotFound {
+                    program: spec.program.clone(),
+                    hint: "; the file exists but could not be executed (missing interpreter?)"
+                        .to_owned(),
+                },
+                _ => Error::io(format!("starting {}", spec.program), e),
+            })?;
         state.processes.retain(|p| p.group_alive());
         state.processes.push(started.process.clone());
         Ok(started)
     }
 
     /// Takes the town's processes and marks it not running.
-    fn take_processes(&self, town: &TownId) -> Vec<Arc<LocalProcess>> {
+    pub(crate) fn take_processes(&self, town: &TownId) -> Vec<Arc<LocalProcess>> {
         let mut towns = self.towns.lock();
         match towns.get_mut(town) {
             Some(state) => {
@@ -224,7 +243,10 @@ impl LocalRuntime {
 
 /// The town's state when it runs and is not paused: [`Error::ContainerNotRunning`] for an
 /// absent or stopped town, [`Error::ContainerPaused`] for a paused one.
-fn check_running<S: std::borrow::Borrow<TownState>>(town: &TownId, state: Option<S>) -> Result<S> {
+pub(crate) fn check_running<S: std::borrow::Borrow<TownState>>(
+    town: &TownId,
+    state: Option<S>,
+) -> Result<S> {
     match state {
         Some(s) if s.borrow().running && !s.borrow().paused => Ok(s),
         Some(s) if s.borrow().running => Err(Error::ContainerPaused { town: town.clone() }),
@@ -234,7 +256,7 @@ fn check_running<S: std::borrow::Borrow<TownState>>(town: &TownId, state: Option
 
 /// SIGTERM, `grace`, SIGKILL for every process at once; the first error (if any) after all
 /// were tried.
-async fn terminate_all(processes: &[Arc<LocalProcess>], grace: Duration) -> Result<()> {
+pub(crate) async fn terminate_all(processes: &[Arc<LocalProcess>], grace: Duration) -> Result<()> {
     let results = futures::future::join_all(processes.iter().map(|p| p.terminate(grace))).await;
     results
         .into_iter()
@@ -252,10 +274,6 @@ impl ContainerRuntime for LocalRuntime {
         "127.0.0.1"
     }
 
-    fn sdk_parent_pid(&self) -> Option<u32> {
-        Some(std::process::id())
-    }
-
     async fn start(&self, town: &TownId, options: &ContainerOptions) -> Result<ContainerInfo> {
         let dir = self.town_dir(town);
         mounts::validate(&dir, &options.mounts)?;
@@ -263,11 +281,14 @@ impl ContainerRuntime for LocalRuntime {
             .await
             .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
         mounts::apply(&dir, &options.mounts)?;
-        let created = {
+        let was_running = {
             let mut towns = self.towns.lock();
             let state = towns.entry(town.clone()).or_default();
-            !std::mem::replace(&mut state.running, true)
+            std::mem::replace(&mut state.running, true)
         };
+        // A town this runtime did not run yet may have processes an earlier host left:
+        // labelled ones wait for an adopter, the rest are killed.
+        let created = !was_running && !self.take_over_records(town);
         // A paused town is adopted running.
         self.freeze(town, false)?;
         tracing::debug!(town = %town, created, "local container started");
@@ -300,7 +321,7 @@ impl ContainerRuntime for LocalRuntime {
             process,
             mut stdout,
             mut stderr,
-        } = self.start_process(town, command)?;
+        } = self.start_process(town, command, None, std::process::Stdio::null())?;
         let guard = KillOnDrop::new(&process);
         let (mut out, mut err) = (Vec::new(), Vec::new());
         let (read_out, read_err, status) = tokio::join!(
@@ -334,7 +355,7 @@ impl ContainerRuntime for LocalRuntime {
             process,
             stdout,
             stderr,
-        } = self.start_process(town, command)?;
+        } = self.start_process(town, command, Some(None), std::process::Stdio::null())?;
         Ok(SpawnedProcess {
             handle: process,
             output: output::pump(stdout, stderr),
@@ -420,7 +441,9 @@ impl ContainerRuntime for LocalRuntime {
     }
 
     async fn stop(&self, town: &TownId, grace: Duration) -> Result<()> {
-        let processes = self.take_processes(town);
+        let mut processes = self.take_processes(town);
+        // What an earlier host left and this runtime never took over ends too.
+        processes.extend(self.recorded_strangers(town, &processes));
         tracing::debug!(town = %town, processes = processes.len(), "stopping local container");
         terminate_all(&processes, grace).await
     }
@@ -439,6 +462,21 @@ impl ContainerRuntime for LocalRuntime {
 
     fn can_pause(&self) -> bool {
         true
+    }
+
+    async fn spawn_labelled(
+        &self,
+        town: &TownId,
+        command: &CommandSpec,
+        label: &ProcessLabel,
+        grace: Duration,
+    ) -> Result<SpawnedProcess> {
+        self.spawn_labelled_process(town, command, label, grace)
+            .await
+    }
+
+    async fn adopt(&self, town: &TownId, agent: &str) -> Result<Option<AdoptedProcess>> {
+        self.adopt_process(town, agent).await
     }
 
     /// SIGSTOP to every process group the town runs. Measured here with a `kilo serve`

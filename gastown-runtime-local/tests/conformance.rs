@@ -27,7 +27,14 @@ async fn fixture(check: &'static str) -> Option<Fixture> {
     let root = tempfile::tempdir().expect("tempdir");
     let rt = LocalRuntime::new(root.path().to_owned());
     let town = TownId::new(format!("conf-{check}")).expect("town id");
-    Some(Fixture::new(Arc::new(rt), town, Capabilities::full(http_server())).with_guard(root))
+    Some(
+        Fixture::new(
+            Arc::new(rt),
+            town,
+            Capabilities::full(http_server()).with_records(true),
+        )
+        .with_guard(root),
+    )
 }
 
 gastown_core::conformance_tests!(fixture = fixture);

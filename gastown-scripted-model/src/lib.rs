@@ -19,6 +19,9 @@
 //! let server = ScriptedModelServer::start_local().await?;
 //! server.push(Reply::text("first answer").with_chunks(2));
 //! server.push(Reply::status(400, "bad request"));
+//! // A tool-using turn: a call of kilo's bash tool, then the answer to its result.
+//! server.push(Reply::bash("git status"));
+//! server.push(Reply::text("The tree is clean."));
 //! let config = server.config_content(); // KILO_CONFIG_CONTENT for a kilo serve
 //! # let _ = config;
 //! server.shutdown().await;
@@ -28,7 +31,7 @@
 //! # Layout
 //! - `reply`: [`Reply`], the script of one answer.
 //! - `openai`: the wire format (chunks, completions, error bodies).
-//! - `record`: [`RecordedRequest`].
+//! - `record`: [`RecordedRequest`] and the [`ToolResult`]s it carries.
 //!
 //! # Listening
 //! It listens on exactly the address given: `127.0.0.1:0` by default, or, for an SDK server
@@ -62,8 +65,9 @@ use serde_json::{json, Value};
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
-pub use record::RecordedRequest;
-pub use reply::{Reply, DEFAULT_TEXT};
+pub use openai::TOOL_CALL_ID;
+pub use record::{RecordedRequest, ToolResult};
+pub use reply::{Reply, BASH_DESCRIPTION, BASH_TOOL, DEFAULT_TEXT};
 
 /// The provider id of the scripted server in an SDK server's config: `scripted`.
 pub const PROVIDER_ID: &str = "scripted";

@@ -9,8 +9,9 @@ use crate::reply::split_chunks;
 
 /// The id every completion carries; clients do not interpret it.
 const COMPLETION_ID: &str = "chatcmpl-scripted";
-/// The id of the scripted tool call.
-pub(crate) const TOOL_CALL_ID: &str = "call_scripted_1";
+/// The id of every scripted tool call (`tool_calls[].id`): `call_scripted_1`. A client
+/// answers it with a `tool` message whose `tool_call_id` is this id.
+pub const TOOL_CALL_ID: &str = "call_scripted_1";
 
 /// `GET /v1/models`: the one model, `{"object":"list","data":[{"id":…,"object":"model",…}]}`.
 pub(crate) fn models(model_id: &str) -> Value {

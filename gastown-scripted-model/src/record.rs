@@ -65,17 +65,53 @@ impl RecordedRequest {
             .iter()
             .rev()
             .find(|m| m.get("role").and_then(Value::as_str) == Some("user"))?;
-        match message.get("content")? {
-            Value::String(s) => Some(s.clone()),
-            Value::Array(parts) => Some(
-                parts
-                    .iter()
-                    .filter_map(|p| p.get("text").and_then(Value::as_str))
-                    .collect::<Vec<_>>()
-                    .join("\n"),
-            ),
-            _ => None,
-        }
+        content_text(message)
+    }
+
+    /// The results of earlier tool calls the client sent back, oldest first: every `tool`
+    /// message (`{"role":"tool","tool_call_id":ID,"content":…}`). kilo 7.7.9 sends a bash
+    /// call's output as the content (`"(no output)"` when the command printed nothing).
+    pub fn tool_results(&self) -> Vec<ToolResult> {
+        self.messages
+            .iter()
+            .filter(|m| m.get("role").and_then(Value::as_str) == Some("tool"))
+            .map(|m| ToolResult {
+                call_id: m
+                    .get("tool_call_id")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned(),
+                content: content_text(m).unwrap_or_default(),
+            })
+            .collect()
+    }
+}
+
+/// The result of one tool call, as a client sent it back in a later request
+/// ([`RecordedRequest::tool_results`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolResult {
+    /// The `tool_call_id` it answers (the scripted server's calls have
+    /// [`TOOL_CALL_ID`](crate::TOOL_CALL_ID)); empty when missing.
+    pub call_id: String,
+    /// Its content: the string, or the `text` parts of a content array joined with `\n`;
+    /// empty when missing.
+    pub content: String,
+}
+
+/// A message's `content` string, or the `text` parts of its content array joined with
+/// `\n`; `None` when it has neither.
+fn content_text(message: &Value) -> Option<String> {
+    match message.get("content")? {
+        Value::String(s) => Some(s.clone()),
+        Value::Array(parts) => Some(
+            parts
+                .iter()
+                .filter_map(|p| p.get("text").and_then(Value::as_str))
+                .collect::<Vec<_>>()
+                .join("\n"),
+        ),
+        _ => None,
     }
 }
 

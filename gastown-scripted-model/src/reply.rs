@@ -7,9 +7,18 @@ use serde_json::Value;
 /// The text the default reply streams: `"Hello from the scripted model."`.
 pub const DEFAULT_TEXT: &str = "Hello from the scripted model.";
 
+/// The name of kilo's shell tool, `bash`, as kilo 7.7.9 offers it to the model
+/// (`tools[].function.name` of its chat-completion requests; opencode uses the same name).
+pub const BASH_TOOL: &str = "bash";
+
+/// The `description` argument [`Reply::bash`] sends with its command: kilo 7.7.9 shows it
+/// as the tool call's title (opencode requires the argument; kilo takes it as optional).
+pub const BASH_DESCRIPTION: &str = "Run the scripted command";
+
 /// One scripted answer to `POST /v1/chat/completions`.
 ///
-/// Build it with [`Reply::text`], [`Reply::tool_call`], [`Reply::status`],
+/// Build it with [`Reply::text`], [`Reply::tool_call`] (or [`Reply::bash`] for kilo's
+/// shell tool), [`Reply::status`],
 /// [`Reply::garbage`] or [`Reply::hang`], then adjust it with the `with_*` setters. Replies
 /// are taken from the server's queue in request order; when the queue is empty the
 /// server's default reply answers (by default `Reply::text(DEFAULT_TEXT)` in 3 chunks).
@@ -60,6 +69,30 @@ impl Reply {
             name: name.into(),
             arguments,
         })
+    }
+
+    /// One call of kilo's shell tool ([`BASH_TOOL`]) running `command`: the arguments are
+    /// `{"command":COMMAND,"description":BASH_DESCRIPTION}`, the parameter names of kilo
+    /// 7.7.9's bash tool (`command` — required, the shell command line; `description`;
+    /// kilo also takes `timeout` in ms and `workdir`, left out so the command runs in the
+    /// session's directory with kilo's default timeout).
+    ///
+    /// A turn that answers with it is two completion requests: this reply, then — once
+    /// kilo ran the command and sends its output back as a `tool` message — the next reply
+    /// in the queue (or the default text), which ends the turn. The command runs only when
+    /// the SDK server's permissions allow it unattended; otherwise kilo asks
+    /// (`permission.asked`) and the turn waits for an answer.
+    ///
+    /// ```
+    /// use gastown_scripted_model::{Reply, BASH_TOOL};
+    /// let turn = [Reply::bash("git status"), Reply::text("done")];
+    /// # let _ = (turn, BASH_TOOL);
+    /// ```
+    pub fn bash(command: impl Into<String>) -> Self {
+        Self::tool_call(
+            BASH_TOOL,
+            serde_json::json!({ "command": command.into(), "description": BASH_DESCRIPTION }),
+        )
     }
 
     /// An HTTP error `status` (e.g. 500) with the body
@@ -160,5 +193,16 @@ mod tests {
         }
         assert_eq!(split_chunks("éa", 2), vec!["é", "a"]);
         assert_eq!(split_chunks("", 2), vec!["", ""]);
+    }
+
+    #[test]
+    fn bash_is_a_call_of_kilos_bash_tool_with_its_argument_names() {
+        assert_eq!(
+            Reply::bash("git status"),
+            Reply::tool_call(
+                "bash",
+                serde_json::json!({"command": "git status", "description": BASH_DESCRIPTION}),
+            )
+        );
     }
 }

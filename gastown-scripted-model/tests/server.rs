@@ -4,7 +4,10 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use gastown_scripted_model::{Reply, ScriptedModelServer, DEFAULT_TEXT, MODEL, MODEL_ID};
+use gastown_scripted_model::{
+    Reply, ScriptedModelServer, ToolResult, BASH_DESCRIPTION, BASH_TOOL, DEFAULT_TEXT, MODEL,
+    MODEL_ID, TOOL_CALL_ID,
+};
 use serde_json::{json, Value};
 
 /// A failure bound for every request (the server answers in milliseconds).
@@ -171,6 +174,56 @@ async fn tool_call_streams_name_and_arguments_with_finish_reason_tool_calls() {
         args
     );
     assert_eq!(v["choices"][0]["finish_reason"], "tool_calls");
+}
+
+/// The two requests of a tool-using turn as kilo makes them: the prompt, answered with a
+/// bash call; then the call's result sent back as a `tool` message, answered with text.
+#[tokio::test]
+async fn a_bash_turn_is_a_tool_call_then_the_reply_to_its_result() {
+    let server = ScriptedModelServer::start_local().await.unwrap();
+    server.push(Reply::bash("git commit -q -m x"));
+    server.push(Reply::text("Committed."));
+
+    let v: Value = post(&server, false, "commit it")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let call = &v["choices"][0]["message"]["tool_calls"][0];
+    assert_eq!(call["id"], TOOL_CALL_ID);
+    assert_eq!(call["function"]["name"], BASH_TOOL);
+    let arguments: Value =
+        serde_json::from_str(call["function"]["arguments"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        arguments,
+        json!({"command": "git commit -q -m x", "description": BASH_DESCRIPTION})
+    );
+
+    let mut second = body(false, "commit it");
+    let messages = second["messages"].as_array_mut().unwrap();
+    messages.push(v["choices"][0]["message"].clone());
+    messages.push(json!({"role": "tool", "tool_call_id": TOOL_CALL_ID, "content": "(no output)"}));
+    let v: Value = client()
+        .post(format!("{}/chat/completions", server.base_url()))
+        .json(&second)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["choices"][0]["message"]["content"], "Committed.");
+
+    let recorded = server.requests();
+    assert_eq!(recorded.len(), 2);
+    assert!(recorded[0].tool_results().is_empty());
+    assert_eq!(
+        recorded[1].tool_results(),
+        vec![ToolResult {
+            call_id: TOOL_CALL_ID.to_owned(),
+            content: "(no output)".to_owned(),
+        }]
+    );
 }
 
 #[tokio::test]

@@ -1,6 +1,9 @@
-//! Draining an agent: every server it holds stops, then its `kilo.db` (with its WAL) is
-//! snapshotted out of the container into the town's state directory, so nothing the agent
-//! wrote is lost when the container goes away (`ARCHITECTURE.md`, *Persistence*).
+//! Draining an agent: every server it holds stops, then its SDK database (the launcher's
+//! `database`, e.g. kilo's `kilo.db`, with its WAL) is snapshotted out of the container into
+//! the town's state directory, so nothing the agent wrote is lost when the container goes
+//! away (`ARCHITECTURE.md`, *Persistence*). An agent holding a session that is neither in a
+//! database where the launcher says nor in a snapshot fails the drain: the container is
+//! then kept, not removed.
 
 use std::sync::Arc;
 
@@ -19,22 +22,64 @@ impl AgentState {
     /// Refuses further requests, takes every server and drains in a spawned task that
     /// answers `reply` when the snapshot is safe.
     pub(super) fn on_drain(&mut self, reply: RpcReplyPort<Result<()>>) {
-        let servers = self.abandon_all();
+        let mut servers = self.abandon_all();
+        // An agent that never looked for the server an earlier host left running (a drain
+        // right after a restart) takes it now: it is stopped before the snapshot, never
+        // copied while it writes.
+        let adopt = !std::mem::replace(&mut self.adoption_tried, true);
         let ctx = self.ctx.clone();
         tokio::spawn(async move {
+            if adopt {
+                match ctx
+                    .parts
+                    .runtime
+                    .adopt(&ctx.parts.town, ctx.spec.id.as_str())
+                    .await
+                {
+                    Ok(Some(found)) => servers.push(found.handle),
+                    Ok(None) => {}
+                    Err(e) => {
+                        tracing::warn!(agent = %ctx.spec.id, error = %e, "drain: looking for a server to adopt")
+                    }
+                }
+            }
             let _ = reply.send(drain(&ctx, servers).await);
         });
     }
 }
 
-/// Stops the servers, then snapshots `kilo.db` (with its WAL) out of the container.
+/// Stops the servers, then snapshots the SDK database (with its WAL) out of the container.
+///
+/// # Errors
+/// [`Error::Snapshot`] when the snapshot fails, and also — with
+/// `LiveSnapshotError::DatabaseMissing` — when there is no database but the town store
+/// records a session for the agent and no snapshot holds one: that session can only be in
+/// the container, somewhere the launcher's `database` does not name, and removing the
+/// container would lose it. (With a snapshot, a missing database is an agent that did not
+/// get as far as `hydrate` in this container: the snapshot still holds its session.)
 async fn drain(ctx: &AgentContext, servers: Vec<Arc<dyn ProcessHandle>>) -> Result<()> {
     let grace = ctx.parts.options.stop_grace;
     for server in &servers {
         stop_server(server.as_ref(), grace).await;
     }
     if !snapshot(ctx).await? {
-        // Never ran far enough to have a database: its status stays what the start left.
+        if let Some(session) = recorded_session(ctx).filter(|_| !has_snapshot(ctx)) {
+            let path = ctx.layout.sdk_database(&ctx.parts.launcher)?;
+            tracing::error!(
+                agent = %ctx.spec.id, %session, %path,
+                "drain: the agent holds a session but its SDK database is missing; \
+                 keeping the container (does SdkLauncher::database name the server's database?)"
+            );
+            return Err(Error::Snapshot {
+                agent: ctx.spec.id.clone(),
+                source: Box::new(LiveSnapshotError::DatabaseMissing {
+                    agent: ctx.spec.id.clone(),
+                    path,
+                }),
+            });
+        }
+        // Never ran far enough to have a database or a session: nothing to lose, and its
+        // status stays what the start left.
         return Ok(());
     }
     if let Err(e) = ctx
@@ -52,7 +97,7 @@ async fn drain(ctx: &AgentContext, servers: Vec<Arc<dyn ProcessHandle>>) -> Resu
 
 impl AgentState {
     /// Before the town pauses: busy (a turn, a start or a probe in flight) answers
-    /// `false`; otherwise the `kilo.db` is snapshotted first, so a paused town loses
+    /// `false`; otherwise the SDK database is snapshotted first, so a paused town loses
     /// nothing if the host dies, and the answer is whether that worked.
     pub(super) fn on_prepare_for_pause(&self, reply: RpcReplyPort<bool>) {
         if self.turn.is_some() || !matches!(self.mode, super::Mode::Idle) {
@@ -72,34 +117,62 @@ impl AgentState {
         });
     }
 
-    /// Snapshots the agent's `kilo.db` after a turn, off the request path, so a host crash
+    /// Snapshots the agent's SDK database after a turn, off the request path, so a host crash
     /// followed by the loss of the container loses at most the turn in flight.
     pub(super) fn snapshot_at_turn_boundary(&self) {
         spawn_snapshot(self.ctx.clone());
     }
 }
 
-/// Snapshots the agent's `kilo.db` in a spawned task (a turn boundary, an accepted user
+/// Snapshots the agent's SDK database in a spawned task (a turn boundary, an accepted user
 /// message); a failure is logged and the next boundary tries again.
 pub(super) fn spawn_snapshot(ctx: AgentContext) {
     tokio::spawn(async move {
-        if let Err(e) = snapshot(&ctx).await {
-            tracing::warn!(agent = %ctx.spec.id, error = %e, "turn-boundary snapshot");
+        match snapshot(&ctx).await {
+            Ok(true) => {}
+            // After a turn the server has written its database: if it is not where the
+            // launcher says, say so now rather than at the drain.
+            Ok(false) => tracing::warn!(
+                agent = %ctx.spec.id, database = %ctx.parts.launcher.database,
+                "turn-boundary snapshot: no SDK database where the launcher names it"
+            ),
+            Err(e) => tracing::warn!(agent = %ctx.spec.id, error = %e, "turn-boundary snapshot"),
         }
     });
 }
 
-/// Snapshots `kilo.db` (with its WAL) out of the container into the state directory —
-/// consistently while kilo runs, and not at all when nothing changed since this agent's
-/// last snapshot (`take_live`: same content hash) — one snapshot of an agent at a time.
-/// An agent with no `kilo.db` yet has nothing to lose: `Ok(false)`.
+/// Whether the state directory holds a snapshot of the agent (the current one or the
+/// previous one, good or bad: `hydrate` restores or reports it).
+fn has_snapshot(ctx: &AgentContext) -> bool {
+    let snapshots = &ctx.parts.snapshots;
+    snapshots.path(&ctx.spec.id).exists() || snapshots.prev_path(&ctx.spec.id).exists()
+}
+
+/// The session the town store records for the agent, if any (a store error counts as a
+/// session: the drain must not guess that nothing would be lost).
+fn recorded_session(ctx: &AgentContext) -> Option<String> {
+    match ctx.parts.store.agent(&ctx.spec.id) {
+        Ok(record) => record.and_then(|r| r.session_id),
+        Err(e) => {
+            tracing::warn!(agent = %ctx.spec.id, error = %e, "drain: reading the agent's session");
+            Some("(unreadable)".to_owned())
+        }
+    }
+}
+
+/// Snapshots the SDK database (with its WAL) out of the container into the state
+/// directory — consistently while the server runs, and not at all when nothing changed
+/// since this agent's last snapshot (`take_live`: same content hash) — one snapshot of an
+/// agent at a time. No database where the launcher names it: `Ok(false)` (the drain decides
+/// whether that loses anything).
 async fn snapshot(ctx: &AgentContext) -> Result<bool> {
+    let db = ctx.layout.sdk_database(&ctx.parts.launcher)?;
     let mut last = ctx.snapshot_lock.lock().await;
     let taken = take_live(
         ctx.parts.runtime.as_ref(),
         &ctx.parts.town,
         &ctx.spec.id,
-        &ctx.layout.kilo_db(),
+        &db,
         &ctx.parts.snapshots,
         last.as_ref(),
     )
@@ -118,7 +191,7 @@ async fn snapshot(ctx: &AgentContext) -> Result<bool> {
     *last = Some(*taken.hash());
     if let LiveSnapshot::Taken { info, ms, .. } = &taken {
         tracing::info!(
-            town = %ctx.parts.town, agent = %ctx.spec.id, bytes = info.bytes, ms, "kilo.db snapshot taken"
+            town = %ctx.parts.town, agent = %ctx.spec.id, bytes = info.bytes, ms, "SDK database snapshot taken"
         );
         ctx.publish(TownEvent::SnapshotTaken {
             bytes: info.bytes,

@@ -13,6 +13,7 @@ mod probe;
 mod run;
 mod turn;
 mod watch;
+mod work;
 
 pub(crate) use msg::{AgentMsg, SessionRequest, Waiter};
 pub(crate) use watch::live_watchers;
@@ -40,6 +41,9 @@ enum Mode {
     Idle,
     /// Confirming the running server (process + health) for waiting callers.
     Probing { probe_id: u64 },
+    /// Looking for a server an earlier host left running for this agent (first request
+    /// of the actor's life only).
+    Adopting,
     /// A start runs its phases.
     Starting(Box<Run>),
     /// Stopping for good: every further request is refused.
@@ -76,6 +80,8 @@ pub(crate) struct AgentState {
     browse_running: bool,
     /// Ids for runs and probes, so late messages of an earlier one are told apart.
     seq: u64,
+    /// The runtime was asked for a server an earlier host left (once per actor).
+    adoption_tried: bool,
 }
 
 /// One agent's actor.
@@ -90,8 +96,17 @@ impl Actor for AgentActor {
     async fn pre_start(
         &self,
         _myself: ActorRef<Self::Msg>,
-        ctx: AgentContext,
+        mut ctx: AgentContext,
     ) -> std::result::Result<Self::State, ActorProcessingErr> {
+        // The SDK server's password outlives this host: a server that survives a crash
+        // of this program is adopted by the next one, which must be able to talk to it.
+        let key = format!("{SDK_PASSWORD_KEY}/{}", ctx.spec.id);
+        match ctx.parts.store.secret_get_or_create(&key) {
+            Ok(password) => ctx.password = password,
+            Err(e) => {
+                tracing::warn!(agent = %ctx.spec.id, error = %e, "persisting the SDK password; a restarted host cannot adopt this server");
+            }
+        }
         Ok(AgentState {
             ctx,
             live: None,
@@ -107,6 +122,7 @@ impl Actor for AgentActor {
             browse: None,
             browse_running: false,
             seq: 0,
+            adoption_tried: false,
         })
     }
 
@@ -146,6 +162,7 @@ impl Actor for AgentActor {
             AgentMsg::ProbeDone { probe_id, server } => {
                 state.on_probe_done(&myself, probe_id, server)
             }
+            AgentMsg::AdoptDone(live) => state.on_adopt_done(&myself, live),
             AgentMsg::HealthCheck => {
                 if let (Mode::Idle, Some(live)) = (&state.mode, state.live.clone()) {
                     state.begin_probe(&myself, live);
@@ -239,10 +256,12 @@ impl AgentState {
                 }
                 self.waiters.push(waiter)
             }
-            Mode::Probing { .. } => self.waiters.push(waiter),
+            Mode::Probing { .. } | Mode::Adopting => self.waiters.push(waiter),
             Mode::Idle => {
                 self.waiters.push(waiter);
-                if self.spec_changed && self.live.is_some() {
+                if self.live.is_none() && !self.adoption_tried {
+                    self.begin_adopt(myself);
+                } else if self.spec_changed && self.live.is_some() {
                     // New configuration: a fresh dispatch that replaces the server (the sdk
                     // phase compares config hashes) and pushes the model onto the session.
                     self.begin_run(myself, EnsureDecision::FreshDispatch, false);
@@ -261,9 +280,15 @@ impl AgentState {
             Mode::Draining => {
                 let _ = done.send(false);
             }
-            Mode::Starting(_) | Mode::Probing { .. } => self.boot_waiters.push(done),
+            Mode::Starting(_) | Mode::Probing { .. } | Mode::Adopting => {
+                self.boot_waiters.push(done)
+            }
             Mode::Idle if self.live.is_some() => {
                 let _ = done.send(true);
+            }
+            Mode::Idle if !self.adoption_tried => {
+                self.boot_waiters.push(done);
+                self.begin_adopt(myself);
             }
             Mode::Idle => {
                 self.boot_waiters.push(done);
@@ -383,6 +408,9 @@ impl AgentState {
         servers
     }
 }
+
+/// The store key prefix of an agent's SDK server password (`sdk_password/<agent>`).
+const SDK_PASSWORD_KEY: &str = "sdk_password";
 
 /// An SDK server process to stop: a running one, or one its sdk phase is still booting.
 type Server = std::sync::Arc<dyn gastown_core::ProcessHandle>;

@@ -57,6 +57,9 @@ pub(crate) enum AgentMsg {
         /// Its outcome.
         done: Box<AttemptDone>,
     },
+    /// The search for a server an earlier host left running ended: the adopted server,
+    /// healthy and of the current configuration, or `None`.
+    AdoptDone(Option<crate::context::LiveSdk>),
     /// Backoff over: run the current phase of run `run_id` again.
     RetryPhase {
         /// The run to continue.

@@ -116,3 +116,83 @@ async fn probe(live: &LiveSdk, timeout: Duration) -> ServerObservation {
         },
     }
 }
+
+impl AgentState {
+    /// Asks the runtime, in a spawned task, for a server of this agent that an earlier
+    /// host left running (`phases::adopt`); reports [`AgentMsg::AdoptDone`]. Once per
+    /// actor: a server this actor lost later is not looked for again.
+    pub(super) fn begin_adopt(&mut self, myself: &ActorRef<AgentMsg>) {
+        self.adoption_tried = true;
+        self.mode = Mode::Adopting;
+        let ctx = self.ctx.clone();
+        let me = myself.clone();
+        tokio::spawn(async move {
+            let live = match crate::phases::adopt(&ctx).await {
+                Ok(live) => live,
+                Err(e) => {
+                    tracing::warn!(agent = %ctx.spec.id, error = %e, "looking for a server to adopt");
+                    None
+                }
+            };
+            if let Err(ractor::MessagingErr::SendErr(AgentMsg::AdoptDone(Some(live)))) =
+                me.cast(AgentMsg::AdoptDone(live))
+            {
+                // The actor is gone: nobody will own the server.
+                stop_server(live.process.as_ref(), ctx.parts.options.stop_grace).await;
+            }
+        });
+    }
+
+    /// With an adopted server, the agent is warm: waiting callers get it through the
+    /// probe (a short circuit, `short_circuit_warm` for a mayor the store remembers as
+    /// running), boot hydration hears it is ready. Without one, the start runs as it
+    /// would have.
+    pub(super) fn on_adopt_done(&mut self, myself: &ActorRef<AgentMsg>, live: Option<LiveSdk>) {
+        if !matches!(self.mode, Mode::Adopting) {
+            // Drained meanwhile: the adopted server goes with everything else.
+            if let Some(live) = live {
+                let grace = self.ctx.parts.options.stop_grace;
+                tokio::spawn(async move { stop_server(live.process.as_ref(), grace).await });
+            }
+            return;
+        }
+        self.mode = Mode::Idle;
+        let remembered = match self.ctx.parts.store.agent(&self.ctx.spec.id) {
+            Ok(rec) => rec.and_then(|r| r.session_id),
+            Err(e) => {
+                tracing::warn!(agent = %self.ctx.spec.id, error = %e, "reading agent record");
+                None
+            }
+        };
+        match (live, remembered) {
+            (Some(live), Some(session_id)) => {
+                self.session_id = Some(session_id.clone());
+                self.set_live(myself, live.clone(), &session_id);
+                if self.waiters.is_empty() {
+                    for b in self.boot_waiters.drain(..) {
+                        let _ = b.send(true);
+                    }
+                } else {
+                    self.begin_probe(myself, live);
+                }
+            }
+            (live, _) => {
+                // No session to resume on it (or no server): a run, which keeps an
+                // adopted server (same configuration) and finds or makes the session.
+                if let Some(live) = live {
+                    self.live = Some(live);
+                }
+                // Boot hydration asked first: the run is its prewarm, which callers join.
+                let prewarm = !self.boot_waiters.is_empty();
+                if !prewarm && self.waiters.is_empty() {
+                    return;
+                }
+                let decision = self.decide(None);
+                self.begin_run(myself, decision, prewarm);
+                if prewarm && !self.waiters.is_empty() {
+                    self.record_decision(decision);
+                }
+            }
+        }
+    }
+}

@@ -218,19 +218,18 @@ impl AgentState {
         let saved = store
             .set_session_id(id, Some(&session_id))
             .and_then(|_| store.set_config_hash(id, Some(&live.config_hash)))
-            .and_then(|_| store.register(id, self.ctx.spec.role));
+            .and_then(|_| store.register_entry(&self.ctx.spec.registry_entry()));
         if let Err(e) = saved {
             tracing::warn!(agent = %id, error = %e, "recording the started agent");
         }
         self.set_status(status);
-        if is_mayor {
-            // A started mayor counts as activity: the idle stop's quiet window starts here,
-            // not at an unknown (an `ensure_mayor` that only confirms it does not count, or
-            // a dashboard polling it would keep the container up forever).
-            let now = self.ctx.parts.clock.now_ms();
-            if let Err(e) = store.touch_activity(id, now) {
-                tracing::warn!(agent = %id, error = %e, "recording mayor activity");
-            }
+        // A start counts as activity: the mayor's idle-stop quiet window and a worker's
+        // idle-exit window start here, not at an unknown (an `ensure_mayor` that only
+        // confirms it does not count, or a dashboard polling it would keep the container
+        // up forever).
+        let now = self.ctx.parts.clock.now_ms();
+        if let Err(e) = store.touch_activity(id, now) {
+            tracing::warn!(agent = %id, error = %e, "recording activity");
         }
         let total_ms = run.started.elapsed().as_millis() as u64;
         let mut timings: std::collections::BTreeMap<String, u64> = phases

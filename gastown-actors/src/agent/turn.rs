@@ -214,6 +214,7 @@ impl AgentState {
         self.touch_activity();
         self.set_status(self.resting_status());
         self.snapshot_at_turn_boundary();
+        super::work::spawn_work_check(&self.ctx);
     }
 
     /// `waiting` for a mayor (alive, awaiting input: not active work), `idle` for a worker.

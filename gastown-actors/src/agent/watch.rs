@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt;
+use gastown_core::policy::heartbeat::HEARTBEAT_INTERVAL;
 use gastown_core::sdk::{SdkEvent, SessionStatus, TurnError};
 use ractor::ActorRef;
 use tokio::task::AbortHandle;
@@ -95,6 +96,7 @@ pub(crate) fn spawn(
             part_types: BTreeMap::new(),
             pending: Vec::new(),
             last_stamp: None,
+            last_heartbeat: None,
         };
         watcher.run().await
     })
@@ -126,6 +128,8 @@ struct Watcher {
     /// streams progress text (e.g. "⠋ Initializing snapshot…") that is not the reply.
     pending: Vec<(String, String, String)>,
     last_stamp: Option<Instant>,
+    /// When the agent's heartbeat was last stamped (at most every 30 s).
+    last_heartbeat: Option<Instant>,
 }
 
 impl Watcher {
@@ -192,6 +196,7 @@ impl Watcher {
     }
 
     fn on_event(&mut self, event: SdkEvent) {
+        self.stamp_heartbeat();
         match event.session_id() {
             Some(s) if s != self.session_id => return,
             // Only the session's own events are activity: the server's heartbeats would
@@ -311,6 +316,24 @@ impl Watcher {
                 (None, Some(k)) if k != "text" => {}
                 _ => self.pending.push((message_id, part_id, delta)),
             }
+        }
+    }
+
+    /// Any event, the server's own heartbeats included, shows the SDK server alive: the
+    /// agent's heartbeat is stamped at most every [`HEARTBEAT_INTERVAL`] (30 s). The
+    /// reconciler reads it: a heartbeat older than 90 s marks the agent stale (Kilo
+    /// Gastown PR #3151; `ARCHITECTURE.md`, *Lifecycle timings*).
+    fn stamp_heartbeat(&mut self) {
+        if self
+            .last_heartbeat
+            .is_some_and(|t| t.elapsed() < HEARTBEAT_INTERVAL)
+        {
+            return;
+        }
+        self.last_heartbeat = Some(Instant::now());
+        let now = self.ctx.parts.clock.now_ms();
+        if let Err(e) = self.ctx.parts.store.touch_heartbeat(&self.ctx.spec.id, now) {
+            tracing::debug!(agent = %self.ctx.spec.id, error = %e, "stamping the heartbeat");
         }
     }
 

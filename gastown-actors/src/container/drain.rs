@@ -1,7 +1,7 @@
 //! The ContainerActor's drain: every agent — those with an actor and those the registry
-//! says ran in this container — stops and snapshots its `kilo.db`, then the container is
-//! removed; with a failed snapshot it is only stopped, so nothing is lost
-//! (`ARCHITECTURE.md`, *Persistence*).
+//! says ran in this container — stops and snapshots its SDK database, then the container is
+//! removed; with a failed snapshot, or a session whose database is missing, it is only
+//! stopped, so nothing is lost (`ARCHITECTURE.md`, *Persistence*).
 
 use ractor::rpc::CallResult;
 use ractor::{ActorRef, RpcReplyPort};
@@ -71,8 +71,9 @@ impl ContainerState {
     }
 
     /// Drains every agent — those with an actor and those the registry says ran in this
-    /// container (an adopted container may hold their newer kilo.db) — then removes the
-    /// container; with a failed snapshot it only stops it.
+    /// container (an adopted container may hold their newer SDK database) — then removes
+    /// the container; when an agent's drain fails (a failed snapshot, or a session whose
+    /// database is missing) it only stops it.
     pub(super) async fn start_drain(
         &mut self,
         myself: &ActorRef<ContainerMsg>,
@@ -83,9 +84,8 @@ impl ContainerState {
             Ok(registry) => {
                 for entry in registry {
                     if !self.agents.contains_key(&entry.agent) {
-                        let spec = AgentSpec::worker(
-                            entry.agent,
-                            entry.role,
+                        let spec = AgentSpec::from_registry(
+                            &entry,
                             &self.mayor.model,
                             &self.mayor.small_model,
                         );
@@ -97,14 +97,31 @@ impl ContainerState {
             }
             Err(e) => tracing::warn!(town = %self.parts.town, error = %e, "drain: registry"),
         }
-        let agents: Vec<_> = self.agents.values().cloned().collect();
+        let agents: Vec<_> = self
+            .agents
+            .iter()
+            .map(|(id, a)| (id.clone(), a.clone()))
+            .collect();
+        let store = self.parts.store.clone();
         let rt = self.parts.runtime.clone();
         let town = self.parts.town.clone();
         let grace = self.parts.options.stop_grace;
         let events = self.parts.events.clone();
         tokio::spawn(async move {
-            let results = futures::future::join_all(agents.iter().map(|a| async move {
-                Error::from_call(a.call(AgentMsg::Drain, None).await, "agent")
+            let results = futures::future::join_all(agents.iter().map(|(id, a)| {
+                let store = &store;
+                async move {
+                    match Error::from_call(a.call(AgentMsg::Drain, None).await, "agent") {
+                        // A worker that exited meanwhile (`container/exit.rs`) was drained
+                        // by its exit, which unregistered it only after its snapshot.
+                        Err(Error::Unreachable { .. })
+                            if matches!(store.registry_entry(id), Ok(None)) =>
+                        {
+                            Ok(())
+                        }
+                        other => other,
+                    }
+                }
             }))
             .await;
             let result = match results.into_iter().find_map(|r| r.err()) {

@@ -15,7 +15,9 @@ use tokio::time::Instant;
 
 use crate::agent::{AgentActor, AgentMsg, SessionRequest, Waiter};
 
+mod adopted;
 mod drain;
+mod exit;
 use crate::boot::{BootReport, MayorBoot};
 use crate::context::{AgentContext, AgentSpec, TownParts};
 use crate::error::{Error, Result};
@@ -65,6 +67,11 @@ pub(crate) enum ContainerMsg {
     /// The mayor's boot work finished (for boot number `.0`): open the gate, resume the
     /// others.
     GateOpen(u64, Box<BootReport>, Vec<AgentSpec>),
+    /// Stop one worker for good (idle exit, failed dispatch): see `container/exit.rs`.
+    ExitAgent {
+        /// The worker.
+        agent: AgentId,
+    },
     /// Drain every agent (stop + snapshot), then remove the container.
     Drain {
         /// Why the container goes away (told to event subscribers).
@@ -234,6 +241,7 @@ impl Actor for ContainerActor {
             ContainerMsg::IsWarm(reply) => {
                 let _ = reply.send(matches!(state.gate, Gate::Open(_)) && !state.draining);
             }
+            ContainerMsg::ExitAgent { agent } => state.on_exit_agent(agent),
             ContainerMsg::Drain { reason, reply } => state.on_drain(&myself, reason, reply).await,
         }
         Ok(())
@@ -348,14 +356,7 @@ impl ContainerState {
             }
             self.begin_boot_hydration(myself).await;
         } else if matches!(self.gate, Gate::Down) {
-            // Adopted a running container: its agents are whoever answers; nothing to hydrate.
-            self.gate = Gate::Open(BootReport {
-                container_created: false,
-                registry_fetch_ms: 0,
-                mayor: MayorBoot::AlreadyRunning,
-                mayor_ms: 0,
-                non_mayor_agents: 0,
-            });
+            self.hydrate_adopted(myself).await;
         }
         // Queued mayor requests reach the mayor after the boot prewarm and join it.
         for (spec, waiter) in std::mem::take(&mut self.pending) {
@@ -403,14 +404,7 @@ impl ContainerState {
         let others: Vec<AgentSpec> = registry
             .iter()
             .filter(|e| e.role != Role::Mayor)
-            .map(|e| {
-                AgentSpec::worker(
-                    e.agent.clone(),
-                    e.role,
-                    &self.mayor.model,
-                    &self.mayor.small_model,
-                )
-            })
+            .map(|e| AgentSpec::from_registry(e, &self.mayor.model, &self.mayor.small_model))
             .collect();
         // Callers waiting on an earlier boot of a container that was replaced meanwhile
         // wait for this one.
@@ -467,11 +461,14 @@ impl ContainerState {
             telemetry::MAYOR_PREWARM_MS
         };
         let mayor = &self.mayor;
-        telemetry::timing(
-            name,
-            telemetry::Subject::agent(&self.parts.town, &mayor.id, mayor.role),
-            report.mayor_ms,
-        );
+        // An adopted container's mayor was neither resumed nor prewarmed.
+        if report.container_created {
+            telemetry::timing(
+                name,
+                telemetry::Subject::agent(&self.parts.town, &mayor.id, mayor.role),
+                report.mayor_ms,
+            );
+        }
         if let Gate::Closed(waiters) = std::mem::replace(&mut self.gate, Gate::Open(report.clone()))
         {
             for w in waiters {

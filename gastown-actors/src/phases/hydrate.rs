@@ -1,7 +1,9 @@
-//! `hydrate`: make the agent's directories and restore its `kilo.db` from the last snapshot,
-//! before its SDK server starts (with nothing to restore, the directories are left to the
-//! worktrees phase's one exec). A `kilo.db` already in the container (a warm container) is
-//! newer than any snapshot and is kept; asking costs a `stat`, not a copy of the file. A bad latest snapshot falls back to the previous
+//! `hydrate`: make the agent's directories and restore its SDK database (the launcher's
+//! `database`: kilo's `kilo.db`, opencode's `opencode.db`) from the last snapshot, before its
+//! SDK server starts (with nothing to restore, the directories are left to the worktrees
+//! phase's one exec). A database already in the container (a warm container) is newer than
+//! any snapshot and is kept; asking costs a `stat`, not a copy of the file. A bad latest
+//! snapshot falls back to the previous
 //! verified one (the bad file kept aside, a `SnapshotFallback` event and the report's
 //! `snapshot_fallback` say so); only when both are bad is it a hydrate-phase error.
 
@@ -13,7 +15,7 @@ pub(super) async fn run(ctx: &AgentContext, mut progress: StartProgress) -> Resu
     let rt = &ctx.parts.runtime;
     let town = &ctx.parts.town;
     let layout = &ctx.layout;
-    let db = layout.kilo_db();
+    let db = layout.sdk_database(&ctx.parts.launcher)?;
     if progress.sdk.is_some() {
         // A running server carried into this run (a model change): its data dir and
         // kilo.db are in the container and in use; nothing to restore, no round trip.
@@ -33,7 +35,9 @@ pub(super) async fn run(ctx: &AgentContext, mut progress: StartProgress) -> Resu
         })??;
     // The SDK server's data dir (where it creates a new db when nothing is restored) and the
     // agent's home, in one round trip.
-    let dir = db.parent().expect("kilo.db has a parent");
+    let dir = db
+        .parent()
+        .expect("the database is a file under the data dir");
     if restored.is_none() {
         // Nothing to restore: the worktrees phase makes them in its one exec.
         progress.agent_dirs = vec![dir, layout.home()];

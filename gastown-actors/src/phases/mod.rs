@@ -7,14 +7,16 @@
 //! of killing the agent), and reports through a callback, so this module never names the
 //! AgentActor's message type.
 
+mod branch_store;
 mod hydrate;
 mod sdk;
 mod session;
 mod token;
 mod worktrees;
 
-pub(crate) use sdk::{stop_sdk, stop_server};
-pub(crate) use worktrees::{refresh_browse_worktrees, BrowseOutcome};
+pub(crate) use branch_store::save as save_branch;
+pub(crate) use sdk::{adopt, stop_sdk, stop_server};
+pub(crate) use worktrees::{git, refresh_browse_worktrees, BrowseOutcome, BRANCH_EXISTS};
 
 use std::time::Duration;
 
@@ -58,7 +60,9 @@ pub(crate) struct AttemptDone {
 /// outcome to `report`. When `report` gives the outcome back (its receiver is gone), a
 /// server the phase started is stopped here, since nobody else will own it. Aborting the
 /// returned handle drops the phase mid-way (the sdk phase's guard then kills a
-/// half-booted server) and reports nothing.
+/// half-booted server) and reports nothing. A failed or timed-out attempt reports only
+/// after the server it was booting is gone (SIGKILL after the stop grace, waited for),
+/// so a retry never runs beside it.
 pub(crate) fn spawn_attempt(
     ctx: AgentContext,
     progress: StartProgress,
@@ -69,6 +73,7 @@ pub(crate) fn spawn_attempt(
 ) -> AbortHandle {
     let grace = ctx.parts.options.stop_grace;
     let started = Instant::now();
+    let after = ctx.clone();
     let step = tokio::spawn(async move {
         // A server boot first waits for a slot of the runtime's boot scheduler (a carried
         // server is kept, not booted), outside the phase's timeout: queueing behind other
@@ -93,6 +98,11 @@ pub(crate) fn spawn_attempt(
             // Aborted: whoever aborted it no longer waits for an outcome.
             Err(_) => return,
         };
+        if result.is_err() {
+            // A failed attempt's half-booted server is gone before anyone hears of the
+            // failure: a retry never overlaps it.
+            sdk::reap_booting(&after).await;
+        }
         let done = AttemptDone {
             attempt,
             started,

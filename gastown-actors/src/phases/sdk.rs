@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use gastown_core::sdk::{parse_listening_line, SdkClientOptions};
-use gastown_core::{CommandSpec, Error, ProcessHandle, Result};
+use gastown_core::{CommandSpec, ContainerPath, Error, ProcessHandle, ProcessLabel, Result};
 
 use crate::context::{AgentContext, LiveSdk, StartProgress};
 
@@ -77,20 +77,34 @@ pub(super) async fn run(ctx: &AgentContext, mut progress: StartProgress) -> Resu
             .arg(port.to_string())
             .args(["--hostname", rt.sdk_bind_host()])
             .envs(env.vars.clone())
-            .cwd(ctx.layout.workspace());
+            .cwd(ctx.work_dir());
         if let Some(pid) = rt.sdk_parent_pid() {
             // Outside the config hash: a restarted host must not look like a new config.
             cmd = cmd.env("KILO_PARENT_PID", pid.to_string());
         }
-        let spawned = rt.spawn(town, &cmd).await.map_err(|e| match e {
-            Error::ProgramNotFound { program, .. } => Error::ProgramNotFound {
-                program,
-                hint: "; install kilo with `scripts/install-kilo.sh` (or set GASTOWN_KILO_BIN) \
+        // Recorded with the container, so a host restarted after a crash can adopt this
+        // server (or reap it); the runtime ends any earlier server of the agent first and
+        // the server holds the agent's lock for its life.
+        let label = ProcessLabel {
+            agent: ctx.spec.id.to_string(),
+            config_hash: env.config_hash.clone(),
+            port,
+            lock: Some(server_lock(ctx)),
+        };
+        let grace = ctx.parts.options.stop_grace;
+        let spawned = rt
+            .spawn_labelled(town, &cmd, &label, grace)
+            .await
+            .map_err(|e| match e {
+                Error::ProgramNotFound { program, .. } => Error::ProgramNotFound {
+                    program,
+                    hint:
+                        "; install kilo with `scripts/install-kilo.sh` (or set GASTOWN_KILO_BIN) \
                        and give the runtime its path"
-                    .to_owned(),
-            },
-            other => other,
-        })?;
+                            .to_owned(),
+                },
+                other => other,
+            })?;
         // Until the server is healthy, dropping this guard (an error, or the phase timing
         // out) kills the process, so a failed attempt never leaves a stray server behind.
         let guard = KillOnDrop::new(spawned.handle.clone(), ctx.parts.options.stop_grace);
@@ -155,6 +169,83 @@ pub(super) async fn run(ctx: &AgentContext, mut progress: StartProgress) -> Resu
     Ok(progress)
 }
 
+/// The file an agent's SDK server holds locked while it runs, next to its data directory
+/// (`/agents/<agent>/server.lock`): two servers never open one `kilo.db`.
+fn server_lock(ctx: &AgentContext) -> ContainerPath {
+    ctx.layout
+        .root()
+        .join("server.lock")
+        .expect("a plain file name under the agent's directory")
+}
+
+/// Ends the server a failed or timed-out sdk attempt was still booting — SIGTERM, SIGKILL
+/// after the stop grace — and waits until it is gone, so the next attempt (or the start's
+/// error) never overlaps it. A no-op when nothing was booting.
+pub(crate) async fn reap_booting(ctx: &AgentContext) {
+    let booting = ctx.booting.lock().take();
+    if let Some(server) = booting {
+        tracing::debug!(agent = %ctx.spec.id, pid = ?server.pid(), "ending the server of a failed sdk attempt");
+        stop_server(server.as_ref(), ctx.parts.options.stop_grace).await;
+    }
+}
+
+/// Adopts the agent's SDK server an earlier host left running in the container: the
+/// runtime's recorded process for this agent ([`ContainerRuntime::adopt`]), kept only when
+/// its config hash equals the one the agent's environment has now and it answers its
+/// health check within the probe timeout; otherwise it is stopped (SIGTERM, SIGKILL after
+/// the stop grace, waited for) and `None` returned, so a new server can start.
+///
+/// The server's password is the agent's persisted one (`TownStore`, key
+/// `sdk_password/<agent>`), so this host can talk to it.
+///
+/// # Errors
+/// What the runtime's `adopt`, the token phase (the current environment) or the SDK
+/// client's construction return.
+///
+/// [`ContainerRuntime::adopt`]: gastown_core::ContainerRuntime::adopt
+pub(crate) async fn adopt(ctx: &AgentContext) -> Result<Option<LiveSdk>> {
+    let rt = &ctx.parts.runtime;
+    let town = &ctx.parts.town;
+    let Some(found) = rt.adopt(town, ctx.spec.id.as_str()).await? else {
+        return Ok(None);
+    };
+    let grace = ctx.parts.options.stop_grace;
+    let progress = super::token::run(ctx, StartProgress::default()).await?;
+    let env = progress
+        .env
+        .expect("the token phase builds the environment");
+    if found.label.config_hash != env.config_hash {
+        tracing::info!(agent = %ctx.spec.id, "recorded SDK server has another configuration; replacing it");
+        stop_server(found.handle.as_ref(), grace).await;
+        return Ok(None);
+    }
+    let endpoint = rt.endpoint(town, found.label.port).await?;
+    let client = ctx.parts.sdk.connect(
+        endpoint.clone(),
+        ctx.parts.launcher.username.clone(),
+        ctx.password.clone(),
+        SdkClientOptions {
+            timeout: ctx.parts.options.sdk_call_timeout,
+        },
+    )?;
+    let healthy = tokio::time::timeout(ctx.parts.options.probe_timeout, client.health())
+        .await
+        .is_ok_and(|h| h.is_ok_and(|h| h.healthy));
+    if !healthy || !found.handle.status().await.is_alive() {
+        tracing::info!(agent = %ctx.spec.id, "recorded SDK server does not answer; replacing it");
+        stop_server(found.handle.as_ref(), grace).await;
+        return Ok(None);
+    }
+    tracing::info!(agent = %ctx.spec.id, pid = ?found.handle.pid(), "SDK server adopted");
+    Ok(Some(LiveSdk {
+        process: found.handle,
+        client,
+        endpoint,
+        config_hash: env.config_hash,
+        restart_hash: env.restart_hash,
+    }))
+}
+
 /// Stops a running SDK server (see [`stop_server`]).
 pub(crate) async fn stop_sdk(live: &LiveSdk, grace: Duration) {
     stop_server(live.process.as_ref(), grace).await
@@ -168,12 +259,18 @@ pub(crate) async fn stop_server(process: &dyn ProcessHandle, grace: Duration) {
     }
 }
 
+/// Kills a booting SDK server when dropped before [`disarm`](Self::disarm): the phase
+/// erred or timed out (its future dropped). The kill runs in a task of its own, since a
+/// drop cannot wait; `reap_booting` is what waits for it before the attempt reports.
 struct KillOnDrop {
+    /// The server, until the phase hands it over.
     handle: Option<Arc<dyn ProcessHandle>>,
+    /// SIGTERM to SIGKILL, the town's stop grace.
     grace: Duration,
 }
 
 impl KillOnDrop {
+    /// Armed: dropping it kills `handle` with `grace`.
     fn new(handle: Arc<dyn ProcessHandle>, grace: Duration) -> Self {
         Self {
             handle: Some(handle),
@@ -181,6 +278,7 @@ impl KillOnDrop {
         }
     }
 
+    /// The server is healthy and owned by the caller now: nothing is killed.
     fn disarm(mut self) -> Arc<dyn ProcessHandle> {
         self.handle.take().expect("armed")
     }

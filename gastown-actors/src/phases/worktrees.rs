@@ -27,7 +27,8 @@ fn rig_source(rig: &RigConfig) -> Word {
     }
 }
 
-fn git(ctx: &AgentContext, cwd: &ContainerPath) -> CommandSpec {
+/// A git command of the agent, run in `cwd`.
+pub(crate) fn git(ctx: &AgentContext, cwd: &ContainerPath) -> CommandSpec {
     CommandSpec::new("git").envs(git_env(ctx)).cwd(cwd.clone())
 }
 
@@ -51,6 +52,10 @@ fn git_env(ctx: &AgentContext) -> BTreeMap<String, Word> {
     .map(|(k, v)| (k.to_owned(), v))
     .collect()
 }
+
+/// The start of the message of a worktree refused because its branch already exists in
+/// the rig (a sling whose branch is someone else's work: not retried).
+pub(crate) const BRANCH_EXISTS: &str = "the bead's branch already exists";
 
 /// The agent's global git config. Mounted rigs belong to another uid inside a container and
 /// git refuses them as "dubious"; the `git-upload-pack` of a local clone honours
@@ -77,8 +82,8 @@ pub(super) async fn run(ctx: &AgentContext, progress: StartProgress) -> Result<S
                 .ok_or_else(|| gastown_core::Error::InvalidConfig {
                     message: format!("polecat {} names unknown rig {rig_id}", ctx.spec.id),
                 })?;
-            let path = ctx.layout.workspace().join(rig_id.as_str())?;
-            worktree(ctx, rig, &path).await?;
+            let path = ctx.work_dir();
+            worktree(ctx, rig, &path, ctx.spec.branch.as_deref()).await?;
         }
     }
     Ok(progress)
@@ -142,7 +147,7 @@ pub(crate) async fn refresh_browse_worktrees(ctx: &AgentContext) -> Vec<BrowseOu
     let mut outcomes = Vec::new();
     for rig in &ctx.parts.rigs {
         let path = ctx.layout.browse_worktree(&rig.id);
-        let state = match worktree(ctx, rig, &path).await {
+        let state = match worktree(ctx, rig, &path, None).await {
             Ok(()) => BrowseState::Ready,
             Err(e) => {
                 tracing::warn!(town = %ctx.parts.town, rig = %rig.id, error = %e, "browse worktree");
@@ -163,9 +168,19 @@ pub(crate) async fn refresh_browse_worktrees(ctx: &AgentContext) -> Vec<BrowseOu
     outcomes
 }
 
-/// Makes (or refreshes) a detached worktree of `rig` at `path` from the container's bare
-/// clone of it (cloned on first use, fetched afterwards).
-async fn worktree(ctx: &AgentContext, rig: &RigConfig, path: &ContainerPath) -> Result<()> {
+/// Makes (or refreshes) a worktree of `rig` at `path` from the container's bare clone of it
+/// (cloned on first use, fetched afterwards): detached at the default branch, or on
+/// `branch` — a polecat's bead branch, made from the default branch with the worktree.
+///
+/// A polecat's existing worktree is left on its branch as it is (a resumed polecat keeps
+/// its uncommitted work). A new worktree whose branch already exists in the rig is refused
+/// ([`BRANCH_EXISTS`] in an `InvalidConfig` error): the branch is someone else's work.
+async fn worktree(
+    ctx: &AgentContext,
+    rig: &RigConfig,
+    path: &ContainerPath,
+    branch: Option<&str>,
+) -> Result<()> {
     let lock = ctx.parts.rig_lock(&rig.id);
     let _clone_in_use = lock.lock().await;
     let rt = &ctx.parts.runtime;
@@ -195,7 +210,44 @@ async fn worktree(ctx: &AgentContext, rig: &RigConfig, path: &ContainerPath) -> 
         )
         .await?;
     }
-    if rt.file_exists(town, &path.join(".git")?).await? {
+    let exists = rt.file_exists(town, &path.join(".git")?).await?;
+    if let Some(branch) = branch {
+        if exists {
+            return Ok(());
+        }
+        if super::branch_store::restore(ctx, &clone, branch).await? {
+            // The branch's commits, saved from an earlier container: check it out as is.
+            rt.exec_ok(
+                town,
+                &git(ctx, &clone)
+                    .args(["worktree", "add", "-q"])
+                    .arg(path)
+                    .arg(branch),
+            )
+            .await?;
+            return Ok(());
+        }
+        // One exec: git refuses `-b` for a branch that exists ("a branch named … already
+        // exists"), which is the refusal this function documents.
+        let add = git(ctx, &clone)
+            .args(["worktree", "add", "-q", "-b", branch])
+            .arg(path)
+            .arg(rig.default_branch.as_str());
+        let out = rt.exec(town, &add).await?;
+        if !out.success() {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            if stderr.contains("already exists") && stderr.contains(branch) {
+                return Err(gastown_core::Error::InvalidConfig {
+                    message: format!("{BRANCH_EXISTS}: {branch} in rig {}", rig.id),
+                });
+            }
+            return Err(gastown_core::Error::CommandFailed {
+                program: add.program.clone(),
+                exit_code: out.exit_code,
+                stderr_tail: out.stderr_tail(2000),
+            });
+        }
+    } else if exists {
         rt.exec_ok(
             town,
             &git(ctx, path).args(["checkout", "-q", "--detach", rig.default_branch.as_str()]),

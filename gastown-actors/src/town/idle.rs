@@ -15,7 +15,47 @@ use crate::container::ContainerMsg;
 use crate::error::{Error, Result};
 use crate::events::{StopReason, TownEvent};
 
+/// How soon the alarm ticks after new work (a sling, a worker's exit): soon enough that
+/// the reconciler sees it within a second, not at the end of a 300 s idle cadence.
+const HURRY: Duration = Duration::from_secs(1);
+
+/// The alarm's one pending timer: ractor's `send_after` cannot be cancelled, so each
+/// timer carries a generation and only the newest one's tick runs.
+#[derive(Debug, Default)]
+pub(crate) struct AlarmTimer {
+    /// The generation of the newest timer.
+    pub(super) generation: u64,
+    /// When it fires; `None` while a tick runs (its `TickDone` schedules the next).
+    pub(super) due: Option<tokio::time::Instant>,
+    /// Work arrived while a tick ran: the next one comes after [`HURRY`].
+    hurry: bool,
+}
+
 impl TownState {
+    /// Arms the alarm to tick after `after`, replacing the pending timer.
+    pub(super) fn schedule_tick(&mut self, myself: &ActorRef<TownMsg>, after: Duration) {
+        let after = if std::mem::take(&mut self.alarm.hurry) {
+            after.min(HURRY)
+        } else {
+            after
+        };
+        self.alarm.generation += 1;
+        self.alarm.due = Some(tokio::time::Instant::now() + after);
+        let generation = self.alarm.generation;
+        myself.send_after(after, move || TownMsg::Tick(generation));
+    }
+
+    /// Brings the next tick forward to within [`HURRY`] (new work for the reconciler).
+    pub(super) fn hurry_tick(&mut self, myself: &ActorRef<TownMsg>) {
+        match self.alarm.due {
+            Some(due) if due > tokio::time::Instant::now() + HURRY => {
+                self.schedule_tick(myself, HURRY)
+            }
+            Some(_) => {}
+            None => self.alarm.hurry = true,
+        }
+    }
+
     pub(super) fn on_tick(&mut self, myself: &ActorRef<TownMsg>) {
         if self.shutting_down || self.idle_stopping {
             // Shutdown ends the alarm; an idle stop restarts it when done.
@@ -23,7 +63,7 @@ impl TownState {
         }
         if self.pausing_or_waking {
             // Never probe or refresh into a container being frozen or thawed.
-            myself.send_after(Duration::from_secs(1), || TownMsg::Tick);
+            self.schedule_tick(myself, Duration::from_secs(1));
             return;
         }
         if let Some(since) = self.paused_since {
@@ -37,10 +77,11 @@ impl TownState {
                     active: false,
                     next_in: alarm_interval(false),
                     stop_idle: Some(u64::try_from(now - since).unwrap_or(0)),
+                    effects: Vec::new(),
                 }));
             } else {
                 let wait = Duration::from_millis((due - now) as u64).min(alarm_interval(false));
-                myself.send_after(wait, || TownMsg::Tick);
+                self.schedule_tick(myself, wait);
             }
             return;
         }
@@ -60,10 +101,11 @@ impl TownState {
         });
     }
 
-    pub(super) async fn on_tick_done(&mut self, myself: &ActorRef<TownMsg>, plan: TickPlan) {
+    pub(super) async fn on_tick_done(&mut self, myself: &ActorRef<TownMsg>, mut plan: TickPlan) {
         if self.shutting_down {
             return;
         }
+        self.on_effects(myself, std::mem::take(&mut plan.effects));
         match plan.stop_idle {
             Some(quiet_ms)
                 if self.paused_since.is_none()
@@ -71,7 +113,7 @@ impl TownState {
                     && self.begin_pause(myself, quiet_ms) => {}
             Some(quiet_ms) if self.begin_idle_stop(myself, quiet_ms).await => {}
             _ => {
-                myself.send_after(plan.next_in, || TownMsg::Tick);
+                self.schedule_tick(myself, plan.next_in);
             }
         }
     }
@@ -135,6 +177,6 @@ impl TownState {
             tracing::warn!(town = %self.parts.town, error = %e, "idle stop failed");
         }
         self.replay_parked(myself);
-        myself.send_after(alarm_interval(false), || TownMsg::Tick);
+        self.schedule_tick(myself, alarm_interval(false));
     }
 }

@@ -22,9 +22,15 @@ use crate::boot::BootReport;
 use crate::container::{ContainerActor, ContainerArgs, ContainerMsg};
 use crate::context::{open_parts, AgentSpec, TownParts};
 
+mod beads;
 mod idle;
 mod msg;
 mod pause;
+mod work;
+
+use idle::AlarmTimer;
+
+pub use beads::Slung;
 
 use crate::agent::SessionRequest;
 use crate::error::{Error, Result};
@@ -48,6 +54,8 @@ pub struct TownHandle {
     events: Arc<EventBus>,
     /// Verifies container tokens without a round trip to the actor.
     signer: gastown_core::token::TokenSigner,
+    /// Bead reads and writes go straight to the store (`town/beads.rs`).
+    store: gastown_core::TownStore,
 }
 
 impl fmt::Debug for TownHandle {
@@ -71,6 +79,7 @@ impl TownHandle {
         let town = opened.parts.town.clone();
         let events = opened.parts.events.clone();
         let signer = opened.parts.signer.clone();
+        let store = opened.parts.store.clone();
         let args = TownArgs {
             parts: opened.parts,
             mayor: opened.mayor,
@@ -87,6 +96,7 @@ impl TownHandle {
             actor,
             events,
             signer,
+            store,
         })
     }
 
@@ -95,10 +105,10 @@ impl TownHandle {
         &self.town
     }
 
-    /// Every [`TownEvent`] published from now on, in order: agent statuses, streamed
+    /// Every [`TownEvent`](crate::TownEvent) published from now on, in order: agent statuses, streamed
     /// reply text, completed messages, session errors, container starts and stops with
     /// their reason, snapshots, idle stops. A subscriber that falls more than 1,024 events
-    /// behind gets a [`TownEvent::Lagged`] record (cursor 0) instead of the ones it
+    /// behind gets a [`TownEvent::Lagged`](crate::TownEvent::Lagged) record (cursor 0) instead of the ones it
     /// missed, and never slows the town; it can catch up with
     /// [`TownHandle::events_since`]. The stream ends when the town is dropped.
     pub fn events(&self) -> BoxStream<'static, TownEventRecord> {
@@ -132,8 +142,11 @@ impl TownHandle {
     pub async fn send_mayor_message(&self, text: &str) -> Result<String> {
         self.ensure_mayor().await?;
         let text = text.to_owned();
-        self.call(|reply| TownMsg::MayorSession(SessionRequest::NoReply { text, reply }))
-            .await?
+        self.call(|reply| TownMsg::AgentSession {
+            agent: AgentId::mayor(),
+            request: SessionRequest::NoReply { text, reply },
+        })
+        .await?
     }
 
     /// Ensures the mayor (waking an idle-stopped town), then sends `text` as a real turn
@@ -150,8 +163,11 @@ impl TownHandle {
     pub async fn prompt_mayor(&self, text: &str) -> Result<MayorTurn> {
         self.ensure_mayor().await?;
         let text = text.to_owned();
-        self.call(|reply| TownMsg::MayorSession(SessionRequest::Prompt { text, reply }))
-            .await?
+        self.call(|reply| TownMsg::AgentSession {
+            agent: AgentId::mayor(),
+            request: SessionRequest::Prompt { text, reply },
+        })
+        .await?
     }
 
     /// Verifies a container token presented by a tool inside the town's container (read
@@ -301,6 +317,8 @@ pub(crate) struct TownState {
     /// The last idle stop failed and nothing has woken the town since: the alarm tries
     /// again (after the persisted 2 min throttle).
     stop_retry: bool,
+    /// The alarm's one pending timer (`town/idle.rs`).
+    alarm: AlarmTimer,
 }
 
 /// One town's actor.
@@ -330,6 +348,7 @@ impl Actor for TownActor {
             wake_report: None,
             parked: Vec::new(),
             stop_retry: false,
+            alarm: AlarmTimer::default(),
         })
     }
 
@@ -342,7 +361,11 @@ impl Actor for TownActor {
         // The first tick comes no later than the idle window, so a short window (tests,
         // eager embedders) is honoured from the start.
         let first = alarm_interval(false).min(state.parts.idle_stop_after);
-        myself.send_after(first, || TownMsg::Tick);
+        state.schedule_tick(&myself, first);
+        if crate::reconcile::has_work_waiting(&state.parts.store) {
+            // Workers to resume or events to apply: the reconciler runs soon.
+            state.hurry_tick(&myself);
+        }
         Ok(())
     }
 
@@ -366,17 +389,18 @@ impl Actor for TownActor {
                 let spec = state.mayor.clone();
                 state.ensure_agent(&myself, spec, reply).await;
             }
-            TownMsg::MayorSession(request) => match &state.container {
+            TownMsg::AgentSession { agent, request } => match &state.container {
                 Some(c) if !state.shutting_down => {
-                    let _ = c.cast(ContainerMsg::Session {
-                        agent: AgentId::mayor(),
-                        request,
-                    });
+                    let _ = c.cast(ContainerMsg::Session { agent, request });
                 }
-                _ => request.refuse(Error::NotRunning {
-                    agent: AgentId::mayor(),
-                }),
+                _ => request.refuse(Error::NotRunning { agent }),
             },
+            TownMsg::Sling { bead, rig, reply } => state.on_sling(&myself, bead, rig, reply),
+            TownMsg::ExitAgent { agent } => {
+                if let Some(c) = &state.container {
+                    let _ = c.cast(ContainerMsg::ExitAgent { agent });
+                }
+            }
             TownMsg::AgentInfo { agent, reply } => match &state.container {
                 Some(c) => {
                     let _ = c.cast(ContainerMsg::AgentInfo { agent, reply });
@@ -427,7 +451,13 @@ impl Actor for TownActor {
                     }
                 }
             }
-            TownMsg::Tick => state.on_tick(&myself),
+            TownMsg::Tick(generation) => {
+                // A tick rescheduled sooner (`hurry_tick`) leaves its old timer behind.
+                if generation == state.alarm.generation {
+                    state.alarm.due = None;
+                    state.on_tick(&myself);
+                }
+            }
             TownMsg::TickDone(plan) => state.on_tick_done(&myself, plan).await,
             TownMsg::IdleStopDone(result) => state.on_idle_stop_done(&myself, result),
             TownMsg::PauseDone(result) => state.on_pause_done(&myself, result),

@@ -16,8 +16,21 @@ use gastown_core::AgentId;
 pub(crate) enum TownMsg {
     /// Make the mayor ready.
     EnsureMayor(RpcReplyPort<Result<MayorReady>>),
-    /// Something for the mayor's session: a `noReply` message or a real turn.
-    MayorSession(SessionRequest),
+    /// Something for an agent's session (the mayor's, or a polecat's bead prompt): a
+    /// `noReply` message or a real turn.
+    AgentSession {
+        agent: AgentId,
+        request: SessionRequest,
+    },
+    /// Sling a bead to a rig (`town/work.rs`).
+    Sling {
+        bead: gastown_core::BeadId,
+        rig: gastown_core::RigId,
+        reply: RpcReplyPort<Result<crate::town::Slung>>,
+    },
+    /// Stop a worker (idle exit, failed dispatch): its server stops, its `kilo.db` is
+    /// snapshotted, it leaves the registry.
+    ExitAgent { agent: AgentId },
     /// What runs for an agent.
     AgentInfo {
         agent: AgentId,
@@ -40,8 +53,9 @@ pub(crate) enum TownMsg {
     Shutdown(RpcReplyPort<Result<()>>),
     /// The drain of a shutdown finished.
     ShutdownDone(Result<()>),
-    /// The periodic alarm.
-    Tick,
+    /// The periodic alarm, with the generation of the timer that sent it (only the
+    /// newest counts).
+    Tick(u64),
     /// A tick finished with its plan (next cadence, idle stop).
     TickDone(TickPlan),
     /// The idle stop's drain finished (the container is gone, or stopped and kept).
@@ -64,7 +78,7 @@ impl TownMsg {
     pub(super) fn waits_for_idle_stop(&self) -> bool {
         !matches!(
             self,
-            TownMsg::Tick
+            TownMsg::Tick(_)
                 | TownMsg::TickDone(_)
                 | TownMsg::IdleStopDone(_)
                 | TownMsg::ShutdownDone(_)
@@ -72,6 +86,7 @@ impl TownMsg {
                 | TownMsg::WakeDone(_)
                 | TownMsg::WakeReplayed
                 | TownMsg::StopPaused
+                | TownMsg::ExitAgent { .. }
         )
     }
 

@@ -78,7 +78,7 @@ impl TownState {
                 gastown_core::policy::alarm_interval(false)
             }
         };
-        myself.send_after(next, || TownMsg::Tick);
+        self.schedule_tick(myself, next);
         self.replay_parked(myself);
     }
 

@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use gastown_actors::{TownHandle, TownOptions};
 use gastown_core::{
     CommandSpec, ContainerInfo, ContainerOptions, ContainerPath, ContainerRuntime, ContainerStatus,
-    ExecOutput, RigConfig, RigId, SpawnedProcess, TownConfig, TownId,
+    ExecOutput, SpawnedProcess, TownConfig, TownId,
 };
 use gastown_runtime_local::LocalRuntime;
 use parking_lot::Mutex;
@@ -82,6 +82,26 @@ impl ContainerRuntime for RecordingRuntime {
             .push((cmd.program.clone(), p.handle.pid()));
         Ok(p)
     }
+    async fn spawn_labelled(
+        &self,
+        town: &TownId,
+        cmd: &CommandSpec,
+        label: &gastown_core::ProcessLabel,
+        grace: Duration,
+    ) -> gastown_core::Result<SpawnedProcess> {
+        let p = self.inner.spawn_labelled(town, cmd, label, grace).await?;
+        self.spawned
+            .lock()
+            .push((cmd.program.clone(), p.handle.pid()));
+        Ok(p)
+    }
+    async fn adopt(
+        &self,
+        town: &TownId,
+        agent: &str,
+    ) -> gastown_core::Result<Option<gastown_core::AdoptedProcess>> {
+        self.inner.adopt(town, agent).await
+    }
     async fn endpoint(&self, town: &TownId, port: u16) -> gastown_core::Result<String> {
         self.inner.endpoint(town, port).await
     }
@@ -122,26 +142,9 @@ pub fn local_runtime(root: &Path, kilo: &Path) -> Arc<LocalRuntime> {
     )
 }
 
-/// A git repository with one commit on `main`, to use as a rig.
-pub fn git_rig(dir: &Path, id: &str) -> RigConfig {
-    let repo = dir.join(id);
-    std::fs::create_dir_all(&repo).unwrap();
-    let git = |args: &[&str]| {
-        let out = std::process::Command::new("git")
-            .arg("-C")
-            .arg(&repo)
-            .args(["-c", "user.name=t", "-c", "user.email=t@t"])
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "git {args:?}: {out:?}");
-    };
-    git(&["init", "-q", "-b", "main"]);
-    std::fs::write(repo.join("README.md"), "# rig\n").unwrap();
-    git(&["add", "."]);
-    git(&["commit", "-q", "-m", "first"]);
-    RigConfig::new(RigId::new(id).unwrap(), repo.to_string_lossy().into_owned())
-}
+// Not every test binary that includes this module makes a rig.
+#[allow(unused_imports)]
+pub use gastown_actors::test_support::git_rig;
 
 /// Starts a town with `config` on `runtime`, state in `state_dir`.
 pub async fn start_town(

@@ -5,7 +5,7 @@
 //! |---|---|
 //! | [`lifecycle`] | start, adopt, concurrent starts, stop, remove, a stopped container |
 //! | [`exec`] | exit codes, output, missing programs, env isolation, cwd, paths |
-//! | [`processes`] | a reachable port, output lines, unread output, kill with grace |
+//! | [`processes`] | a reachable port, output lines, unread output, kill with grace, one labelled process per agent |
 //! | [`files`] | round trips, missing files, path validation |
 //! | [`stat`] | kinds and sizes without reading contents, symlinks, paused and stopped containers |
 //! | [`pause`] | pause/resume lifecycle and status, a frozen process, a server after resume, stop and remove of a paused container |
@@ -86,8 +86,8 @@ pub use pause::{
     check_paused_server_answers_after_resume, check_stop_and_remove_paused,
 };
 pub use processes::{
-    check_kill_with_grace, check_output_lines, check_port_reachable,
-    check_unread_output_does_not_block,
+    check_kill_with_grace, check_labelled_spawn_replaces_the_agents_process, check_output_lines,
+    check_port_reachable, check_unread_output_does_not_block,
 };
 pub use stat::check_stat;
 
@@ -153,6 +153,11 @@ pub struct Capabilities {
     /// without it only has its `pause` and `resume` checked to be
     /// [`Error::Unsupported`](crate::Error::Unsupported).
     pub pause: bool,
+    /// Records labelled processes and keeps one per agent
+    /// ([`ContainerRuntime::spawn_labelled`], [`ContainerRuntime::adopt`]): the labelled
+    /// spawn check runs. False unless set ([`with_records`](Self::with_records)); the
+    /// local and Docker runtimes have it.
+    pub records: bool,
 }
 
 impl Capabilities {
@@ -162,7 +167,14 @@ impl Capabilities {
             shell: true,
             http_server: Some(http_server),
             pause: true,
+            records: false,
         }
+    }
+
+    /// Sets [`Capabilities::records`].
+    pub fn with_records(mut self, records: bool) -> Self {
+        self.records = records;
+        self
     }
 
     /// Sets [`Capabilities::pause`].
@@ -269,6 +281,7 @@ pub async fn run_all(rt: &dyn ContainerRuntime, town_prefix: &str, caps: &Capabi
     check_output_lines(rt, &town("output"), caps).await;
     check_unread_output_does_not_block(rt, &town("unread"), caps).await;
     check_kill_with_grace(rt, &town("kill"), caps).await;
+    check_labelled_spawn_replaces_the_agents_process(rt, &town("labelled"), caps).await;
     check_file_round_trip(rt, &town("files"), caps).await;
     check_missing_file(rt, &town("missing-file"), caps).await;
     check_path_validation(rt, &town("path-validation"), caps).await;
@@ -344,6 +357,7 @@ macro_rules! conformance_tests {
             check_output_lines,
             check_unread_output_does_not_block,
             check_kill_with_grace,
+            check_labelled_spawn_replaces_the_agents_process,
             check_file_round_trip,
             check_missing_file,
             check_path_validation,
@@ -363,7 +377,7 @@ mod tests {
     /// The macro's list and `run_all`'s calls name the same checks, in the same order.
     #[test]
     fn the_macro_lists_every_check_run_all_runs() {
-        let listed: [&str; 24] = crate::conformance_tests!(@list @names);
+        let listed: [&str; 25] = crate::conformance_tests!(@list @names);
         let source = include_str!("mod.rs");
         let body = &source[source.find("pub async fn run_all").unwrap()..];
         let body = &body[..body.find("\n}\n").unwrap()];

@@ -265,3 +265,69 @@ pub async fn check_kill_with_grace(rt: &dyn ContainerRuntime, town: &TownId, cap
     assert_eq!(end, ProcessStatus::Exited(Some(0)));
     finish(rt, town).await;
 }
+
+/// [`spawn_labelled`](ContainerRuntime::spawn_labelled) keeps one process per agent: a
+/// second labelled spawn for the same agent ends the first (which ignores SIGTERM, so
+/// only SIGKILL after the grace does) before it returns, and leaves another agent's
+/// process alone; [`adopt`](ContainerRuntime::adopt) never hands out a process this
+/// runtime spawned itself; `stop` ends the rest. Needs [`Capabilities::records`] and
+/// [`Capabilities::shell`].
+pub async fn check_labelled_spawn_replaces_the_agents_process(
+    rt: &dyn ContainerRuntime,
+    town: &TownId,
+    caps: &Capabilities,
+) {
+    if !caps.records || !caps.shell {
+        return skipped(
+            "labelled spawns",
+            "process records (Capabilities::records) and a shell",
+        );
+    }
+    fresh(rt, town).await;
+    start(rt, town).await;
+    let grace = Duration::from_millis(300);
+    let label = |agent: &str| crate::runtime::ProcessLabel {
+        agent: agent.to_owned(),
+        config_hash: "conformance".to_owned(),
+        port: 1,
+        lock: None,
+    };
+    let first = rt
+        .spawn_labelled(
+            town,
+            &sh("trap '' TERM; echo ready; sleep 300"),
+            &label("a"),
+            grace,
+        )
+        .await
+        .expect("labelled: first spawn");
+    let first = wait_for_line(first, "ready").await;
+    let other = rt
+        .spawn_labelled(town, &sh("exec sleep 300"), &label("b"), grace)
+        .await
+        .expect("labelled: other agent");
+    let second = rt
+        .spawn_labelled(town, &sh("exec sleep 300"), &label("a"), grace)
+        .await
+        .expect("labelled: second spawn");
+    assert!(
+        !first.handle.status().await.is_alive(),
+        "labelled: the agent's first process ended before the second started"
+    );
+    assert!(
+        other.handle.status().await.is_alive(),
+        "labelled: other agent"
+    );
+    assert!(second.handle.status().await.is_alive(), "labelled: second");
+    assert!(
+        rt.adopt(town, "a")
+            .await
+            .expect("labelled: adopt")
+            .is_none(),
+        "labelled: a process of this runtime is not up for adoption"
+    );
+    rt.stop(town, grace).await.expect("labelled: stop");
+    assert!(!wait_exit(other.handle.as_ref()).await.is_alive());
+    assert!(!wait_exit(second.handle.as_ref()).await.is_alive());
+    finish(rt, town).await;
+}

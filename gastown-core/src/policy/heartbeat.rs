@@ -34,6 +34,15 @@ pub const REFINERY_IDLE_EXIT: Duration = Duration::from_secs(600);
 /// (a Kilo Gastown code value; ARCHITECTURE.md, *Lifecycle timings*).
 pub const DRAINING_IDLE_EXIT: Duration = Duration::from_secs(10);
 
+/// True when an agent should stamp a heartbeat now: it never stamped one
+/// (`last_ms` is `None`), or the last one (ms since the Unix epoch) is at least
+/// [`HEARTBEAT_INTERVAL`] (30 s) old at `now_ms`. The throttle keeps a busy turn (an SDK
+/// event every few ms) from writing the town store on every event; one stamped in the
+/// future (clock skew) waits, as [`is_heartbeat_stale`] counts it fresh.
+pub fn should_stamp_heartbeat(last_ms: Option<i64>, now_ms: i64) -> bool {
+    last_ms.is_none_or(|at| elapsed(at, now_ms) >= HEARTBEAT_INTERVAL)
+}
+
 /// True when the heartbeat at `heartbeat_ms` is stale at `now_ms` (both ms since the
 /// Unix epoch): older than [`HEARTBEAT_STALE_AFTER`]. No heartbeat at all is stale (the
 /// caller stamps one at dispatch, so a just-started agent is not); one stamped in the
@@ -87,6 +96,17 @@ mod tests {
         assert!(is_heartbeat_stale(Some(NOW - 90 * SEC - 1), NOW));
         assert!(!is_heartbeat_stale(Some(NOW + 60 * SEC), NOW));
         assert!(is_heartbeat_stale(None, NOW));
+    }
+
+    #[test]
+    fn heartbeat_stamps_are_throttled_to_the_interval() {
+        assert!(should_stamp_heartbeat(None, NOW));
+        assert!(!should_stamp_heartbeat(Some(NOW), NOW));
+        assert!(!should_stamp_heartbeat(Some(NOW - 30 * SEC + 1), NOW));
+        assert!(should_stamp_heartbeat(Some(NOW - 30 * SEC), NOW));
+        assert!(!should_stamp_heartbeat(Some(NOW + 5 * SEC), NOW));
+        // Stamped at the interval, a heartbeat never goes stale.
+        assert!(!is_heartbeat_stale(Some(NOW - 30 * SEC), NOW));
     }
 
     #[test]

@@ -33,7 +33,7 @@ pub use active_work::{has_active_work, AgentView, BeadView, TownView};
 pub use alarm::{alarm_interval, should_probe_health};
 pub use dispatch::{next_dispatch_attempt, DispatchRetry, DispatchVerdict};
 pub use ensure::{decide_ensure, EnsureObservation, ServerObservation};
-pub use heartbeat::{idle_exit_after, is_heartbeat_stale, should_unhook};
+pub use heartbeat::{idle_exit_after, is_heartbeat_stale, should_stamp_heartbeat, should_unhook};
 pub use idle_stop::{should_stop_idle_container, should_stop_idle_container_after, IdleStopInput};
 pub use start_run::{AttemptOutcome, RetryPolicy, RunStep, StartRun};
 pub use token_refresh::{should_refresh_token, TokenRefreshInput};

@@ -10,6 +10,7 @@
 //! | `git clone [--bare] SRC DEST` | `DEST/.git/HEAD` (`DEST/HEAD` bare) |
 //! | `git worktree add … PATH …` | `PATH/.git` (a worktree's `.git` is a file) |
 //! | `git worktree remove … PATH` | removes the files under `PATH` |
+//! | `git bundle create FILE …` | `FILE` (a bundle header) |
 //!
 //! `git commit`, `fetch`, `checkout`, `switch` and `worktree` need a repository at (or
 //! above) the cwd, as real git does; without one they exit 128. Other subcommands succeed
@@ -82,6 +83,8 @@ struct Git {
     positional: Vec<(String, Option<ContainerPath>)>,
     bare: bool,
     fail: bool,
+    /// The scripted stdout ([`SimScript::git_stdout`]).
+    stdout: Option<String>,
 }
 
 fn text(word: &Word) -> Option<&str> {
@@ -164,13 +167,22 @@ fn parse_git(script: &SimScript, args: &[Word], cwd: &mut Option<ContainerPath>)
     }
     let rest: Vec<&Word> = words.collect();
     let bare = rest.iter().any(|w| text(w) == Some("--bare"));
-    let positional = rest
-        .iter()
-        .filter(|w| !text(w).is_some_and(|t| t.starts_with('-')))
-        .filter_map(|w| text(w).map(|t| (t.to_owned(), resolve(w, cwd))))
-        .collect();
+    let mut positional = Vec::new();
+    let mut rest = rest.into_iter();
+    while let Some(w) = rest.next() {
+        match text(w) {
+            // Options that take a value (`worktree add -b BRANCH`): the value is no path.
+            Some("-b" | "-B") => {
+                rest.next();
+            }
+            Some(t) if t.starts_with('-') => {}
+            Some(t) => positional.push((t.to_owned(), resolve(w, cwd))),
+            None => {}
+        }
+    }
     Git {
         fail: script.fail_git.contains(&sub),
+        stdout: script.git_stdout.get(&sub).cloned(),
         sub,
         positional,
         bare,
@@ -318,14 +330,26 @@ pub(super) fn apply(plan: &Plan, files: &mut BTreeMap<ContainerPath, Vec<u8>>) -
             }
             _ => Ok(None),
         },
+        // `git bundle create FILE REVS…`: the file, with a bundle header.
+        "bundle" => match git.positional.as_slice() {
+            [(action, _), (_, Some(file)), ..] if action == "create" => {
+                Ok(Some((file.clone(), b"# v2 git bundle\n".to_vec())))
+            }
+            _ => Ok(None),
+        },
         _ => Ok(None),
+    };
+    let scripted = || {
+        let mut out = ok();
+        out.stdout = git.stdout.clone().unwrap_or_default().into_bytes();
+        out
     };
     match created {
         Ok(Some((path, contents))) => {
             files.insert(path, contents);
-            ok()
+            scripted()
         }
-        Ok(None) => ok(),
+        Ok(None) => scripted(),
         Err(e) => fatal(e),
     }
 }

@@ -1,6 +1,6 @@
 //! [`SimScript`]: how long each simulated operation takes.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 /// The container path whose writes are charged as a live token refresh
@@ -95,6 +95,10 @@ pub struct SimScript {
     /// git subcommands made to fail: they are charged their duration, change nothing, and
     /// exit 128 with a `fatal:` line on stderr. Default empty.
     pub fail_git: BTreeSet<String>,
+    /// What a git subcommand prints on stdout, by subcommand (e.g. `rev-list` → `"1\n"`,
+    /// so a polecat's branch shows one new commit to the town's work check). Default
+    /// empty: subcommands print nothing.
+    pub git_stdout: BTreeMap<String, String>,
 }
 
 fn ms(n: u64) -> Duration {
@@ -134,6 +138,7 @@ impl Default for SimScript {
             installed_programs: names(&["git", "mkdir", "rm", "true", "sh", "sleep"]),
             fail_programs: BTreeSet::new(),
             fail_git: BTreeSet::new(),
+            git_stdout: BTreeMap::new(),
         }
     }
 }
@@ -240,6 +245,16 @@ impl SimScript {
     /// Makes `git <subcommand>` exit 128 (see [`SimScript::fail_git`]).
     pub fn with_failing_git(mut self, subcommand: impl Into<String>) -> Self {
         self.fail_git.insert(subcommand.into());
+        self
+    }
+
+    /// Makes `git <subcommand>` print `stdout` (see [`SimScript::git_stdout`]).
+    pub fn with_git_stdout(
+        mut self,
+        subcommand: impl Into<String>,
+        stdout: impl Into<String>,
+    ) -> Self {
+        self.git_stdout.insert(subcommand.into(), stdout.into());
         self
     }
 

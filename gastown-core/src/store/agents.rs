@@ -17,7 +17,8 @@ pub struct AgentRecord {
     pub role: Role,
     /// Its worker-side status.
     pub status: AgentStatus,
-    /// The bead it is bound to, if any.
+    /// The bead it is bound to (a [`BeadId`](crate::BeadId)'s text), if any. Kept as text:
+    /// a hook may outlive its bead (deleted), and the reconciler's sweep clears it then.
     pub hook: Option<String>,
     /// Its current SDK session id, if one was opened.
     pub session_id: Option<String>,
@@ -114,14 +115,7 @@ impl TownStore {
     /// [`Error::Store`] when the read fails or a row holds a value that does not parse;
     /// the message names the row.
     pub fn agents(&self) -> Result<Vec<AgentRecord>> {
-        self.with_conn(|conn| {
-            let read = || -> rusqlite::Result<Vec<AgentRecord>> {
-                let mut stmt = conn.prepare(&format!("{SELECT} ORDER BY id"))?;
-                let rows = stmt.query_map([], from_row)?;
-                rows.collect()
-            };
-            read().map_err(store_err("list agents"))
-        })
+        self.with_conn(|conn| read_agents(conn).map_err(store_err("list agents")))
     }
 
     /// Sets the agent's status.
@@ -199,17 +193,35 @@ impl TownStore {
     /// Sets one column of an existing agent row; `column` is one of this module's
     /// literals, never input.
     fn update_agent(&self, id: &AgentId, column: &'static str, value: &dyn ToSql) -> Result<()> {
-        self.with_conn(|conn| {
-            let changed = conn
-                .execute(
-                    &format!("UPDATE agents SET {column} = ?1 WHERE id = ?2"),
-                    rusqlite::params![value, id.as_str()],
-                )
-                .map_err(store_err(format!("set {column} of agent {id}")))?;
-            if changed == 0 {
-                return Err(Error::UnknownAgent { agent: id.clone() });
-            }
-            Ok(())
-        })
+        self.with_conn(|conn| update_column(conn, id, column, value))
     }
+}
+
+/// Every agent, ordered by id.
+pub(super) fn read_agents(conn: &Connection) -> rusqlite::Result<Vec<AgentRecord>> {
+    let mut stmt = conn.prepare_cached(&format!("{SELECT} ORDER BY id"))?;
+    let rows = stmt.query_map([], from_row)?;
+    rows.collect()
+}
+
+/// Sets one column of an existing agent row on `conn` (a connection or a transaction);
+/// `column` is a literal of the store's code, never input.
+///
+/// # Errors
+/// [`Error::UnknownAgent`] when there is no row for `id`; [`Error::Store`] when the write
+/// fails.
+pub(super) fn update_column(
+    conn: &Connection,
+    id: &AgentId,
+    column: &'static str,
+    value: &dyn ToSql,
+) -> Result<()> {
+    let changed = conn
+        .prepare_cached(&format!("UPDATE agents SET {column} = ?1 WHERE id = ?2"))
+        .and_then(|mut stmt| stmt.execute(rusqlite::params![value, id.as_str()]))
+        .map_err(store_err(format!("set {column} of agent {id}")))?;
+    if changed == 0 {
+        return Err(Error::UnknownAgent { agent: id.clone() });
+    }
+    Ok(())
 }

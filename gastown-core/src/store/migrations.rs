@@ -66,8 +66,33 @@ CREATE INDEX events_bead ON events (bead_id) WHERE bead_id IS NOT NULL;
 CREATE INDEX events_agent ON events (agent_id) WHERE agent_id IS NOT NULL;
 ";
 
+/// Version 2: what the reconciler needs. Beads gain their text, rig, branch, the bead they
+/// were opened for (a merge request's issue), the dispatch retry budget's counters and
+/// their times; registry rows gain what an agent is resumed with (models, rig, branch,
+/// hook). Every new column is nullable or has a default, so V1 rows are kept as they are
+/// (a V1 bead reads as created at 0 ms, never dispatched).
+const V2: &str = "
+ALTER TABLE beads ADD COLUMN title TEXT NOT NULL DEFAULT '';
+ALTER TABLE beads ADD COLUMN body TEXT NOT NULL DEFAULT '';
+ALTER TABLE beads ADD COLUMN rig TEXT;
+ALTER TABLE beads ADD COLUMN branch TEXT;
+ALTER TABLE beads ADD COLUMN head TEXT;
+ALTER TABLE beads ADD COLUMN source_bead TEXT;
+ALTER TABLE beads ADD COLUMN dispatch_attempts INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE beads ADD COLUMN last_dispatch_ms INTEGER;
+ALTER TABLE beads ADD COLUMN last_error TEXT;
+ALTER TABLE beads ADD COLUMN created_ms INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE beads ADD COLUMN updated_ms INTEGER NOT NULL DEFAULT 0;
+
+ALTER TABLE registry ADD COLUMN model TEXT;
+ALTER TABLE registry ADD COLUMN small_model TEXT;
+ALTER TABLE registry ADD COLUMN rig TEXT;
+ALTER TABLE registry ADD COLUMN branch TEXT;
+ALTER TABLE registry ADD COLUMN hook TEXT;
+";
+
 /// The migrations, oldest first.
-const MIGRATIONS: &[&str] = &[V1];
+const MIGRATIONS: &[&str] = &[V1, V2];
 
 /// The schema version this build writes and understands: the number of migrations.
 /// A file with a higher `user_version` is refused.

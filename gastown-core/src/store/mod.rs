@@ -7,7 +7,11 @@
 //! - `agents`: [`AgentRecord`] rows (role, status, hook, session, config hash, times);
 //! - `registry`: [`RegistryEntry`] rows, the agents to resume when the container boots;
 //! - `kv`: strings, millisecond timestamps (throttles) and secrets by key;
-//! - `beads`: a minimal [`BeadRecord`] table and the reconciler's [`EventRecord`] queue.
+//! - `beads`: [`BeadRecord`] rows, the town's units of work;
+//! - `events`: the reconciler's [`EventRecord`] queue;
+//! - `reconcile`: the reconciler's state, typed events and atomic writes
+//!   ([`TownStore::reconcile_state`], [`TownStore::enqueue`],
+//!   [`TownStore::pending_reconcile_events`], [`TownStore::apply_reconciled`]).
 //!
 //! Every method is blocking but short (one or two statements on a local file, guarded by
 //! one mutex per store); an async caller with a busy runtime may wrap a batch of calls in
@@ -15,8 +19,10 @@
 
 mod agents;
 mod beads;
+mod events;
 mod kv;
 mod migrations;
+mod reconcile;
 mod registry;
 mod view;
 
@@ -31,9 +37,11 @@ use rusqlite::{Connection, OpenFlags};
 
 use crate::error::{Error, Result};
 
+pub use crate::status::BeadKind;
 pub use crate::status::BeadStatus;
 pub use agents::AgentRecord;
-pub use beads::{BeadRecord, EventRecord};
+pub use beads::BeadRecord;
+pub use events::EventRecord;
 pub use migrations::SCHEMA_VERSION;
 pub use registry::RegistryEntry;
 pub use view::town_view;

@@ -26,7 +26,7 @@ impl From<&BeadRecord> for BeadView {
     /// The bead's kind and status, and whether it has an assignee (not who).
     fn from(record: &BeadRecord) -> Self {
         Self {
-            kind: record.kind.clone(),
+            kind: record.kind.as_str().to_owned(),
             status: record.status,
             assigned: record.assignee.is_some(),
         }
