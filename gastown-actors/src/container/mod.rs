@@ -512,6 +512,8 @@ impl ContainerState {
                         .await;
                     match result {
                         Ok(CallResult::Success(Ok(_))) => true,
+                        // A shutdown that overtook the resume is not a failure.
+                        Ok(CallResult::Success(Err(Error::Stopped))) => false,
                         Ok(CallResult::Success(Err(e))) => {
                             tracing::warn!(agent = %id, error = %e, "resuming agent failed");
                             false
