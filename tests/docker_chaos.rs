@@ -19,19 +19,17 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bollard::query_parameters::KillContainerOptionsBuilder;
-use gastown::actors::test_support::{reply_of, sqlite_contains};
+use gastown::actors::test_support::{reply_of, sqlite_contains, ChildHost};
 use gastown::core::{CommandSpec, ContainerRuntime, ContainerRuntimeExt, ProviderConfig};
 use gastown::docker::test_support::{bridge_gateway, engine, prefix, runtime, Cleanup};
 use gastown::docker::DockerRuntime;
 use gastown::{TownConfig, TownHandle, TownId, TownOptions};
 use gastown_scripted_model::{ScriptedModelServer, MODEL, PROVIDER_ID};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
-use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+use tokio::io::{AsyncBufReadExt, BufReader};
 
 /// Cycles per test (see the module docs for why three).
 const CYCLES: usize = 10;
@@ -88,52 +86,21 @@ async fn docker_chaos_child_host() {
     }
 }
 
-/// A child host process.
-struct Host {
-    child: Child,
-    stdin: ChildStdin,
-    lines: Lines<BufReader<ChildStdout>>,
-}
+/// A child host process (the protocol is `test_support::ChildHost`'s).
+struct Host(ChildHost);
 
 impl Host {
     fn spawn(state: &Path, prefix: &str, model_url: &str) -> Self {
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "docker_chaos_child_host", "--nocapture"])
-            .env("GASTOWN_DCHAOS_STATE", state)
-            .env("GASTOWN_DCHAOS_PREFIX", prefix)
-            .env("GASTOWN_DCHAOS_MODEL_URL", model_url)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let stdin = child.stdin.take().unwrap();
-        let lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        Self {
-            child,
-            stdin,
-            lines,
-        }
+        let envs: [(&str, &std::ffi::OsStr); 3] = [
+            ("GASTOWN_DCHAOS_STATE", state.as_os_str()),
+            ("GASTOWN_DCHAOS_PREFIX", prefix.as_ref()),
+            ("GASTOWN_DCHAOS_MODEL_URL", model_url.as_ref()),
+        ];
+        Self(ChildHost::spawn("docker_chaos_child_host", &envs, GUARD))
     }
 
-    /// Sends `command` and returns the words of its `CHAOS` answer.
     async fn ask(&mut self, command: &str) -> Vec<String> {
-        self.stdin
-            .write_all(format!("{command}\n").as_bytes())
-            .await
-            .unwrap();
-        let answer = tokio::time::timeout(GUARD, async {
-            loop {
-                let line = self.lines.next_line().await.unwrap();
-                let line = line.unwrap_or_else(|| panic!("the host died on {command:?}"));
-                // libtest may print `test docker_chaos_child_host ... ` before it.
-                if let Some((_, rest)) = line.split_once("CHAOS ") {
-                    return rest.split(' ').map(str::to_owned).collect::<Vec<_>>();
-                }
-            }
-        })
-        .await;
-        answer.unwrap_or_else(|_| panic!("no answer to {command:?}"))
+        self.0.ask(command).await
     }
 
     /// `ensure`: the decision and the session.
@@ -144,8 +111,8 @@ impl Host {
     }
 
     /// SIGKILL, as a crash: nothing of the host runs its cleanup.
-    async fn crash(mut self) {
-        self.child.kill().await.unwrap();
+    async fn crash(self) {
+        self.0.crash().await;
     }
 }
 
@@ -275,7 +242,7 @@ async fn host_crashes_on_docker_adopt_the_same_server_and_keep_every_message() {
         assert_messages(&setup.rt, &sent).await;
     }
     assert_eq!(host.ask("shutdown").await, ["down"]);
-    let _ = host.child.wait().await;
+    host.0.wait().await;
 }
 
 #[tokio::test]

@@ -131,3 +131,83 @@ pub async fn wait_for_bead(
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// A child host process for the chaos tests: the test binary run again as the single test
+/// `test_name`, which reads one command per stdin line and answers each with a line holding
+/// `CHAOS <words…>`. Killed when dropped.
+pub struct ChildHost {
+    child: tokio::process::Child,
+    stdin: tokio::process::ChildStdin,
+    lines: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+    guard: Duration,
+}
+
+impl std::fmt::Debug for ChildHost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChildHost")
+            .field("pid", &self.child.id())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ChildHost {
+    /// Starts `test_name` of this test binary with `envs`; each answer is awaited for at
+    /// most `guard`.
+    pub fn spawn(test_name: &str, envs: &[(&str, &std::ffi::OsStr)], guard: Duration) -> Self {
+        use tokio::io::AsyncBufReadExt;
+        let mut command =
+            tokio::process::Command::new(std::env::current_exe().expect("this test binary"));
+        command
+            .args(["--exact", test_name, "--nocapture"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true);
+        for (key, value) in envs {
+            command.env(key, value);
+        }
+        let mut child = command.spawn().expect("starting the child host");
+        let stdin = child.stdin.take().expect("piped stdin");
+        let lines = tokio::io::BufReader::new(child.stdout.take().expect("piped stdout")).lines();
+        Self {
+            child,
+            stdin,
+            lines,
+            guard,
+        }
+    }
+
+    /// Sends `command` and returns the words of its `CHAOS` answer.
+    pub async fn ask(&mut self, command: &str) -> Vec<String> {
+        use tokio::io::AsyncWriteExt;
+        self.stdin
+            .write_all(format!("{command}\n").as_bytes())
+            .await
+            .expect("writing to the child host");
+        let answer = tokio::time::timeout(self.guard, async {
+            loop {
+                let line = self
+                    .lines
+                    .next_line()
+                    .await
+                    .expect("reading the child host");
+                let line = line.unwrap_or_else(|| panic!("the host died on {command:?}"));
+                // libtest may print `test <name> ... ` before it on the line.
+                if let Some((_, rest)) = line.split_once("CHAOS ") {
+                    return rest.split(' ').map(str::to_owned).collect::<Vec<_>>();
+                }
+            }
+        })
+        .await;
+        answer.unwrap_or_else(|_| panic!("no answer to {command:?}"))
+    }
+
+    /// Waits for the host to exit on its own (after a `shutdown` command).
+    pub async fn wait(mut self) {
+        let _ = self.child.wait().await;
+    }
+
+    /// SIGKILL, as a crash: nothing of the host runs its cleanup.
+    pub async fn crash(mut self) {
+        self.child.kill().await.expect("killing the child host");
+    }
+}

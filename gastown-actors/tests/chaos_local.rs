@@ -13,15 +13,13 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
-use gastown_actors::test_support::{reply_of, sqlite_contains};
+use gastown_actors::test_support::{reply_of, sqlite_contains, ChildHost};
 use gastown_actors::{TownHandle, TownOptions};
 use gastown_core::{ProviderConfig, TownConfig, TownId};
 use gastown_scripted_model::{ScriptedModelServer, MODEL, PROVIDER_ID};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
-use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+use tokio::io::{AsyncBufReadExt, BufReader};
 
 use common::{kilo, local_runtime, RecordingRuntime};
 
@@ -87,12 +85,8 @@ async fn chaos_child_host() {
     }
 }
 
-/// A child host process.
-struct Host {
-    child: Child,
-    stdin: ChildStdin,
-    lines: Lines<BufReader<ChildStdout>>,
-}
+/// A child host process (the protocol is `test_support::ChildHost`'s).
+struct Host(ChildHost);
 
 /// What the child host answered to `ensure`.
 #[derive(Debug)]
@@ -105,44 +99,17 @@ struct Ready {
 
 impl Host {
     fn spawn(state: &Path, root: &Path, kilo: &Path, model_url: &str) -> Self {
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "chaos_child_host", "--nocapture"])
-            .env("GASTOWN_CHAOS_STATE", state)
-            .env("GASTOWN_CHAOS_ROOT", root)
-            .env("GASTOWN_CHAOS_KILO", kilo)
-            .env("GASTOWN_CHAOS_MODEL_URL", model_url)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let stdin = child.stdin.take().unwrap();
-        let lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        Self {
-            child,
-            stdin,
-            lines,
-        }
+        let envs: [(&str, &std::ffi::OsStr); 4] = [
+            ("GASTOWN_CHAOS_STATE", state.as_os_str()),
+            ("GASTOWN_CHAOS_ROOT", root.as_os_str()),
+            ("GASTOWN_CHAOS_KILO", kilo.as_os_str()),
+            ("GASTOWN_CHAOS_MODEL_URL", model_url.as_ref()),
+        ];
+        Self(ChildHost::spawn("chaos_child_host", &envs, GUARD))
     }
 
-    /// Sends `command` and returns the words of its `CHAOS` answer.
     async fn ask(&mut self, command: &str) -> Vec<String> {
-        self.stdin
-            .write_all(format!("{command}\n").as_bytes())
-            .await
-            .unwrap();
-        let answer = tokio::time::timeout(GUARD, async {
-            loop {
-                let line = self.lines.next_line().await.unwrap();
-                let line = line.unwrap_or_else(|| panic!("the host died on {command:?}"));
-                // libtest may print `test chaos_child_host ... ` before it on the line.
-                if let Some((_, rest)) = line.split_once("CHAOS ") {
-                    return rest.split(' ').map(str::to_owned).collect::<Vec<_>>();
-                }
-            }
-        })
-        .await;
-        answer.unwrap_or_else(|_| panic!("no answer to {command:?}"))
+        self.0.ask(command).await
     }
 
     async fn ensure(&mut self) -> Ready {
@@ -157,8 +124,8 @@ impl Host {
     }
 
     /// SIGKILL, as a crash: nothing of the host runs its cleanup.
-    async fn crash(mut self) {
-        self.child.kill().await.unwrap();
+    async fn crash(self) {
+        self.0.crash().await;
     }
 }
 
@@ -241,7 +208,7 @@ impl Setup {
     /// A last host shuts the town down: nothing may run afterwards.
     async fn shut_down(&self, mut host: Host) {
         assert_eq!(host.ask("shutdown").await, ["down"]);
-        let _ = host.child.wait().await;
+        host.0.wait().await;
         servers_become(&self.root, &[], "after shutdown").await;
     }
 }
