@@ -8,10 +8,11 @@ use std::sync::Arc;
 
 use gastown_core::{AgentLayout, ContainerOptions, Result, Secret, StartupPhase};
 
+use crate::agent::run_phase;
 use crate::context::open_parts;
 use crate::context::{AgentContext, AgentSpec, LiveSdk, StartProgress, TownParts};
 use crate::options::TownOptions;
-use crate::phases::{refresh_browse_worktrees, run_phase, stop_sdk};
+use crate::phases::{refresh_browse_worktrees, stop_sdk};
 
 /// A town's shared parts, opened from [`TownOptions`] without starting any actor.
 #[derive(Debug, Clone)]

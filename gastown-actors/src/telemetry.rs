@@ -8,6 +8,8 @@
 //! Each one is emitted by the code its name describes: a phase's timing when that phase
 //! ends, the refresh names by the alarm's refresh, never by a caller that merely waited.
 
+use std::collections::BTreeMap;
+
 use gastown_core::{AgentId, EnsureDecision, Role, StartupPhase, TownId};
 
 /// `token` phase: credentials resolved and the container token minted locally.
@@ -57,6 +59,32 @@ pub const fn phase_name(phase: StartupPhase) -> &'static str {
         StartupPhase::Sdk => SDK_READY,
         StartupPhase::Session => SESSION_CREATED,
     }
+}
+
+/// A finished start's [`StartupReport::timings`](gastown_core::StartupReport::timings), in
+/// ms: each phase's duration under its [`phase_name`], and for a start boot hydration made
+/// (`boot` = (the agent was registered, the registry read's ms)) [`REGISTRY_FETCH_MS`] and
+/// the whole start, `total_ms`, as [`MAYOR_RESUME_MS`] (registered) or
+/// [`MAYOR_PREWARM_MS`].
+pub(crate) fn run_timings(
+    phases: &[gastown_core::PhaseTiming],
+    boot: Option<(bool, u64)>,
+    total_ms: u64,
+) -> BTreeMap<String, u64> {
+    let mut timings: BTreeMap<String, u64> = phases
+        .iter()
+        .map(|t| (phase_name(t.phase).to_owned(), t.duration_ms))
+        .collect();
+    if let Some((registered, registry_ms)) = boot {
+        timings.insert(REGISTRY_FETCH_MS.into(), registry_ms);
+        let name = if registered {
+            MAYOR_RESUME_MS
+        } else {
+            MAYOR_PREWARM_MS
+        };
+        timings.insert(name.into(), total_ms);
+    }
+    timings
 }
 
 /// Who an event is about: the fields every event carries.
@@ -138,5 +166,36 @@ mod tests {
         let names: std::collections::BTreeSet<_> =
             StartupPhase::ALL.iter().map(|p| phase_name(*p)).collect();
         assert_eq!(names.len(), StartupPhase::ALL.len());
+    }
+
+    fn timing(phase: StartupPhase, duration_ms: u64) -> gastown_core::PhaseTiming {
+        gastown_core::PhaseTiming {
+            phase,
+            duration_ms,
+            start_offset_ms: 0,
+            attempts: 1,
+        }
+    }
+
+    #[test]
+    fn run_timings_name_each_phase_and_only_a_boot_start_adds_its_own() {
+        let phases = [
+            timing(StartupPhase::Token, 3),
+            timing(StartupPhase::Sdk, 40),
+        ];
+        let plain = run_timings(&phases, None, 50);
+        let expected: BTreeMap<String, u64> =
+            [(TOKEN_MINT_MS.to_owned(), 3), (SDK_READY.to_owned(), 40)].into();
+        assert_eq!(plain, expected);
+
+        let resumed = run_timings(&phases, Some((true, 7)), 50);
+        assert_eq!(resumed[REGISTRY_FETCH_MS], 7);
+        assert_eq!(resumed[MAYOR_RESUME_MS], 50);
+        assert!(!resumed.contains_key(MAYOR_PREWARM_MS));
+
+        let prewarmed = run_timings(&phases, Some((false, 2)), 60);
+        assert_eq!(prewarmed[MAYOR_PREWARM_MS], 60);
+        assert!(!prewarmed.contains_key(MAYOR_RESUME_MS));
+        assert_eq!(prewarmed.len(), 4);
     }
 }

@@ -5,20 +5,66 @@
 //! database where the launcher says nor in a snapshot fails the drain: the container is
 //! then kept, not removed.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use gastown_core::{AgentStatus, ProcessHandle};
 use ractor::RpcReplyPort;
 
-use super::AgentState;
-use crate::context::AgentContext;
+use super::{AgentState, Mode};
+use crate::context::{AgentContext, StartProgress};
 use gastown_core::snapshot::{take_live, LiveSnapshot, LiveSnapshotError};
 
 use crate::error::{Error, Result};
 use crate::events::TownEvent;
-use crate::phases::stop_server;
+use crate::phases::{stop_server, AttemptDone};
+
+/// An SDK server process to stop: a running one, or one its sdk phase is still booting.
+type Server = Arc<dyn ProcessHandle>;
 
 impl AgentState {
+    /// Answers every waiter with [`Error::Stopped`], aborts the attempt in flight and
+    /// takes every server this agent holds — running, held by a start in flight, or still
+    /// booting — for the caller to stop. The agent is `Draining` afterwards.
+    pub(super) fn abandon_all(&mut self) -> Vec<Server> {
+        let mut servers = Vec::new();
+        for w in self.waiters.drain(..) {
+            let _ = w.reply.send(Err(Error::Stopped));
+        }
+        for b in self.boot_waiters.drain(..) {
+            let _ = b.send(false);
+        }
+        if let Mode::Starting(run) = std::mem::replace(&mut self.mode, Mode::Draining) {
+            servers.extend(run.abandon());
+        }
+        servers.extend(self.take_live().map(|l| l.process));
+        self.turn = None;
+        self.turn_pending.store(false, Ordering::SeqCst);
+        servers.extend(self.ctx.booting.lock().take());
+        servers
+    }
+
+    /// Abandons everything ([`AgentState::abandon_all`]) and stops every server, each
+    /// within the stop grace: the actor is stopping.
+    pub(super) async fn stop_all(&mut self) {
+        let grace = self.ctx.parts.options.stop_grace;
+        for server in self.abandon_all() {
+            stop_server(server.as_ref(), grace).await;
+        }
+    }
+
+    /// A late attempt result (its run was abandoned by a drain, or replaced): frees the
+    /// server it started, outside the mailbox.
+    pub(super) fn free_late(&self, done: AttemptDone) {
+        if let Ok(StartProgress {
+            sdk: Some(live), ..
+        }) = done.result
+        {
+            let grace = self.ctx.parts.options.stop_grace;
+            tokio::spawn(async move { stop_server(live.process.as_ref(), grace).await });
+        }
+    }
+
     /// Refuses further requests, takes every server and drains in a spawned task that
     /// answers `reply` when the snapshot is safe.
     pub(super) fn on_drain(&mut self, reply: RpcReplyPort<Result<()>>) {
@@ -57,7 +103,7 @@ impl AgentState {
 /// the container, somewhere the launcher's `database` does not name, and removing the
 /// container would lose it. (With a snapshot, a missing database is an agent that did not
 /// get as far as `hydrate` in this container: the snapshot still holds its session.)
-async fn drain(ctx: &AgentContext, servers: Vec<Arc<dyn ProcessHandle>>) -> Result<()> {
+async fn drain(ctx: &AgentContext, servers: Vec<Server>) -> Result<()> {
     let grace = ctx.parts.options.stop_grace;
     for server in &servers {
         stop_server(server.as_ref(), grace).await;
@@ -100,7 +146,7 @@ impl AgentState {
     /// `false`; otherwise the SDK database is snapshotted first, so a paused town loses
     /// nothing if the host dies, and the answer is whether that worked.
     pub(super) fn on_prepare_for_pause(&self, reply: RpcReplyPort<bool>) {
-        if self.turn.is_some() || !matches!(self.mode, super::Mode::Idle) {
+        if self.turn.is_some() || !matches!(self.mode, Mode::Idle) {
             let _ = reply.send(false);
             return;
         }

@@ -1,88 +1,55 @@
 //! [`AgentActor`]: one per agent. Serialises the agent's starts (concurrent requests join
-//! the one in flight), runs the five phases as supervised steps ([`run`]), confirms a
+//! the one in flight), runs the five phases one supervised attempt at a time, confirms a
 //! running server with a liveness probe ([`probe`]), and stops and snapshots it on a drain
 //! ([`drain`]).
 //!
-//! A request reads top-down: [`AgentMsg::Ensure`] → `on_ensure` here → a probe of the
-//! running server, or a new run (`run.rs`) → one phase attempt at a time
-//! (`crate::phases`) → the runtime.
+//! A request reads top-down in this file: [`AgentMsg::Ensure`] → `on_ensure` → a probe of
+//! the running server (`probe.rs`), or `begin_run` → `spawn_attempt` → [`run_phase`], whose
+//! arms name each phase's own file (`phases/<phase>.rs`) → the runtime. Each attempt's
+//! outcome comes back as [`AgentMsg::AttemptDone`] and is fed to the pure
+//! [`StartRun`] machine (`gastown_core::policy::start_run`): next phase, retry after a
+//! backoff, finish (`finish_run`: a [`StartupReport`] for every waiter) or fail
+//! (`fail_run`: a [`StartError`] naming the phase).
+//!
+//! Beside the path: `state.rs` (the state and how it is made), `record.rs` (the agent's
+//! rows in the town store), `browse.rs` (the mayor's browse worktrees), `turn.rs` (the
+//! session: user messages and real turns), `watch.rs` (the SDK event watcher), `work.rs`
+//! (a polecat's branch after a turn), `msg.rs` (the messages).
 
+mod browse;
 mod drain;
 mod msg;
+mod prewarm;
 mod probe;
-mod run;
+mod record;
+mod state;
 mod turn;
 mod watch;
 mod work;
 
 pub(crate) use msg::{AgentMsg, SessionRequest, Waiter};
+pub(crate) use state::AgentState;
+
+use self::state::{Mode, Run};
 pub(crate) use watch::live_watchers;
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use gastown_core::policy::{decide_ensure, EnsureObservation, ServerObservation};
-use gastown_core::{AgentStatus, EnsureDecision};
-use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
-use tokio::sync::oneshot;
+use gastown_core::policy::{
+    decide_ensure, AttemptOutcome, EnsureObservation, RunStep, ServerObservation, StartRun,
+};
+use gastown_core::{
+    AgentStatus, EnsureDecision, PhaseTiming, Result as CoreResult, Role, StartupPhase,
+    StartupReport,
+};
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use tokio::time::Instant;
 
-use crate::context::{AgentContext, AgentSpec, LiveSdk};
-use crate::error::{Error, Result};
-use crate::phases::{stop_server, BrowseOutcome};
-use crate::ready::{AgentInfo, BrowseState};
-use crate::telemetry::Subject;
-
-use self::run::Run;
-
-/// What the agent is doing.
-#[derive(Debug)]
-enum Mode {
-    /// Nothing in flight; `live` says whether a server runs.
-    Idle,
-    /// Confirming the running server (process + health) for waiting callers.
-    Probing { probe_id: u64 },
-    /// Looking for a server an earlier host left running for this agent (first request
-    /// of the actor's life only).
-    Adopting,
-    /// A start runs its phases.
-    Starting(Box<Run>),
-    /// Stopping for good: every further request is refused.
-    Draining,
-}
-
-/// The AgentActor's state.
-#[derive(Debug)]
-pub(crate) struct AgentState {
-    /// What the phases read: the town's parts, this agent's spec, layout and password.
-    ctx: AgentContext,
-    /// The running SDK server, once a run finished.
-    live: Option<LiveSdk>,
-    /// The running server's SDK event watcher; aborted whenever `live` goes.
-    watch: Option<tokio::task::AbortHandle>,
-    /// The real turn in flight, if any.
-    turn: Option<turn::Turn>,
-    /// Shared with the watcher: a turn is in flight (a silent stream is then polled).
-    turn_pending: Arc<AtomicBool>,
-    /// The session the last run resumed or created.
-    session_id: Option<String>,
-    mode: Mode,
-    /// Callers waiting for the start or probe in flight.
-    waiters: Vec<Waiter>,
-    /// Boot hydration waiting for this agent's critical work.
-    boot_waiters: Vec<oneshot::Sender<bool>>,
-    /// The spec changed since the running server started: the next ensure restarts it.
-    spec_changed: bool,
-    /// Boot hydration's facts for the next report: (resumed from registry, registry ms).
-    boot_timings: Option<(bool, u64)>,
-    /// The mayor's browse worktrees: `None` before the first setup started.
-    browse: Option<BrowseState>,
-    /// A background browse setup is running (one at a time).
-    browse_running: bool,
-    /// Ids for runs and probes, so late messages of an earlier one are told apart.
-    seq: u64,
-    /// The runtime was asked for a server an earlier host left (once per actor).
-    adoption_tried: bool,
-}
+use crate::context::{AgentContext, StartProgress};
+use crate::error::{Error, PhaseFailure, StartError};
+use crate::phases::{self, stop_server, AttemptDone};
+use crate::ready::MayorReady;
+use crate::telemetry;
 
 /// One agent's actor.
 #[derive(Debug)]
@@ -96,34 +63,9 @@ impl Actor for AgentActor {
     async fn pre_start(
         &self,
         _myself: ActorRef<Self::Msg>,
-        mut ctx: AgentContext,
+        ctx: AgentContext,
     ) -> std::result::Result<Self::State, ActorProcessingErr> {
-        // The SDK server's password outlives this host: a server that survives a crash
-        // of this program is adopted by the next one, which must be able to talk to it.
-        let key = format!("{SDK_PASSWORD_KEY}/{}", ctx.spec.id);
-        match ctx.parts.store.secret_get_or_create(&key) {
-            Ok(password) => ctx.password = password,
-            Err(e) => {
-                tracing::warn!(agent = %ctx.spec.id, error = %e, "persisting the SDK password; a restarted host cannot adopt this server");
-            }
-        }
-        Ok(AgentState {
-            ctx,
-            live: None,
-            watch: None,
-            turn: None,
-            turn_pending: Arc::new(AtomicBool::new(false)),
-            session_id: None,
-            mode: Mode::Idle,
-            waiters: Vec::new(),
-            boot_waiters: Vec::new(),
-            spec_changed: false,
-            boot_timings: None,
-            browse: None,
-            browse_running: false,
-            seq: 0,
-            adoption_tried: false,
-        })
+        Ok(AgentState::new(ctx))
     }
 
     async fn handle(
@@ -137,6 +79,12 @@ impl Actor for AgentActor {
                 state.set_spec(*spec);
                 state.on_ensure(&myself, waiter);
             }
+            AgentMsg::AttemptDone { run_id, done } => state.on_attempt_done(&myself, run_id, *done),
+            AgentMsg::RetryPhase { run_id } => state.on_retry(&myself, run_id),
+            AgentMsg::ProbeDone { probe_id, server } => {
+                state.on_probe_done(&myself, probe_id, server)
+            }
+            AgentMsg::AdoptDone(live) => state.on_adopt_done(&myself, live),
             AgentMsg::Prewarm {
                 spec,
                 done,
@@ -148,21 +96,10 @@ impl Actor for AgentActor {
                 state.on_prewarm(&myself, done);
             }
             AgentMsg::BrowseDone(outcomes) => state.on_browse_done(outcomes),
-            AgentMsg::Session(SessionRequest::NoReply { text, reply }) => {
-                state.on_send(text, reply)
-            }
-            AgentMsg::Session(SessionRequest::Prompt { text, reply }) => {
-                state.on_prompt(&myself, text, reply)
-            }
+            AgentMsg::Session(request) => state.on_session(&myself, request),
             AgentMsg::Info(reply) => {
                 let _ = reply.send(state.info());
             }
-            AgentMsg::AttemptDone { run_id, done } => state.on_attempt_done(&myself, run_id, *done),
-            AgentMsg::RetryPhase { run_id } => state.on_retry(&myself, run_id),
-            AgentMsg::ProbeDone { probe_id, server } => {
-                state.on_probe_done(&myself, probe_id, server)
-            }
-            AgentMsg::AdoptDone(live) => state.on_adopt_done(&myself, live),
             AgentMsg::HealthCheck => {
                 if let (Mode::Idle, Some(live)) = (&state.mode, state.live.clone()) {
                     state.begin_probe(&myself, live);
@@ -187,63 +124,32 @@ impl Actor for AgentActor {
         state: &mut Self::State,
     ) -> std::result::Result<(), ActorProcessingErr> {
         // Stopping the tree waits here, so its caller knows every SDK server is stopped.
-        let grace = state.ctx.parts.options.stop_grace;
-        for server in state.abandon_all() {
-            stop_server(server.as_ref(), grace).await;
-        }
+        state.stop_all().await;
         Ok(())
     }
 }
 
+/// Runs one phase on `progress` and returns the updated progress: each arm is the phase's
+/// own file. The actors and the reference serial schedule (`bench_support`) both run
+/// phases through here.
+///
+/// # Errors
+/// The phase's own error (a runtime, store, SDK or credential error).
+pub(crate) async fn run_phase(
+    phase: StartupPhase,
+    ctx: &AgentContext,
+    progress: StartProgress,
+) -> CoreResult<StartProgress> {
+    match phase {
+        StartupPhase::Token => phases::token::run(ctx, progress).await,
+        StartupPhase::Hydrate => phases::hydrate::run(ctx, progress).await,
+        StartupPhase::Worktrees => phases::worktrees::run(ctx, progress).await,
+        StartupPhase::Sdk => phases::sdk::run(ctx, progress).await,
+        StartupPhase::Session => phases::session::run(ctx, progress).await,
+    }
+}
+
 impl AgentState {
-    fn next_id(&mut self) -> u64 {
-        self.seq += 1;
-        self.seq
-    }
-
-    fn subject(&self) -> Subject<'_> {
-        Subject::agent(&self.ctx.parts.town, &self.ctx.spec.id, self.ctx.spec.role)
-    }
-
-    /// Makes `live` the running server (of `session_id`) and starts its event watcher.
-    fn set_live(&mut self, myself: &ActorRef<AgentMsg>, live: LiveSdk, session_id: &str) {
-        self.take_live();
-        self.watch = Some(watch::spawn(
-            self.ctx.clone(),
-            live.clone(),
-            session_id.to_owned(),
-            myself.clone(),
-            self.turn_pending.clone(),
-        ));
-        self.live = Some(live);
-    }
-
-    /// Takes the running server away, stopping its event watcher with it.
-    fn take_live(&mut self) -> Option<LiveSdk> {
-        if let Some(watch) = self.watch.take() {
-            watch.abort();
-        }
-        self.live.take()
-    }
-
-    fn set_spec(&mut self, spec: AgentSpec) {
-        if spec != self.ctx.spec {
-            self.ctx.spec = spec;
-            self.spec_changed = true;
-        }
-    }
-
-    fn info(&self) -> AgentInfo {
-        AgentInfo {
-            agent: self.ctx.spec.id.clone(),
-            endpoint: self.live.as_ref().map(|l| l.endpoint.clone()),
-            pid: self.live.as_ref().and_then(|l| l.process.pid()),
-            session_id: self.session_id.clone(),
-            config_hash: self.live.as_ref().map(|l| l.config_hash.clone()),
-            browse: self.browse.clone(),
-        }
-    }
-
     fn on_ensure(&mut self, myself: &ActorRef<AgentMsg>, waiter: Waiter) {
         match &self.mode {
             Mode::Draining => {
@@ -275,38 +181,9 @@ impl AgentState {
         }
     }
 
-    fn on_prewarm(&mut self, myself: &ActorRef<AgentMsg>, done: oneshot::Sender<bool>) {
-        match self.mode {
-            Mode::Draining => {
-                let _ = done.send(false);
-            }
-            Mode::Starting(_) | Mode::Probing { .. } | Mode::Adopting => {
-                self.boot_waiters.push(done)
-            }
-            Mode::Idle if self.live.is_some() => {
-                let _ = done.send(true);
-            }
-            Mode::Idle if !self.adoption_tried => {
-                self.boot_waiters.push(done);
-                self.begin_adopt(myself);
-            }
-            Mode::Idle => {
-                self.boot_waiters.push(done);
-                let decision = self.decide(None);
-                self.begin_run(myself, decision, true);
-            }
-        }
-    }
-
     /// The ensure decision tree, on what the store remembers and what the probe saw.
     fn decide(&self, server: Option<ServerObservation>) -> EnsureDecision {
-        let stored_status = match self.ctx.parts.store.agent(&self.ctx.spec.id) {
-            Ok(rec) => rec.map(|r| r.status),
-            Err(e) => {
-                tracing::warn!(agent = %self.ctx.spec.id, error = %e, "reading agent record");
-                None
-            }
-        };
+        let stored_status = self.stored_status();
         decide_ensure(&EnsureObservation {
             stored_status,
             server,
@@ -315,102 +192,195 @@ impl AgentState {
 
     /// Emits the mayor's ensure decision (workers' starts are not `ensure_mayor`s).
     fn record_decision(&self, decision: EnsureDecision) {
-        if self.ctx.spec.role == gastown_core::Role::Mayor {
-            crate::telemetry::decision(self.subject(), decision);
+        if self.ctx.spec.role == Role::Mayor {
+            telemetry::decision(self.subject(), decision);
         }
     }
 
-    fn set_status(&self, status: AgentStatus) {
-        let store = &self.ctx.parts.store;
-        let id = &self.ctx.spec.id;
-        let result = match store.agent(id) {
-            Ok(Some(_)) => store.set_agent_status(id, status),
-            Ok(None) => {
-                let mut rec = gastown_core::store::AgentRecord::new(id.clone(), self.ctx.spec.role);
-                rec.status = status;
-                store.upsert_agent(&rec)
-            }
-            Err(e) => Err(e),
-        };
-        if let Err(e) = result {
-            tracing::warn!(agent = %id, error = %e, "recording agent status");
+    /// Begins a run with `decision`: the agent is `working` until it ends.
+    fn begin_run(&mut self, myself: &ActorRef<AgentMsg>, decision: EnsureDecision, prewarm: bool) {
+        if !prewarm {
+            self.record_decision(decision);
         }
-        self.ctx
-            .publish(crate::events::TownEvent::AgentStatusChanged { status });
+        // After a configuration change the resumed session gets the new model recorded,
+        // whether or not a server was running.
+        let push_model = std::mem::take(&mut self.spec_changed);
+        let started = self.waiters.iter().map(|w| w.requested).min();
+        let (machine, _first) = StartRun::begin(self.ctx.parts.options.retry);
+        // The cache: a running server (only after a model change) is carried into the run;
+        // the sdk phase keeps it when only the models differ, replaces it otherwise.
+        let carried = self.take_live();
+        self.mode = Mode::Starting(Box::new(Run {
+            id: self.next_id(),
+            decision,
+            started: started.unwrap_or_else(Instant::now),
+            progress: StartProgress {
+                known_session: carried.as_ref().and(self.session_id.clone()),
+                sdk: carried,
+                push_model,
+                ..StartProgress::default()
+            },
+            machine,
+            prewarm,
+            attempt: None,
+        }));
+        self.set_status(AgentStatus::Working);
+        self.spawn_attempt(myself);
     }
 
-    fn on_browse_done(&mut self, outcomes: Vec<BrowseOutcome>) {
-        self.browse_running = false;
-        let failed: Vec<_> = outcomes
-            .iter()
-            .filter_map(|o| match &o.state {
-                BrowseState::Failed(e) => Some(format!("{}: {e}", o.rig.id)),
-                _ => None,
-            })
-            .collect();
-        self.browse = Some(if failed.is_empty() {
-            BrowseState::Ready
-        } else {
-            BrowseState::Failed(failed.join("; "))
-        });
-    }
-
-    fn on_send(&self, text: String, reply: RpcReplyPort<Result<String>>) {
-        let (Some(live), Some(session_id)) = (&self.live, &self.session_id) else {
-            let _ = reply.send(Err(Error::NotRunning {
-                agent: self.ctx.spec.id.clone(),
-            }));
+    /// Runs the machine's current attempt under its phase's timeout in its own task
+    /// (`phases::spawn_attempt`), which reports back with [`AgentMsg::AttemptDone`].
+    fn spawn_attempt(&mut self, myself: &ActorRef<AgentMsg>) {
+        let Mode::Starting(run) = &mut self.mode else {
             return;
         };
-        let client = live.client.clone();
-        let session_id = session_id.clone();
-        let model = gastown_core::ModelRef::parse(&self.ctx.spec.model);
-        let store = self.ctx.parts.store.clone();
-        let id = self.ctx.spec.id.clone();
-        let clock = self.ctx.parts.clock;
-        let ctx = self.ctx.clone();
-        // The SDK round trip runs outside the mailbox.
-        tokio::spawn(async move {
-            let result = async {
-                let model = model?;
-                let message_id = client.send_no_reply(&session_id, &model, &text).await?;
-                // A user message is mayor activity (the idle-stop rule reads it).
-                store.touch_activity(&id, clock.now_ms())?;
-                Ok::<_, gastown_core::Error>(message_id)
-            }
-            .await;
-            if result.is_ok() {
-                // An accepted user message is a turn boundary too.
-                drain::spawn_snapshot(ctx);
-            }
-            let _ = reply.send(result.map_err(Error::Core));
-        });
+        let phase = run.machine.phase();
+        run.attempt = Some(phases::spawn_attempt(
+            self.ctx.clone(),
+            run.progress.clone(),
+            phase,
+            run.machine.attempt(),
+            self.ctx.parts.options.timeout(phase),
+            move |ctx, progress| async move { run_phase(phase, &ctx, progress).await },
+            AgentMsg::attempt_report(myself.clone(), run.id),
+        ));
     }
 
-    /// Answers every waiter with [`Error::Stopped`], aborts the attempt in flight and
-    /// takes every server this agent holds — running, held by a start in flight, or still
-    /// booting — for the caller to stop. The agent is `Draining` afterwards.
-    fn abandon_all(&mut self) -> Vec<Server> {
-        let mut servers = Vec::new();
+    fn on_retry(&mut self, myself: &ActorRef<AgentMsg>, run_id: u64) {
+        if matches!(&self.mode, Mode::Starting(run) if run.id == run_id) {
+            self.spawn_attempt(myself);
+        }
+    }
+
+    /// Feeds an attempt's outcome to the run's machine and does what it says next.
+    fn on_attempt_done(&mut self, myself: &ActorRef<AgentMsg>, run_id: u64, done: AttemptDone) {
+        let Mode::Starting(run) = &mut self.mode else {
+            return self.free_late(done);
+        };
+        if run.id != run_id || run.machine.attempt() != done.attempt {
+            return self.free_late(done);
+        }
+        run.attempt = None;
+        let now = run.started.elapsed();
+        let (outcome, failure) = match done.result {
+            Ok(progress) => {
+                run.progress = progress;
+                let started_at = done.started.saturating_duration_since(run.started);
+                let took = done.elapsed;
+                (AttemptOutcome::Succeeded { started_at, took }, None)
+            }
+            Err(failure) => {
+                let retryable = failure.is_retryable();
+                (AttemptOutcome::Failed { retryable }, Some(failure))
+            }
+        };
+        let step = run.machine.on_attempt(outcome, now);
+        let finished_phase = run.machine.timings().last().copied();
+        let run_id = run.id;
+        match step {
+            RunStep::Attempt { .. } => {
+                if let Some(t) = finished_phase {
+                    telemetry::phase(self.subject(), &t);
+                }
+                self.spawn_attempt(myself)
+            }
+            RunStep::RetryAfter { phase, backoff, .. } => {
+                tracing::warn!(
+                    town = %self.ctx.parts.town, agent = %self.ctx.spec.id, phase = %phase,
+                    error = %failure.as_ref().map(ToString::to_string).unwrap_or_default(),
+                    backoff_ms = backoff.as_millis() as u64, "phase failed; retrying"
+                );
+                myself.send_after(backoff, move || AgentMsg::RetryPhase { run_id });
+            }
+            RunStep::Finished { timings } => self.finish_run(myself, timings),
+            RunStep::Failed { phase, attempts } => {
+                let cause = failure.unwrap_or(PhaseFailure::Panicked(
+                    "the run was already over".to_owned(),
+                ));
+                self.fail_run(phase, attempts, cause)
+            }
+        }
+    }
+
+    /// The session phase ended the run: the agent is recorded and live, and every waiter
+    /// gets a report.
+    fn finish_run(&mut self, myself: &ActorRef<AgentMsg>, phases: Vec<PhaseTiming>) {
+        let Mode::Starting(run) = std::mem::replace(&mut self.mode, Mode::Idle) else {
+            return;
+        };
+        let run = *run;
+        if let Some(last) = phases.last() {
+            telemetry::phase(self.subject(), last);
+        }
+        let (Some(live), Some(session_id)) = (run.progress.sdk, run.progress.session_id) else {
+            unreachable!("the sdk and session phases fill both");
+        };
+        self.record_started(&live, &session_id);
+        let total_ms = run.started.elapsed().as_millis() as u64;
+        let report = StartupReport {
+            decision: run.decision,
+            prewarmed: run.progress.prewarmed,
+            total_ms,
+            timings: telemetry::run_timings(&phases, self.boot_timings.take(), total_ms),
+            phases,
+            snapshot_fallback: run.progress.snapshot_fallback,
+        };
+        let is_mayor = self.ctx.spec.role == Role::Mayor;
+        if is_mayor && run.prewarm {
+            telemetry::mayor_done(self.subject(), true, report.decision, total_ms);
+        }
+        if is_mayor && !self.waiters.is_empty() {
+            telemetry::mayor_done(self.subject(), false, report.decision, total_ms);
+        }
+        self.session_id = Some(session_id.clone());
+        let endpoint = live.endpoint.clone();
+        self.set_live(myself, live, &session_id);
         for w in self.waiters.drain(..) {
-            let _ = w.reply.send(Err(Error::Stopped));
+            let mut report = report.clone();
+            report.total_ms = w.requested.elapsed().as_millis() as u64;
+            // A caller that joined a boot prewarm already under way got a server it did not
+            // have to start; one whose request booted the container paid for all of it.
+            report.prewarmed |= run.prewarm && w.requested > run.started;
+            let _ = w.reply.send(Ok(MayorReady {
+                endpoint: endpoint.clone(),
+                session_id: session_id.clone(),
+                report,
+            }));
+        }
+        for b in self.boot_waiters.drain(..) {
+            let _ = b.send(true);
+        }
+        if is_mayor {
+            self.start_browse_refresh(myself);
+        }
+    }
+
+    /// A phase failed past its retry budget: the agent is `dead`, the half-started server
+    /// goes, and every waiter gets the [`StartError`] naming the phase.
+    fn fail_run(&mut self, phase: StartupPhase, attempts: u32, cause: PhaseFailure) {
+        let Mode::Starting(run) = std::mem::replace(&mut self.mode, Mode::Idle) else {
+            return;
+        };
+        if let Some(server) = run.abandon() {
+            let grace = self.ctx.parts.options.stop_grace;
+            tokio::spawn(async move { stop_server(server.as_ref(), grace).await });
+        }
+        self.set_status(AgentStatus::Dead);
+        tracing::error!(
+            town = %self.ctx.parts.town, agent = %self.ctx.spec.id, phase = %phase,
+            attempts, error = %cause, "agent start failed"
+        );
+        let err = Arc::new(StartError {
+            agent: self.ctx.spec.id.clone(),
+            phase,
+            attempts,
+            cause,
+        });
+        for w in self.waiters.drain(..) {
+            let _ = w.reply.send(Err(Error::Start(err.clone())));
         }
         for b in self.boot_waiters.drain(..) {
             let _ = b.send(false);
         }
-        if let Mode::Starting(run) = std::mem::replace(&mut self.mode, Mode::Draining) {
-            servers.extend(run.abandon());
-        }
-        servers.extend(self.take_live().map(|l| l.process));
-        self.turn = None;
-        self.turn_pending.store(false, Ordering::SeqCst);
-        servers.extend(self.ctx.booting.lock().take());
-        servers
     }
 }
-
-/// The store key prefix of an agent's SDK server password (`sdk_password/<agent>`).
-const SDK_PASSWORD_KEY: &str = "sdk_password";
-
-/// An SDK server process to stop: a running one, or one its sdk phase is still booting.
-type Server = std::sync::Arc<dyn gastown_core::ProcessHandle>;

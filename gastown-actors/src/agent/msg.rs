@@ -2,7 +2,7 @@
 //! spawned tasks (phase attempts, probes, the SDK event watcher) report back.
 
 use gastown_core::policy::ServerObservation;
-use ractor::RpcReplyPort;
+use ractor::{ActorRef, MessagingErr, RpcReplyPort};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
@@ -94,6 +94,27 @@ pub(crate) enum AgentMsg {
         /// Which turn.
         turn_id: u64,
     },
+}
+
+impl AgentMsg {
+    /// The callback attempts of run `run_id` report through (`phases::spawn_attempt`): it
+    /// casts [`AgentMsg::AttemptDone`] to `me`. When the agent is gone it gives the outcome
+    /// back, so the attempt stops the server it started; any other send error carries no
+    /// message, and nothing is left to free.
+    pub(crate) fn attempt_report(
+        me: ActorRef<AgentMsg>,
+        run_id: u64,
+    ) -> impl FnOnce(AttemptDone) -> std::result::Result<(), Box<AttemptDone>> + Send + 'static
+    {
+        move |done| {
+            let done = Box::new(done);
+            me.cast(AgentMsg::AttemptDone { run_id, done })
+                .or_else(|e| match e {
+                    MessagingErr::SendErr(AgentMsg::AttemptDone { done, .. }) => Err(done),
+                    _ => Ok(()),
+                })
+        }
+    }
 }
 
 /// A request for an agent's session, forwarded as it is from the handle to the agent.

@@ -1,4 +1,5 @@
-//! Real turns: a prompt sent to the agent's session (`POST /session/{id}/prompt_async`),
+//! The agent's session: a user message recorded without a turn (`noReply`), and real
+//! turns: a prompt sent to the agent's session (`POST /session/{id}/prompt_async`),
 //! the statuses it moves through (`working` during the turn; `waiting` for a mayor and
 //! `idle` for a worker after it), and the town's limits on a turn that fails upstream:
 //! kilo 7.7.9 retries a provider's 5xx and 429 answers without end, so after
@@ -8,12 +9,12 @@
 
 use std::sync::atomic::Ordering;
 
-use gastown_core::{AgentStatus, Role};
+use gastown_core::AgentStatus;
 use ractor::{ActorRef, RpcReplyPort};
 use tokio::time::Instant;
 
 use super::watch::TurnSignal;
-use super::{AgentMsg, AgentState};
+use super::{AgentMsg, AgentState, SessionRequest};
 use crate::error::{Error, Result};
 use crate::events::TownEvent;
 use crate::turn::MayorTurn;
@@ -36,6 +37,48 @@ pub(super) struct Turn {
 }
 
 impl AgentState {
+    /// A request for the session: a recorded user message or a real turn.
+    pub(super) fn on_session(&mut self, myself: &ActorRef<AgentMsg>, request: SessionRequest) {
+        match request {
+            SessionRequest::NoReply { text, reply } => self.on_send(text, reply),
+            SessionRequest::Prompt { text, reply } => self.on_prompt(myself, text, reply),
+        }
+    }
+
+    /// Records `text` as a user message without an LLM turn (`noReply`), replying with its
+    /// id; the SDK round trip runs in a spawned task. An accepted message is activity and a
+    /// turn boundary (the agent's database is snapshotted).
+    fn on_send(&self, text: String, reply: RpcReplyPort<Result<String>>) {
+        let (Some(live), Some(session_id)) = (&self.live, &self.session_id) else {
+            let _ = reply.send(Err(Error::NotRunning {
+                agent: self.ctx.spec.id.clone(),
+            }));
+            return;
+        };
+        let client = live.client.clone();
+        let session_id = session_id.clone();
+        let model = gastown_core::ModelRef::parse(&self.ctx.spec.model);
+        let store = self.ctx.parts.store.clone();
+        let id = self.ctx.spec.id.clone();
+        let clock = self.ctx.parts.clock;
+        let ctx = self.ctx.clone();
+        tokio::spawn(async move {
+            let result = async {
+                let model = model?;
+                let message_id = client.send_no_reply(&session_id, &model, &text).await?;
+                // A user message is mayor activity (the idle-stop rule reads it).
+                store.touch_activity(&id, clock.now_ms())?;
+                Ok::<_, gastown_core::Error>(message_id)
+            }
+            .await;
+            if result.is_ok() {
+                // An accepted user message is a turn boundary too.
+                super::drain::spawn_snapshot(ctx);
+            }
+            let _ = reply.send(result.map_err(Error::Core));
+        });
+    }
+
     /// Sends `text` as a real turn, replying with the [`MayorTurn`] once the SDK server
     /// accepted it; the send runs in a spawned task.
     pub(super) fn on_prompt(
@@ -215,21 +258,5 @@ impl AgentState {
         self.set_status(self.resting_status());
         self.snapshot_at_turn_boundary();
         super::work::spawn_work_check(&self.ctx);
-    }
-
-    /// `waiting` for a mayor (alive, awaiting input: not active work), `idle` for a worker.
-    pub(super) fn resting_status(&self) -> AgentStatus {
-        if self.ctx.spec.role == Role::Mayor {
-            AgentStatus::Waiting
-        } else {
-            AgentStatus::Idle
-        }
-    }
-
-    pub(super) fn touch_activity(&self) {
-        let now = self.ctx.parts.clock.now_ms();
-        if let Err(e) = self.ctx.parts.store.touch_activity(&self.ctx.spec.id, now) {
-            tracing::warn!(agent = %self.ctx.spec.id, error = %e, "recording activity");
-        }
     }
 }

@@ -20,7 +20,7 @@ use ractor::ActorRef;
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
-use super::AgentMsg;
+use super::{AgentMsg, AgentState};
 use crate::context::{AgentContext, LiveSdk};
 use crate::events::TownEvent;
 
@@ -73,9 +73,37 @@ pub(crate) enum TurnSignal {
     Error(TurnError),
 }
 
+impl AgentState {
+    /// Makes `live` the running server (of `session_id`) and starts its event watcher.
+    pub(super) fn set_live(
+        &mut self,
+        myself: &ActorRef<AgentMsg>,
+        live: LiveSdk,
+        session_id: &str,
+    ) {
+        self.take_live();
+        self.watch = Some(spawn(
+            self.ctx.clone(),
+            live.clone(),
+            session_id.to_owned(),
+            myself.clone(),
+            self.turn_pending.clone(),
+        ));
+        self.live = Some(live);
+    }
+
+    /// Takes the running server away, stopping its event watcher with it.
+    pub(super) fn take_live(&mut self) -> Option<LiveSdk> {
+        if let Some(watch) = self.watch.take() {
+            watch.abort();
+        }
+        self.live.take()
+    }
+}
+
 /// Spawns the watcher of `live` for `session_id`. `turn_pending` tells it whether a turn
 /// is in flight (only then does a silent stream make it poll).
-pub(crate) fn spawn(
+fn spawn(
     ctx: AgentContext,
     live: LiveSdk,
     session_id: String,

@@ -11,7 +11,7 @@ use gastown_core::{CommandSpec, ContainerRuntimeExt, Result};
 
 use crate::context::{AgentContext, StartProgress};
 
-pub(super) async fn run(ctx: &AgentContext, mut progress: StartProgress) -> Result<StartProgress> {
+pub(crate) async fn run(ctx: &AgentContext, mut progress: StartProgress) -> Result<StartProgress> {
     let rt = &ctx.parts.runtime;
     let town = &ctx.parts.town;
     let layout = &ctx.layout;

@@ -39,7 +39,7 @@ fn port_taken(output: &str) -> bool {
     .any(|needle| output.contains(needle))
 }
 
-pub(super) async fn run(ctx: &AgentContext, mut progress: StartProgress) -> Result<StartProgress> {
+pub(crate) async fn run(ctx: &AgentContext, mut progress: StartProgress) -> Result<StartProgress> {
     let env = progress
         .env
         .clone()

@@ -6,7 +6,7 @@ use gastown_core::Result;
 
 use crate::context::{AgentContext, LiveSdk, StartProgress};
 
-pub(super) async fn run(ctx: &AgentContext, mut progress: StartProgress) -> Result<StartProgress> {
+pub(crate) async fn run(ctx: &AgentContext, mut progress: StartProgress) -> Result<StartProgress> {
     let live = progress
         .sdk
         .as_ref()

@@ -10,7 +10,7 @@ use gastown_core::Result;
 
 use crate::context::{AgentContext, StartProgress};
 
-pub(super) async fn run(ctx: &AgentContext, mut progress: StartProgress) -> Result<StartProgress> {
+pub(crate) async fn run(ctx: &AgentContext, mut progress: StartProgress) -> Result<StartProgress> {
     if let Some((chain, var)) = &ctx.parts.credentials {
         let resolution = chain.resolve().await;
         tracing::debug!(

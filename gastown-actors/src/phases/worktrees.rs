@@ -63,7 +63,7 @@ pub(crate) const BRANCH_EXISTS: &str = "the bead's branch already exists";
 const GITCONFIG: &str =
     "[safe]\n\tdirectory = *\n[user]\n\tname = gastown\n\temail = gastown@localhost\n";
 
-pub(super) async fn run(ctx: &AgentContext, progress: StartProgress) -> Result<StartProgress> {
+pub(crate) async fn run(ctx: &AgentContext, progress: StartProgress) -> Result<StartProgress> {
     if progress.sdk.is_some() {
         // A running server carried into this run (a model change) was started in this
         // workspace: it exists, with the polecat's worktree.
