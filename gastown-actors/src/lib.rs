@@ -44,6 +44,38 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+/// The part of `impl ractor::Actor` every actor of this crate shares: its message, state
+/// and argument types; a `pre_start` that makes the state from the arguments with the
+/// state's `new` (which does no fallible I/O, so spawning an actor fails only in ractor);
+/// and a `handle` that gives each message to the state's own
+/// `async fn handle(&mut self, myself: &ActorRef<Msg>, msg: Msg)`, which owns the match.
+/// Textually first, so that every module below can use it.
+macro_rules! actor_core {
+    ($msg:ty, $state:ty, $args:ty) => {
+        type Msg = $msg;
+        type State = $state;
+        type Arguments = $args;
+
+        async fn pre_start(
+            &self,
+            _myself: ractor::ActorRef<$msg>,
+            args: $args,
+        ) -> std::result::Result<$state, ractor::ActorProcessingErr> {
+            Ok(<$state>::new(args))
+        }
+
+        async fn handle(
+            &self,
+            myself: ractor::ActorRef<$msg>,
+            msg: $msg,
+            state: &mut $state,
+        ) -> std::result::Result<(), ractor::ActorProcessingErr> {
+            state.handle(&myself, msg).await;
+            Ok(())
+        }
+    };
+}
+
 mod agent;
 mod alarm;
 #[doc(hidden)]

@@ -56,67 +56,7 @@ use crate::telemetry;
 pub(crate) struct AgentActor;
 
 impl Actor for AgentActor {
-    type Msg = AgentMsg;
-    type State = AgentState;
-    type Arguments = AgentContext;
-
-    async fn pre_start(
-        &self,
-        _myself: ActorRef<Self::Msg>,
-        ctx: AgentContext,
-    ) -> std::result::Result<Self::State, ActorProcessingErr> {
-        Ok(AgentState::new(ctx))
-    }
-
-    async fn handle(
-        &self,
-        myself: ActorRef<Self::Msg>,
-        msg: Self::Msg,
-        state: &mut Self::State,
-    ) -> std::result::Result<(), ActorProcessingErr> {
-        match msg {
-            AgentMsg::Ensure(spec, waiter) => {
-                state.set_spec(*spec);
-                state.on_ensure(&myself, waiter);
-            }
-            AgentMsg::AttemptDone { run_id, done } => state.on_attempt_done(&myself, run_id, *done),
-            AgentMsg::RetryPhase { run_id } => state.on_retry(&myself, run_id),
-            AgentMsg::ProbeDone { probe_id, server } => {
-                state.on_probe_done(&myself, probe_id, server)
-            }
-            AgentMsg::AdoptDone(live) => state.on_adopt_done(&myself, live),
-            AgentMsg::Prewarm {
-                spec,
-                done,
-                registered,
-                registry_fetch_ms,
-            } => {
-                state.set_spec(*spec);
-                state.boot_timings = Some((registered, registry_fetch_ms));
-                state.on_prewarm(&myself, done);
-            }
-            AgentMsg::BrowseDone(outcomes) => state.on_browse_done(outcomes),
-            AgentMsg::Session(request) => state.on_session(&myself, request),
-            AgentMsg::Info(reply) => {
-                let _ = reply.send(state.info());
-            }
-            AgentMsg::HealthCheck => {
-                if let (Mode::Idle, Some(live)) = (&state.mode, state.live.clone()) {
-                    state.begin_probe(&myself, live);
-                }
-            }
-            AgentMsg::ContainerLost => {
-                // The processes died with the container; the handle would only lie.
-                state.take_live();
-            }
-            AgentMsg::Drain(reply) => state.on_drain(reply),
-            AgentMsg::PrepareForPause(reply) => state.on_prepare_for_pause(reply),
-            AgentMsg::Turn(signal) => state.on_turn_signal(&myself, signal),
-            AgentMsg::TurnTimeout { turn_id } => state.on_turn_timeout(&myself, turn_id),
-            AgentMsg::TurnRefused { turn_id } => state.on_turn_refused(turn_id),
-        }
-        Ok(())
-    }
+    actor_core!(AgentMsg, AgentState, AgentContext);
 
     async fn post_stop(
         &self,
@@ -150,6 +90,54 @@ pub(crate) async fn run_phase(
 }
 
 impl AgentState {
+    /// Handles one message: the ensure path first (an ensure, an attempt reporting back,
+    /// a retry, a probe, an adoption), then boot hydration, the session and the drain.
+    async fn handle(&mut self, myself: &ActorRef<AgentMsg>, msg: AgentMsg) {
+        match msg {
+            AgentMsg::Ensure(spec, waiter) => {
+                self.set_spec(*spec);
+                self.on_ensure(myself, waiter);
+            }
+            AgentMsg::AttemptDone { run_id, done } => self.on_attempt_done(myself, run_id, *done),
+            AgentMsg::RetryPhase { run_id } => self.on_retry(myself, run_id),
+            AgentMsg::ProbeDone { probe_id, server } => {
+                self.on_probe_done(myself, probe_id, server)
+            }
+            AgentMsg::AdoptDone(live) => self.on_adopt_done(myself, live),
+            AgentMsg::Prewarm {
+                spec,
+                done,
+                registered,
+                registry_fetch_ms,
+            } => {
+                self.set_spec(*spec);
+                self.boot_timings = Some((registered, registry_fetch_ms));
+                self.on_prewarm(myself, done);
+            }
+            AgentMsg::BrowseDone(outcomes) => self.on_browse_done(outcomes),
+            AgentMsg::Session(request) => self.on_session(myself, request),
+            AgentMsg::Info(reply) => {
+                let _ = reply.send(self.info());
+            }
+            AgentMsg::HealthCheck => {
+                if let (Mode::Idle, Some(live)) = (&self.mode, self.live.clone()) {
+                    self.begin_probe(myself, live);
+                }
+            }
+            AgentMsg::ContainerLost => {
+                // The processes died with the container; the handle would only lie.
+                self.take_live();
+            }
+            AgentMsg::Drain(reply) => self.on_drain(reply),
+            AgentMsg::PrepareForPause(reply) => self.on_prepare_for_pause(reply),
+            AgentMsg::Turn(signal) => self.on_turn_signal(myself, signal),
+            AgentMsg::TurnTimeout { turn_id } => self.on_turn_timeout(myself, turn_id),
+            AgentMsg::TurnRefused { turn_id } => self.on_turn_refused(turn_id),
+        }
+    }
+
+    /// A caller wants the agent ready: refused while draining, joins a start, probe or
+    /// adoption in flight, else begins the one the decision tree picks.
     fn on_ensure(&mut self, myself: &ActorRef<AgentMsg>, waiter: Waiter) {
         match &self.mode {
             Mode::Draining => {
@@ -246,6 +234,8 @@ impl AgentState {
         ));
     }
 
+    /// A retry's backoff ended: the run's current phase is attempted again (a late retry
+    /// of an abandoned run does nothing).
     fn on_retry(&mut self, myself: &ActorRef<AgentMsg>, run_id: u64) {
         if matches!(&self.mode, Mode::Starting(run) if run.id == run_id) {
             self.spawn_attempt(myself);

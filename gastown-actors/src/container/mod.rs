@@ -133,119 +133,7 @@ pub(crate) struct ContainerState {
 pub(crate) struct ContainerActor;
 
 impl Actor for ContainerActor {
-    type Msg = ContainerMsg;
-    type State = ContainerState;
-    type Arguments = ContainerArgs;
-
-    async fn pre_start(
-        &self,
-        _myself: ActorRef<Self::Msg>,
-        args: ContainerArgs,
-    ) -> std::result::Result<Self::State, ActorProcessingErr> {
-        Ok(ContainerState {
-            parts: args.parts,
-            options: args.options,
-            mayor: args.mayor,
-            agents: HashMap::new(),
-            pending: Vec::new(),
-            warmups: Vec::new(),
-            ensuring: false,
-            gate: Gate::Down,
-            draining: false,
-            parked_drain: None,
-            boot_seq: 0,
-        })
-    }
-
-    async fn handle(
-        &self,
-        myself: ActorRef<Self::Msg>,
-        msg: Self::Msg,
-        state: &mut Self::State,
-    ) -> std::result::Result<(), ActorProcessingErr> {
-        match msg {
-            ContainerMsg::EnsureAgent {
-                spec,
-                reply,
-                requested,
-                woke_ms,
-            } => {
-                if state.draining {
-                    let _ = reply.send(Err(Error::Stopped));
-                    return Ok(());
-                }
-                if spec.role == Role::Mayor {
-                    state.mayor = spec.clone();
-                }
-                state.pending.push((
-                    spec,
-                    Waiter {
-                        reply,
-                        requested,
-                        woke_ms,
-                    },
-                ));
-                state.ensure_container(&myself);
-            }
-            ContainerMsg::WarmUp(reply) => {
-                if state.draining {
-                    let _ = reply.send(Err(Error::Stopped));
-                    return Ok(());
-                }
-                state.warmups.push(reply);
-                state.ensure_container(&myself);
-            }
-            ContainerMsg::SetMayorSpec(spec) => state.mayor = spec,
-            ContainerMsg::ContainerEnsured(result) => state.on_ensured(&myself, result).await,
-            ContainerMsg::GateOpen(boot, report, others) => {
-                if boot == state.boot_seq && !state.draining {
-                    state.on_gate_open(&myself, *report, others).await
-                }
-            }
-            ContainerMsg::Session { agent, request } => match state.agents.get(&agent) {
-                Some(actor) => {
-                    if let Err(e) = actor.cast(AgentMsg::Session(request)) {
-                        tracing::warn!(agent = %agent, error = %e, "agent actor unreachable");
-                    }
-                }
-                None => request.refuse(Error::NotRunning { agent }),
-            },
-            ContainerMsg::AgentInfo { agent, reply } => match state.agents.get(&agent) {
-                Some(actor) => {
-                    let actor = actor.clone();
-                    tokio::spawn(async move {
-                        let info = actor.call(AgentMsg::Info, None).await;
-                        let _ = reply.send(match info {
-                            Ok(CallResult::Success(info)) => Some(info),
-                            _ => None,
-                        });
-                    });
-                }
-                None => {
-                    let _ = reply.send(None);
-                }
-            },
-            ContainerMsg::Pause(reply) => state.on_pause(reply),
-            ContainerMsg::Resume(reply) => {
-                let rt = state.parts.runtime.clone();
-                let town = state.parts.town.clone();
-                tokio::spawn(async move {
-                    let _ = reply.send(rt.resume(&town).await.map_err(Error::Core));
-                });
-            }
-            ContainerMsg::HealthCheck => {
-                for agent in state.agents.values() {
-                    let _ = agent.cast(AgentMsg::HealthCheck);
-                }
-            }
-            ContainerMsg::IsWarm(reply) => {
-                let _ = reply.send(matches!(state.gate, Gate::Open(_)) && !state.draining);
-            }
-            ContainerMsg::ExitAgent { agent } => state.on_exit_agent(agent),
-            ContainerMsg::Drain { reason, reply } => state.on_drain(&myself, reason, reply).await,
-        }
-        Ok(())
-    }
+    actor_core!(ContainerMsg, ContainerState, ContainerArgs);
 
     async fn handle_supervisor_evt(
         &self,
@@ -290,6 +178,111 @@ impl Actor for ContainerActor {
 }
 
 impl ContainerState {
+    /// Handles one message: an agent request (the container is started first), the
+    /// runtime's start returning, the gate opening, a session request, a drain.
+    async fn handle(&mut self, myself: &ActorRef<ContainerMsg>, msg: ContainerMsg) {
+        match msg {
+            ContainerMsg::EnsureAgent {
+                spec,
+                reply,
+                requested,
+                woke_ms,
+            } => {
+                if self.draining {
+                    let _ = reply.send(Err(Error::Stopped));
+                    return;
+                }
+                if spec.role == Role::Mayor {
+                    self.mayor = spec.clone();
+                }
+                self.pending.push((
+                    spec,
+                    Waiter {
+                        reply,
+                        requested,
+                        woke_ms,
+                    },
+                ));
+                self.ensure_container(myself);
+            }
+            ContainerMsg::WarmUp(reply) => {
+                if self.draining {
+                    let _ = reply.send(Err(Error::Stopped));
+                    return;
+                }
+                self.warmups.push(reply);
+                self.ensure_container(myself);
+            }
+            ContainerMsg::SetMayorSpec(spec) => self.mayor = spec,
+            ContainerMsg::ContainerEnsured(result) => self.on_ensured(myself, result).await,
+            ContainerMsg::GateOpen(boot, report, others) => {
+                if boot == self.boot_seq && !self.draining {
+                    self.on_gate_open(myself, *report, others).await
+                }
+            }
+            ContainerMsg::Session { agent, request } => match self.agents.get(&agent) {
+                Some(actor) => {
+                    if let Err(e) = actor.cast(AgentMsg::Session(request)) {
+                        tracing::warn!(agent = %agent, error = %e, "agent actor unreachable");
+                    }
+                }
+                None => request.refuse(Error::NotRunning { agent }),
+            },
+            ContainerMsg::AgentInfo { agent, reply } => match self.agents.get(&agent) {
+                Some(actor) => {
+                    let actor = actor.clone();
+                    tokio::spawn(async move {
+                        let info = actor.call(AgentMsg::Info, None).await;
+                        let _ = reply.send(match info {
+                            Ok(CallResult::Success(info)) => Some(info),
+                            _ => None,
+                        });
+                    });
+                }
+                None => {
+                    let _ = reply.send(None);
+                }
+            },
+            ContainerMsg::Pause(reply) => self.on_pause(reply),
+            ContainerMsg::Resume(reply) => {
+                let rt = self.parts.runtime.clone();
+                let town = self.parts.town.clone();
+                tokio::spawn(async move {
+                    let _ = reply.send(rt.resume(&town).await.map_err(Error::Core));
+                });
+            }
+            ContainerMsg::HealthCheck => {
+                for agent in self.agents.values() {
+                    let _ = agent.cast(AgentMsg::HealthCheck);
+                }
+            }
+            ContainerMsg::IsWarm(reply) => {
+                let _ = reply.send(matches!(self.gate, Gate::Open(_)) && !self.draining);
+            }
+            ContainerMsg::ExitAgent { agent } => self.on_exit_agent(agent),
+            ContainerMsg::Drain { reason, reply } => self.on_drain(myself, reason, reply).await,
+        }
+    }
+}
+
+impl ContainerState {
+    /// A state with no container yet: no agents, nothing pending, the gate down.
+    fn new(args: ContainerArgs) -> Self {
+        Self {
+            parts: args.parts,
+            options: args.options,
+            mayor: args.mayor,
+            agents: HashMap::new(),
+            pending: Vec::new(),
+            warmups: Vec::new(),
+            ensuring: false,
+            gate: Gate::Down,
+            draining: false,
+            parked_drain: None,
+            boot_seq: 0,
+        }
+    }
+
     /// Re-asserts the container (idempotent start/adopt) once for all queued requests, so a
     /// container killed from outside is noticed and replaced here.
     fn ensure_container(&mut self, myself: &ActorRef<ContainerMsg>) {

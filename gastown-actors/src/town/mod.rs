@@ -321,21 +321,10 @@ pub(crate) struct TownState {
     alarm: AlarmTimer,
 }
 
-/// One town's actor.
-#[derive(Debug)]
-pub(crate) struct TownActor;
-
-impl Actor for TownActor {
-    type Msg = TownMsg;
-    type State = TownState;
-    type Arguments = TownArgs;
-
-    async fn pre_start(
-        &self,
-        _myself: ActorRef<Self::Msg>,
-        args: TownArgs,
-    ) -> std::result::Result<Self::State, ActorProcessingErr> {
-        Ok(TownState {
+impl TownState {
+    /// A running town with no container yet: nothing parked, no shutdown, no pause.
+    fn new(args: TownArgs) -> Self {
+        Self {
             parts: args.parts,
             mayor: args.mayor,
             container_options: args.container_options,
@@ -349,8 +338,16 @@ impl Actor for TownActor {
             parked: Vec::new(),
             stop_retry: false,
             alarm: AlarmTimer::default(),
-        })
+        }
     }
+}
+
+/// One town's actor.
+#[derive(Debug)]
+pub(crate) struct TownActor;
+
+impl Actor for TownActor {
+    actor_core!(TownMsg, TownState, TownArgs);
 
     async fn post_start(
         &self,
@@ -365,146 +362,6 @@ impl Actor for TownActor {
         if crate::reconcile::has_work_waiting(&state.parts.store) {
             // Workers to resume or events to apply: the reconciler runs soon.
             state.hurry_tick(&myself);
-        }
-        Ok(())
-    }
-
-    async fn handle(
-        &self,
-        myself: ActorRef<Self::Msg>,
-        msg: Self::Msg,
-        state: &mut Self::State,
-    ) -> std::result::Result<(), ActorProcessingErr> {
-        if (state.idle_stopping || state.pausing_or_waking) && msg.waits_for_idle_stop() {
-            state.parked.push(msg);
-            return Ok(());
-        }
-        if state.paused_since.is_some() && msg.wakes_the_town() {
-            state.parked.push(msg);
-            state.begin_wake(&myself);
-            return Ok(());
-        }
-        match msg {
-            TownMsg::EnsureMayor(reply) => {
-                let spec = state.mayor.clone();
-                state.ensure_agent(&myself, spec, reply).await;
-            }
-            TownMsg::AgentSession { agent, request } => match &state.container {
-                Some(c) if !state.shutting_down => {
-                    let _ = c.cast(ContainerMsg::Session { agent, request });
-                }
-                _ => request.refuse(Error::NotRunning { agent }),
-            },
-            TownMsg::Sling { bead, rig, reply } => state.on_sling(&myself, bead, rig, reply),
-            TownMsg::ExitAgent { agent } => {
-                if let Some(c) = &state.container {
-                    let _ = c.cast(ContainerMsg::ExitAgent { agent });
-                }
-            }
-            TownMsg::AgentInfo { agent, reply } => match &state.container {
-                Some(c) => {
-                    let _ = c.cast(ContainerMsg::AgentInfo { agent, reply });
-                }
-                None => {
-                    let _ = reply.send(None);
-                }
-            },
-            TownMsg::StartAgent { spec, reply } => {
-                state.ensure_agent(&myself, spec, reply).await;
-            }
-            TownMsg::WarmUp(reply) => {
-                if state.shutting_down {
-                    let _ = reply.send(Err(Error::Stopped));
-                    return Ok(());
-                }
-                match state.container(&myself).await {
-                    Ok(c) => {
-                        let _ = c.cast(ContainerMsg::WarmUp(reply));
-                    }
-                    Err(e) => {
-                        let _ = reply.send(Err(e));
-                    }
-                }
-            }
-            TownMsg::UpdateMayorModel {
-                model,
-                small_model,
-                reply,
-            } => {
-                let mut spec = state.mayor.clone();
-                spec.model = model;
-                if let Some(small) = small_model {
-                    spec.small_model = small;
-                }
-                let checked = gastown_core::ModelRef::parse(&spec.model)
-                    .and_then(|_| gastown_core::ModelRef::parse(&spec.small_model));
-                match checked {
-                    Ok(_) => {
-                        state.mayor = spec.clone();
-                        if let Some(c) = &state.container {
-                            let _ = c.cast(ContainerMsg::SetMayorSpec(spec));
-                        }
-                        let _ = reply.send(Ok(()));
-                    }
-                    Err(e) => {
-                        let _ = reply.send(Err(e.into()));
-                    }
-                }
-            }
-            TownMsg::Tick(generation) => {
-                // A tick rescheduled sooner (`hurry_tick`) leaves its old timer behind.
-                if generation == state.alarm.generation {
-                    state.alarm.due = None;
-                    state.on_tick(&myself);
-                }
-            }
-            TownMsg::TickDone(plan) => state.on_tick_done(&myself, plan).await,
-            TownMsg::IdleStopDone(result) => state.on_idle_stop_done(&myself, result),
-            TownMsg::PauseDone(result) => state.on_pause_done(&myself, result),
-            TownMsg::WakeDone(result) => state.on_wake_done(&myself, result),
-            TownMsg::WakeReplayed => state.wake_report = None,
-            TownMsg::StopPaused => state.on_stop_paused(&myself).await,
-            TownMsg::Shutdown(reply) => {
-                // Every caller (handles are clones) is answered when the one drain ends.
-                state.shutdown_waiters.push(reply);
-                if state.shutting_down {
-                    return Ok(());
-                }
-                state.shutting_down = true;
-                let container = state.container.take();
-                let me = myself.clone();
-                tokio::spawn(async move {
-                    let result = match &container {
-                        Some(c) => Error::from_call(
-                            c.call(
-                                |reply| ContainerMsg::Drain {
-                                    reason: StopReason::Shutdown,
-                                    reply,
-                                },
-                                None,
-                            )
-                            .await,
-                            "container",
-                        ),
-                        None => Ok(()),
-                    };
-                    if let Some(c) = container {
-                        let _ = c.stop_and_wait(None, None).await;
-                    }
-                    let _ = me.cast(TownMsg::ShutdownDone(result));
-                });
-            }
-            TownMsg::ShutdownDone(result) => {
-                // One error, shared by every caller.
-                let result = result.map_err(Arc::new);
-                for w in std::mem::take(&mut state.shutdown_waiters) {
-                    let _ = w.send(result.clone().map_err(|source| Error::Drain {
-                        town: state.parts.town.to_string(),
-                        source,
-                    }));
-                }
-                myself.stop(None);
-            }
         }
         Ok(())
     }
@@ -537,6 +394,144 @@ impl Actor for TownActor {
             let _ = child.stop_and_wait(None, None).await;
         }
         Ok(())
+    }
+}
+
+impl TownState {
+    /// Handles one message. While the town stops idle, pauses or wakes, requests are
+    /// parked and replayed after; a request to a paused town wakes it first.
+    async fn handle(&mut self, myself: &ActorRef<TownMsg>, msg: TownMsg) {
+        if (self.idle_stopping || self.pausing_or_waking) && msg.waits_for_idle_stop() {
+            self.parked.push(msg);
+            return;
+        }
+        if self.paused_since.is_some() && msg.wakes_the_town() {
+            self.parked.push(msg);
+            self.begin_wake(myself);
+            return;
+        }
+        match msg {
+            TownMsg::EnsureMayor(reply) => {
+                let spec = self.mayor.clone();
+                self.ensure_agent(myself, spec, reply).await;
+            }
+            TownMsg::AgentSession { agent, request } => match &self.container {
+                Some(c) if !self.shutting_down => {
+                    let _ = c.cast(ContainerMsg::Session { agent, request });
+                }
+                _ => request.refuse(Error::NotRunning { agent }),
+            },
+            TownMsg::Sling { bead, rig, reply } => self.on_sling(myself, bead, rig, reply),
+            TownMsg::ExitAgent { agent } => {
+                if let Some(c) = &self.container {
+                    let _ = c.cast(ContainerMsg::ExitAgent { agent });
+                }
+            }
+            TownMsg::AgentInfo { agent, reply } => match &self.container {
+                Some(c) => {
+                    let _ = c.cast(ContainerMsg::AgentInfo { agent, reply });
+                }
+                None => {
+                    let _ = reply.send(None);
+                }
+            },
+            TownMsg::StartAgent { spec, reply } => {
+                self.ensure_agent(myself, spec, reply).await;
+            }
+            TownMsg::WarmUp(reply) => {
+                if self.shutting_down {
+                    let _ = reply.send(Err(Error::Stopped));
+                    return;
+                }
+                match self.container(myself).await {
+                    Ok(c) => {
+                        let _ = c.cast(ContainerMsg::WarmUp(reply));
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                    }
+                }
+            }
+            TownMsg::UpdateMayorModel {
+                model,
+                small_model,
+                reply,
+            } => {
+                let mut spec = self.mayor.clone();
+                spec.model = model;
+                if let Some(small) = small_model {
+                    spec.small_model = small;
+                }
+                let checked = gastown_core::ModelRef::parse(&spec.model)
+                    .and_then(|_| gastown_core::ModelRef::parse(&spec.small_model));
+                match checked {
+                    Ok(_) => {
+                        self.mayor = spec.clone();
+                        if let Some(c) = &self.container {
+                            let _ = c.cast(ContainerMsg::SetMayorSpec(spec));
+                        }
+                        let _ = reply.send(Ok(()));
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(e.into()));
+                    }
+                }
+            }
+            TownMsg::Tick(generation) => {
+                // A tick rescheduled sooner (`hurry_tick`) leaves its old timer behind.
+                if generation == self.alarm.generation {
+                    self.alarm.due = None;
+                    self.on_tick(myself);
+                }
+            }
+            TownMsg::TickDone(plan) => self.on_tick_done(myself, plan).await,
+            TownMsg::IdleStopDone(result) => self.on_idle_stop_done(myself, result),
+            TownMsg::PauseDone(result) => self.on_pause_done(myself, result),
+            TownMsg::WakeDone(result) => self.on_wake_done(myself, result),
+            TownMsg::WakeReplayed => self.wake_report = None,
+            TownMsg::StopPaused => self.on_stop_paused(myself).await,
+            TownMsg::Shutdown(reply) => {
+                // Every caller (handles are clones) is answered when the one drain ends.
+                self.shutdown_waiters.push(reply);
+                if self.shutting_down {
+                    return;
+                }
+                self.shutting_down = true;
+                let container = self.container.take();
+                let me = myself.clone();
+                tokio::spawn(async move {
+                    let result = match &container {
+                        Some(c) => Error::from_call(
+                            c.call(
+                                |reply| ContainerMsg::Drain {
+                                    reason: StopReason::Shutdown,
+                                    reply,
+                                },
+                                None,
+                            )
+                            .await,
+                            "container",
+                        ),
+                        None => Ok(()),
+                    };
+                    if let Some(c) = container {
+                        let _ = c.stop_and_wait(None, None).await;
+                    }
+                    let _ = me.cast(TownMsg::ShutdownDone(result));
+                });
+            }
+            TownMsg::ShutdownDone(result) => {
+                // One error, shared by every caller.
+                let result = result.map_err(Arc::new);
+                for w in std::mem::take(&mut self.shutdown_waiters) {
+                    let _ = w.send(result.clone().map_err(|source| Error::Drain {
+                        town: self.parts.town.to_string(),
+                        source,
+                    }));
+                }
+                myself.stop(None);
+            }
+        }
     }
 }
 
