@@ -18,15 +18,21 @@
 //! - `town/`: [`TownHandle`], the embedder's API, beside the TownActor it talks to;
 //! - `container/`: the ContainerActor — container start or adoption, boot hydration
 //!   (mayor first) and the hydration gate, the agents' actors, the drain;
-//! - `agent/`: the AgentActor — `mod.rs` (messages, the ensure decision), `run.rs` (one
-//!   start driven by the pure [`StartRun`](gastown_core::policy::StartRun) machine),
-//!   `probe.rs` (confirming a running server), `drain.rs` (stop and snapshot);
-//! - `phases/`: one file per phase, plain async functions on the runtime trait, and the
-//!   supervised attempt that runs one of them (a timeout, a caught panic, an abort).
+//! - `agent/`: the AgentActor — `mod.rs` holds the whole ensure path: the decision, one
+//!   start driven by the pure [`StartRun`](gastown_core::policy::StartRun) machine, and
+//!   `run_phase`, whose arms name each phase's file; beside it `probe.rs` (confirming a
+//!   running server), `drain.rs` (stop and snapshot), `state.rs`, `record.rs`,
+//!   `prewarm.rs`, `browse.rs`, `turn.rs`, `watch.rs`, `work.rs`, `msg.rs`;
+//! - `phases/`: one file per phase, plain async functions on the runtime trait; beside
+//!   them `attempt.rs`, the supervised attempt that runs one of them (a timeout, a caught
+//!   panic, an abort, an outcome reported through a callback).
 //!
 //! Beside the path: `context.rs` (what every phase reads, opened from [`TownOptions`]),
 //! `options.rs`, `error.rs`, [`telemetry`] (the one vocabulary of event names), `alarm.rs`
 //! (the periodic tick), `ready.rs` and `boot.rs` (what callers get back), `clock.rs`.
+//! Each actor's `impl ractor::Actor` takes its types, `pre_start` and `handle` from the
+//! crate's `actor_core!` macro and adds its own lifecycle hooks; the `match` on its
+//! messages is its state's `handle`, in the actor's `mod.rs`.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {

@@ -3,9 +3,10 @@
 //! on slow I/O — requests are forwarded with their reply ports to the ContainerActor, and
 //! shutdown runs in a spawned task.
 //!
-//! A request reads top-down: `TownHandle::ensure_mayor` → [`TownMsg::EnsureMayor`] here →
-//! the ContainerActor (`container.rs`: container start, boot hydration) → the AgentActor
-//! (`agent/`: the five phases) → the phase's own file (`phases/`) → the runtime.
+//! A request reads top-down through four files: `TownHandle::ensure_mayor` →
+//! [`TownMsg::EnsureMayor`] here → the ContainerActor (`container/mod.rs`: container start,
+//! boot hydration) → the AgentActor (`agent/mod.rs`: the decision and the run of the five
+//! phases) → the phase's own file (`phases/<phase>.rs`) → the runtime.
 
 use std::fmt;
 use std::sync::Arc;
