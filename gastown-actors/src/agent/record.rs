@@ -23,8 +23,7 @@ impl AgentState {
         let result = match store.agent(id) {
             Ok(Some(_)) => store.set_agent_status(id, status),
             Ok(None) => {
-                let mut rec = AgentRecord::new(id.clone(), self.ctx.spec.role);
-                rec.status = status;
+                let rec = AgentRecord::with_status(id.clone(), self.ctx.spec.role, status);
                 store.upsert_agent(&rec)
             }
             Err(e) => Err(e),

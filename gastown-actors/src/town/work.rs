@@ -93,8 +93,8 @@ impl TownState {
         bead.rig = Some(rig.clone());
         bead.branch = Some(branch.clone());
         bead.updated_ms = now;
-        let mut agent = AgentRecord::new(polecat.clone(), Role::Polecat);
-        agent.status = AgentStatus::Working;
+        let mut agent =
+            AgentRecord::with_status(polecat.clone(), Role::Polecat, AgentStatus::Working);
         agent.hook = Some(bead.id.to_string());
         agent.heartbeat_ms = Some(now);
         agent.last_activity_ms = Some(now);

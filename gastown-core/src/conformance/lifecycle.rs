@@ -3,8 +3,7 @@
 use std::time::Duration;
 
 use super::support::{
-    assert_not_running, finish, fresh, path, read, sh, skipped, start, status, wait_exit,
-    wait_for_line, SHELL,
+    assert_not_running, finish, fresh, path, read, sh, spawn_stubborn, start, status, wait_exit,
 };
 use super::Capabilities;
 use crate::error::Error;
@@ -193,19 +192,7 @@ pub async fn check_stop_kills_every_process(
             .expect("stop: spawn sleep");
         handles.push(p.handle);
     }
-    // Kept (output and all) until the end, like the sleepers' handles.
-    let _stubborn = if caps.shell {
-        let stubborn = rt
-            .spawn(town, &sh("trap '' TERM; echo ready; sleep 300"))
-            .await
-            .expect("stop: spawn stubborn");
-        let stubborn = wait_for_line(stubborn, "ready").await;
-        handles.push(stubborn.handle.clone());
-        Some(stubborn)
-    } else {
-        skipped("stop: a process ignoring TERM", SHELL);
-        None
-    };
+    let _stubborn = spawn_stubborn(rt, town, caps, "stop", &mut handles).await;
     for h in &handles {
         assert!(h.status().await.is_alive(), "stop: process died early");
     }

@@ -9,7 +9,8 @@
 use std::time::Duration;
 
 use super::support::{
-    finish, free_port, fresh, path, sh, skipped, start, status, wait_exit, wait_for_line, SHELL,
+    finish, free_port, fresh, path, sh, skipped, spawn_stubborn, start, status, wait_exit,
+    wait_for_line, SHELL,
 };
 use super::{Capabilities, WAIT_BOUND};
 use crate::error::Error;
@@ -359,18 +360,7 @@ pub async fn check_stop_and_remove_paused(
             .expect("stop paused: spawn")
             .handle,
     ];
-    let _stubborn = if caps.shell {
-        let stubborn = rt
-            .spawn(town, &sh("trap '' TERM; echo ready; sleep 300"))
-            .await
-            .expect("stop paused: spawn stubborn");
-        let stubborn = wait_for_line(stubborn, "ready").await;
-        handles.push(stubborn.handle.clone());
-        Some(stubborn)
-    } else {
-        skipped("stop paused: a process ignoring TERM", SHELL);
-        None
-    };
+    let _stubborn = spawn_stubborn(rt, town, caps, "stop paused", &mut handles).await;
     pause(rt, town, "stop paused").await;
     rt.stop(town, Duration::from_millis(500))
         .await

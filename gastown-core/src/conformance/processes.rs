@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use super::support::{
-    collect_output, drain, finish, free_port, fresh, path, sh, skipped, start, wait_exit,
-    wait_for_line, SHELL,
+    assert_killed, collect_output, drain, finish, free_port, fresh, path, sh, skipped, spawn_ready,
+    start, wait_exit, wait_for_line, SHELL, STUBBORN,
 };
 use super::{Capabilities, WAIT_BOUND};
 use crate::ids::TownId;
@@ -182,19 +182,12 @@ pub async fn check_kill_with_grace(rt: &dyn ContainerRuntime, town: &TownId, cap
         .spawn(town, &sh("exec sleep 300"))
         .await
         .expect("kill: spawn sleep");
-    let end = plain
-        .handle
-        .kill(Duration::from_secs(30))
-        .await
-        .expect("kill: plain");
-    assert!(
-        matches!(end, ProcessStatus::Exited(_)),
-        "kill: plain: {end:?}"
-    );
-    assert!(matches!(
-        plain.handle.status().await,
-        ProcessStatus::Exited(_)
-    ));
+    assert_killed(
+        plain.handle.as_ref(),
+        Duration::from_secs(30),
+        "kill: plain",
+    )
+    .await;
 
     if !caps.shell {
         skipped("kill: trapping and ignoring TERM", SHELL);
@@ -202,14 +195,8 @@ pub async fn check_kill_with_grace(rt: &dyn ContainerRuntime, town: &TownId, cap
     }
 
     // Handles TERM and exits 7: the grace period is honoured, the exit code is its own.
-    let graceful = rt
-        .spawn(
-            town,
-            &sh("trap 'exit 7' TERM; echo ready; while :; do sleep 1; done"),
-        )
-        .await
-        .expect("kill: spawn graceful");
-    let mut graceful = wait_for_line(graceful, "ready").await;
+    let script = "trap 'exit 7' TERM; echo ready; while :; do sleep 1; done";
+    let mut graceful = spawn_ready(rt, town, script, "kill: spawn graceful").await;
     let end = graceful
         .handle
         .kill(Duration::from_secs(30))
@@ -223,24 +210,9 @@ pub async fn check_kill_with_grace(rt: &dyn ContainerRuntime, town: &TownId, cap
     drain(&mut graceful.output).await;
 
     // Ignores TERM (inherited by its `sleep`): only SIGKILL after the grace ends it.
-    let stubborn = rt
-        .spawn(town, &sh("trap '' TERM; echo ready; sleep 300"))
-        .await
-        .expect("kill: spawn stubborn");
-    let stubborn = wait_for_line(stubborn, "ready").await;
-    let end = stubborn
-        .handle
-        .kill(Duration::from_millis(300))
-        .await
-        .expect("kill: stubborn");
-    assert!(
-        matches!(end, ProcessStatus::Exited(_)),
-        "kill: stubborn: {end:?}"
-    );
-    assert!(matches!(
-        stubborn.handle.status().await,
-        ProcessStatus::Exited(_)
-    ));
+    let stubborn = spawn_ready(rt, town, STUBBORN, "kill: spawn stubborn").await;
+    let grace = Duration::from_millis(300);
+    assert_killed(stubborn.handle.as_ref(), grace, "kill: stubborn").await;
 
     // Killing again, and killing a process that ended by itself, is fine.
     stubborn
@@ -293,12 +265,7 @@ pub async fn check_labelled_spawn_replaces_the_agents_process(
         lock: None,
     };
     let first = rt
-        .spawn_labelled(
-            town,
-            &sh("trap '' TERM; echo ready; sleep 300"),
-            &label("a"),
-            grace,
-        )
+        .spawn_labelled(town, &sh(STUBBORN), &label("a"), grace)
         .await
         .expect("labelled: first spawn");
     let first = wait_for_line(first, "ready").await;

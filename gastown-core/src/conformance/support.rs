@@ -1,12 +1,13 @@
 //! Helpers the checks share: commands, start/finish, reads, waits and the env assertion.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
 
 pub(super) use super::SEARCH_PATH;
-use super::{BACKEND_ENV_ALLOWANCE, WAIT_BOUND};
+use super::{Capabilities, BACKEND_ENV_ALLOWANCE, WAIT_BOUND};
 use crate::command::CommandSpec;
 use crate::error::Error;
 use crate::ids::TownId;
@@ -131,6 +132,57 @@ pub(super) async fn wait_for_line(mut spawned: SpawnedProcess, wanted: &str) -> 
     .unwrap_or(false);
     assert!(found, "conformance: the process never printed {wanted:?}");
     spawned
+}
+
+/// A script that ignores SIGTERM (its `sleep` inherits the trap) and prints `ready` once
+/// the trap is set: only SIGKILL ends it.
+pub(super) const STUBBORN: &str = "trap '' TERM; echo ready; sleep 300";
+
+/// Spawns `sh -c <script>` and returns once it printed `ready`, so a signal sent after it
+/// meets the script's trap. `what` names the spawn in a failure.
+pub(super) async fn spawn_ready(
+    rt: &dyn ContainerRuntime,
+    town: &TownId,
+    script: &str,
+    what: &str,
+) -> SpawnedProcess {
+    let spawned = rt
+        .spawn(town, &sh(script))
+        .await
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
+    wait_for_line(spawned, "ready").await
+}
+
+/// For a `stop` check: with [`Capabilities::shell`], spawns a [`STUBBORN`] process, waits
+/// until it is ready and adds its handle to `handles`; the process is returned for the
+/// caller to keep (output and all) until the end, like the other handles. Without a
+/// shell, says that `check` skips it and returns `None`.
+pub(super) async fn spawn_stubborn(
+    rt: &dyn ContainerRuntime,
+    town: &TownId,
+    caps: &Capabilities,
+    check: &str,
+    handles: &mut Vec<Arc<dyn ProcessHandle>>,
+) -> Option<SpawnedProcess> {
+    if !caps.shell {
+        skipped(&format!("{check}: a process ignoring TERM"), SHELL);
+        return None;
+    }
+    let what = format!("{check}: spawn stubborn");
+    let stubborn = spawn_ready(rt, town, STUBBORN, &what).await;
+    handles.push(stubborn.handle.clone());
+    Some(stubborn)
+}
+
+/// Kills `handle` with `grace` and asserts that it ended: the kill reports `Exited`, and so
+/// does the handle's status afterwards. `what` names the process in a failure.
+pub(super) async fn assert_killed(handle: &dyn ProcessHandle, grace: Duration, what: &str) {
+    let end = handle
+        .kill(grace)
+        .await
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
+    assert!(matches!(end, ProcessStatus::Exited(_)), "{what}: {end:?}");
+    assert!(matches!(handle.status().await, ProcessStatus::Exited(_)));
 }
 
 /// Polls the handle until the process is reaped, bounded by [`WAIT_BOUND`].

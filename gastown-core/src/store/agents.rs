@@ -33,10 +33,16 @@ pub struct AgentRecord {
 impl AgentRecord {
     /// A new agent: [`AgentStatus::Idle`], every optional field `None`.
     pub fn new(id: AgentId, role: Role) -> Self {
+        Self::with_status(id, role, AgentStatus::Idle)
+    }
+
+    /// A new agent with `status` (e.g. `working` for a worker being dispatched), every
+    /// optional field `None`: the row a first status write creates.
+    pub fn with_status(id: AgentId, role: Role, status: AgentStatus) -> Self {
         Self {
             id,
             role,
-            status: AgentStatus::Idle,
+            status,
             hook: None,
             session_id: None,
             config_hash: None,
