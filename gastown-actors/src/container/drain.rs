@@ -13,6 +13,22 @@ use crate::error::{Error, Result};
 use crate::events::{StopReason, TownEvent};
 
 impl ContainerState {
+    /// Answers every caller still waiting — requests queued for the runtime's start,
+    /// `warm_up` callers, callers at a closed gate — with [`Error::Stopped`].
+    pub(super) fn refuse_waiting(&mut self) {
+        for (_, w) in self.pending.drain(..) {
+            let _ = w.reply.send(Err(Error::Stopped));
+        }
+        for w in self.warmups.drain(..) {
+            let _ = w.send(Err(Error::Stopped));
+        }
+        if let Gate::Closed(waiters) = &mut self.gate {
+            for w in waiters.drain(..) {
+                let _ = w.send(Err(Error::Stopped));
+            }
+        }
+    }
+
     /// Asks every agent to snapshot and confirm it is quiet, then pauses the container
     /// through the runtime — all in a spawned task. A busy agent (a turn in flight) or a
     /// draining container answers `false`: a frozen server would drop its model
@@ -52,17 +68,7 @@ impl ContainerState {
             return;
         }
         self.draining = true;
-        for (_, w) in self.pending.drain(..) {
-            let _ = w.reply.send(Err(Error::Stopped));
-        }
-        for w in self.warmups.drain(..) {
-            let _ = w.send(Err(Error::Stopped));
-        }
-        if let Gate::Closed(waiters) = &mut self.gate {
-            for w in waiters.drain(..) {
-                let _ = w.send(Err(Error::Stopped));
-            }
-        }
+        self.refuse_waiting();
         if self.ensuring {
             self.parked_drain = Some((reason, reply));
         } else {

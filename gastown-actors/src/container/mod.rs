@@ -158,17 +158,7 @@ impl Actor for ContainerActor {
         myself: ActorRef<Self::Msg>,
         state: &mut Self::State,
     ) -> std::result::Result<(), ActorProcessingErr> {
-        for (_, w) in state.pending.drain(..) {
-            let _ = w.reply.send(Err(Error::Stopped));
-        }
-        for w in state.warmups.drain(..) {
-            let _ = w.send(Err(Error::Stopped));
-        }
-        if let Gate::Closed(waiters) = &mut state.gate {
-            for w in waiters.drain(..) {
-                let _ = w.send(Err(Error::Stopped));
-            }
-        }
+        state.refuse_waiting();
         // Wait, so a caller stopping the tree knows every SDK server is stopped.
         for child in myself.get_children() {
             let _ = child.stop_and_wait(None, None).await;
