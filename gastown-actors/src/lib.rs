@@ -30,9 +30,9 @@
 //! Beside the path: `context.rs` (what every phase reads, opened from [`TownOptions`]),
 //! `options.rs`, `error.rs`, [`telemetry`] (the one vocabulary of event names), `alarm.rs`
 //! (the periodic tick), `ready.rs` and `boot.rs` (what callers get back), `clock.rs`.
-//! Each actor's `impl ractor::Actor` takes its types, `pre_start` and `handle` from the
-//! crate's `actor_core!` macro and adds its own lifecycle hooks; the `match` on its
-//! messages is its state's `handle`, in the actor's `mod.rs`.
+//! Each actor's `impl ractor::Actor` takes its types, `pre_start`, `handle` and
+//! `post_stop` from the crate's `actor_core!` macro and adds its other lifecycle hooks;
+//! the `match` on its messages is its state's `handle`, in the actor's `mod.rs`.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -53,8 +53,10 @@
 /// The part of `impl ractor::Actor` every actor of this crate shares: its message, state
 /// and argument types; a `pre_start` that makes the state from the arguments with the
 /// state's `new` (which does no fallible I/O, so spawning an actor fails only in ractor);
-/// and a `handle` that gives each message to the state's own
-/// `async fn handle(&mut self, myself: &ActorRef<Msg>, msg: Msg)`, which owns the match.
+/// a `handle` that gives each message to the state's own
+/// `async fn handle(&mut self, myself: &ActorRef<Msg>, msg: Msg)`, which owns the match;
+/// and a `post_stop` that runs the state's `async fn on_stop(&mut self, myself)` (what is
+/// still waiting is answered, what runs is stopped, before the actor's stop returns).
 /// Textually first, so that every module below can use it.
 macro_rules! actor_core {
     ($msg:ty, $state:ty, $args:ty) => {
@@ -77,6 +79,15 @@ macro_rules! actor_core {
             state: &mut $state,
         ) -> std::result::Result<(), ractor::ActorProcessingErr> {
             state.handle(&myself, msg).await;
+            Ok(())
+        }
+
+        async fn post_stop(
+            &self,
+            myself: ractor::ActorRef<$msg>,
+            state: &mut $state,
+        ) -> std::result::Result<(), ractor::ActorProcessingErr> {
+            state.on_stop(&myself).await;
             Ok(())
         }
     };

@@ -9,9 +9,9 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use gastown_core::{AgentStatus, ProcessHandle};
-use ractor::RpcReplyPort;
+use ractor::{ActorRef, RpcReplyPort};
 
-use super::{AgentState, Mode};
+use super::{AgentMsg, AgentState, Mode};
 use crate::context::{AgentContext, StartProgress};
 use gastown_core::snapshot::{take_live, LiveSnapshot, LiveSnapshotError};
 
@@ -44,9 +44,10 @@ impl AgentState {
         servers
     }
 
-    /// Abandons everything ([`AgentState::abandon_all`]) and stops every server, each
-    /// within the stop grace: the actor is stopping.
-    pub(super) async fn stop_all(&mut self) {
+    /// The actor is stopping: abandons everything ([`AgentState::abandon_all`]) and stops
+    /// every server, each within the stop grace, so whoever stops the actor tree knows
+    /// every SDK server is stopped when it returns.
+    pub(super) async fn on_stop(&mut self, _myself: &ActorRef<AgentMsg>) {
         let grace = self.ctx.parts.options.stop_grace;
         for server in self.abandon_all() {
             stop_server(server.as_ref(), grace).await;

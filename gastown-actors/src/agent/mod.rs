@@ -12,9 +12,10 @@
 //! (`fail_run`: a [`StartError`] naming the phase).
 //!
 //! Beside the path: `state.rs` (the state and how it is made), `record.rs` (the agent's
-//! rows in the town store), `browse.rs` (the mayor's browse worktrees), `turn.rs` (the
-//! session: user messages and real turns), `watch.rs` (the SDK event watcher), `work.rs`
-//! (a polecat's branch after a turn), `msg.rs` (the messages).
+//! rows in the town store), `prewarm.rs` (boot hydration's start), `browse.rs` (the
+//! mayor's browse worktrees), `turn.rs` (the session: user messages and real turns),
+//! `watch.rs` (the SDK event watcher), `work.rs` (a polecat's branch after a turn),
+//! `msg.rs` (the messages).
 
 mod browse;
 mod drain;
@@ -42,7 +43,7 @@ use gastown_core::{
     AgentStatus, EnsureDecision, PhaseTiming, Result as CoreResult, Role, StartupPhase,
     StartupReport,
 };
-use ractor::{Actor, ActorProcessingErr, ActorRef};
+use ractor::{Actor, ActorRef};
 use tokio::time::Instant;
 
 use crate::context::{AgentContext, StartProgress};
@@ -57,16 +58,6 @@ pub(crate) struct AgentActor;
 
 impl Actor for AgentActor {
     actor_core!(AgentMsg, AgentState, AgentContext);
-
-    async fn post_stop(
-        &self,
-        _myself: ActorRef<Self::Msg>,
-        state: &mut Self::State,
-    ) -> std::result::Result<(), ActorProcessingErr> {
-        // Stopping the tree waits here, so its caller knows every SDK server is stopped.
-        state.stop_all().await;
-        Ok(())
-    }
 }
 
 /// Runs one phase on `progress` and returns the updated progress: each arm is the phase's

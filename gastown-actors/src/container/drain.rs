@@ -13,6 +13,16 @@ use crate::error::{Error, Result};
 use crate::events::{StopReason, TownEvent};
 
 impl ContainerState {
+    /// The actor is stopping: every caller still waiting is refused, and every agent's
+    /// actor is stopped and waited for, so whoever stops the tree knows every SDK server
+    /// is stopped when it returns.
+    pub(super) async fn on_stop(&mut self, myself: &ActorRef<ContainerMsg>) {
+        self.refuse_waiting();
+        for child in myself.get_children() {
+            let _ = child.stop_and_wait(None, None).await;
+        }
+    }
+
     /// Answers every caller still waiting — requests queued for the runtime's start,
     /// `warm_up` callers, callers at a closed gate — with [`Error::Stopped`].
     pub(super) fn refuse_waiting(&mut self) {

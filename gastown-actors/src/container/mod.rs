@@ -152,19 +152,6 @@ impl Actor for ContainerActor {
         }
         Ok(())
     }
-
-    async fn post_stop(
-        &self,
-        myself: ActorRef<Self::Msg>,
-        state: &mut Self::State,
-    ) -> std::result::Result<(), ActorProcessingErr> {
-        state.refuse_waiting();
-        // Wait, so a caller stopping the tree knows every SDK server is stopped.
-        for child in myself.get_children() {
-            let _ = child.stop_and_wait(None, None).await;
-        }
-        Ok(())
-    }
 }
 
 impl ContainerState {

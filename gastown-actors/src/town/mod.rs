@@ -383,22 +383,18 @@ impl Actor for TownActor {
         }
         Ok(())
     }
-
-    async fn post_stop(
-        &self,
-        myself: ActorRef<Self::Msg>,
-        state: &mut Self::State,
-    ) -> std::result::Result<(), ActorProcessingErr> {
-        // A detached paused town no longer counts against the host's budget here.
-        state.leave_paused();
-        for child in myself.get_children() {
-            let _ = child.stop_and_wait(None, None).await;
-        }
-        Ok(())
-    }
 }
 
 impl TownState {
+    /// The actor is stopping: a detached paused town no longer counts against the host's
+    /// budget here, and the ContainerActor is stopped and waited for.
+    async fn on_stop(&mut self, myself: &ActorRef<TownMsg>) {
+        self.leave_paused();
+        for child in myself.get_children() {
+            let _ = child.stop_and_wait(None, None).await;
+        }
+    }
+
     /// Handles one message. While the town stops idle, pauses or wakes, requests are
     /// parked and replayed after; a request to a paused town wakes it first.
     async fn handle(&mut self, myself: &ActorRef<TownMsg>, msg: TownMsg) {
