@@ -1,8 +1,8 @@
 //! The mayor's browse worktrees, off the critical path (`ARCHITECTURE.md`, *Phase path*;
 //! the Gastown cold-start analysis, recommendation 3): after each start of the mayor a
 //! background task sets up or fetches every rig's read-only checkout and rewrites
-//! `AGENTS.md`; the agent keeps the outcome as a [`BrowseState`] for [`AgentInfo`]
-//! (`crate::ready::AgentInfo`).
+//! `AGENTS.md`; the agent keeps the outcome as a [`BrowseState`] for
+//! [`AgentInfo`](crate::ready::AgentInfo).
 
 use ractor::ActorRef;
 
