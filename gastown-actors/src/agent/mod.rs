@@ -185,6 +185,7 @@ impl AgentState {
         // whether or not a server was running.
         let push_model = std::mem::take(&mut self.spec_changed);
         let started = self.waiters.iter().map(|w| w.requested).min();
+        let started = started.unwrap_or_else(Instant::now);
         let (machine, _first) = StartRun::begin(self.ctx.parts.options.retry);
         // The cache: a running server (only after a model change) is carried into the run;
         // the sdk phase keeps it when only the models differ, replaces it otherwise.
@@ -192,7 +193,7 @@ impl AgentState {
         self.mode = Mode::Starting(Box::new(Run {
             id: self.next_id(),
             decision,
-            started: started.unwrap_or_else(Instant::now),
+            started,
             progress: StartProgress {
                 known_session: carried.as_ref().and(self.session_id.clone()),
                 sdk: carried,
