@@ -252,6 +252,7 @@ impl AgentState {
             phases,
             timings,
             snapshot_fallback: run.progress.snapshot_fallback,
+            pooled: run.progress.sdk_pooled,
         };
         if is_mayor && run.prewarm {
             telemetry::mayor_done(self.subject(), true, report.decision, total_ms);

@@ -10,12 +10,14 @@
 mod branch_store;
 mod hydrate;
 mod sdk;
+mod server;
 mod session;
 mod token;
 mod worktrees;
 
 pub(crate) use branch_store::save as save_branch;
 pub(crate) use sdk::{adopt, stop_sdk, stop_server};
+pub(crate) use server::{server_lock, ServerBoot};
 pub(crate) use worktrees::{git, refresh_browse_worktrees, BrowseOutcome, BRANCH_EXISTS};
 
 use std::time::Duration;
