@@ -25,10 +25,10 @@ fn script() -> SimScript {
 fn pool(rt: &Arc<SimulatedRuntime>, size: usize) -> WarmPool {
     WarmPool::start(
         rt.clone(),
-        rt.sdk_connector(),
         TownConfig::new(TownId::new("template").unwrap()),
         WarmPoolOptions {
             size,
+            sdk_connector: rt.sdk_connector(),
             ..Default::default()
         },
     )

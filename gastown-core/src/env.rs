@@ -359,13 +359,25 @@ mod tests {
     fn carries_role_id_town_and_isolated_dirs() {
         let f = fixture("mayor", "ghp_a");
         let env = build(&f, "anthropic/claude-sonnet-4-6");
-        assert_eq!(text(&env, "GASTOWN_TOWN_ID"), "town-a");
         assert_eq!(text(&env, "GASTOWN_AGENT_ID"), "mayor");
+        assert_eq!(text(&env, SECRETS_DIR_VAR), "/agents/mayor/secrets");
         assert_eq!(text(&env, "GASTOWN_AGENT_ROLE"), "mayor");
         assert_eq!(text(&env, "XDG_DATA_HOME"), "/agents/mayor/data");
         assert_eq!(text(&env, "KILO_SERVER_USERNAME"), "kilo");
         assert_eq!(text(&env, "KILO_SERVER_PASSWORD"), f.password.expose());
         assert!(text(&env, "KILO_CONFIG_CONTENT").contains("claude-sonnet-4-6"));
+        // Identity and secrets are files of the secrets directory, not variables.
+        let file = |name: &str| {
+            env.files[&ContainerPath::new(format!("/agents/mayor/secrets/{name}")).unwrap()]
+                .expose()
+                .to_owned()
+        };
+        assert_eq!(file(TOWN_ID_FILE), "town-a");
+        assert_eq!(file(TOKEN_VAR), f.token.expose());
+        assert_eq!(file("GIT_TOKEN"), "ghp_a");
+        for key in ["GASTOWN_TOWN_ID", TOKEN_VAR, "GIT_TOKEN"] {
+            assert!(!env.vars.contains_key(key), "{key} is not a variable");
+        }
     }
 
     #[test]

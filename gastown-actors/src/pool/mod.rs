@@ -41,7 +41,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use gastown_core::sdk::SdkConnector;
+use gastown_core::sdk::{HttpConnector, SdkConnector};
 use gastown_core::{
     ContainerOptions, ContainerRuntime, Error as CoreError, Secret, TownConfig, TownId,
 };
@@ -69,6 +69,9 @@ pub struct WarmPoolOptions {
     /// The runtime's boot scheduler: refills wait at [`BootPriority::Pool`], behind every
     /// mayor and worker boot (`None`: unscheduled).
     pub boot_scheduler: Option<Arc<BootScheduler>>,
+    /// How the pool talks to its servers' HTTP API (health checks) — the towns' connector
+    /// (default: the real HTTP client).
+    pub sdk_connector: Arc<dyn SdkConnector>,
 }
 
 impl Default for WarmPoolOptions {
@@ -77,6 +80,7 @@ impl Default for WarmPoolOptions {
             size: 1,
             start: StartOptions::default(),
             boot_scheduler: None,
+            sdk_connector: Arc::new(HttpConnector),
         }
     }
 }
@@ -138,19 +142,17 @@ impl fmt::Debug for WarmPool {
 
 impl WarmPool {
     /// A pool of servers for mayors of `template`'s configuration (its launcher, mayor
-    /// models and providers; its town id is ignored) on `runtime`, talking to them through
-    /// `sdk` (the same connector the towns use). Starts booting at once, in the
-    /// background; must be called inside a tokio runtime.
+    /// models and providers; its town id is ignored) on `runtime`. Starts booting at once,
+    /// in the background; must be called inside a tokio runtime.
     pub fn start(
         runtime: Arc<dyn ContainerRuntime>,
-        sdk: Arc<dyn SdkConnector>,
         template: TownConfig,
         options: WarmPoolOptions,
     ) -> WarmPool {
         let pool = WarmPool {
             shared: Arc::new(PoolShared {
                 runtime,
-                sdk,
+                sdk: options.sdk_connector,
                 template,
                 start: options.start,
                 size: options.size,
