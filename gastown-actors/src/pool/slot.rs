@@ -1,12 +1,13 @@
 //! One spare server of a [`WarmPool`](super::WarmPool): a container of its own with a
 //! mayor's SDK server booted in it, for no town yet.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use gastown_core::env::{build_agent_env_with_providers, AgentEnv, AgentEnvInput};
 use gastown_core::{
     AgentId, AgentLayout, CommandSpec, ContainerOptions, ContainerRuntime, ContainerRuntimeExt,
-    ProcessHandle, Result, Role, Secret, TownConfig, TownId,
+    ProcessHandle, ProviderConfig, Result, Role, SdkLauncher, Secret, TownId,
 };
 
 use crate::context::{AgentSpec, TownParts};
@@ -28,49 +29,44 @@ pub(super) struct Slot {
     pub(super) config_hash: String,
 }
 
-/// The environment a mayor of `template`'s configuration gets with `password` — the one env
-/// builder every start uses. No town, token or credential reaches its variables (they are
-/// files of the secrets directory, written by the claiming town's start), so this is
-/// byte-for-byte what a fresh start of any town with this configuration builds.
-pub(crate) fn mayor_env(
-    template: &TownConfig,
-    model: &str,
-    small_model: &str,
+/// The environment a mayor of `town` gets with `password` from `launcher`, `providers` and
+/// its models — the one env builder every start uses. No town, token or credential reaches
+/// its variables (they are files of the secrets directory, written by the claiming town's
+/// start), so a pool's server and a fresh start of any town with this configuration build
+/// the same variables.
+fn mayor_env(
+    town: &TownId,
+    launcher: &SdkLauncher,
+    providers: &BTreeMap<String, ProviderConfig>,
+    (model, small_model): (&str, &str),
     password: &Secret,
 ) -> AgentEnv {
-    let mayor = AgentId::mayor();
     build_agent_env_with_providers(
         &AgentEnvInput {
-            town: &template.town,
-            agent: &mayor,
+            town,
+            agent: &AgentId::mayor(),
             role: Role::Mayor,
-            launcher: &template.sdk,
+            launcher,
             model,
             small_model,
             password,
             token: &Secret::new(""),
-            credentials: &Default::default(),
+            credentials: &BTreeMap::new(),
         },
-        &template.providers,
+        providers,
     )
 }
 
 /// The mayor environment a town's own start would build with `password` (for the claim's
-/// compatibility check): the town's launcher and providers, the mayor's models.
+/// compatibility check).
 pub(crate) fn town_mayor_env(parts: &TownParts, mayor: &AgentSpec, password: &Secret) -> AgentEnv {
-    build_agent_env_with_providers(
-        &AgentEnvInput {
-            town: &parts.town,
-            agent: &mayor.id,
-            role: Role::Mayor,
-            launcher: &parts.launcher,
-            model: &mayor.model,
-            small_model: &mayor.small_model,
-            password,
-            token: &Secret::new(""),
-            credentials: &Default::default(),
-        },
+    let models = (mayor.model.as_str(), mayor.small_model.as_str());
+    mayor_env(
+        &parts.town,
+        &parts.launcher,
         &parts.providers,
+        models,
+        password,
     )
 }
 
@@ -101,12 +97,12 @@ pub(super) async fn boot(shared: &PoolShared) -> Result<Slot> {
         }
         rt.exec_ok(&id, &mkdir).await?;
         let password = Secret::random();
-        let env = mayor_env(
-            &shared.template,
-            &shared.template.mayor_model,
-            &shared.template.mayor_small_model,
-            &password,
+        let template = &shared.template;
+        let models = (
+            template.mayor_model.as_str(),
+            template.mayor_small_model.as_str(),
         );
+        let env = mayor_env(&id, &template.sdk, &template.providers, models, &password);
         let mayor = AgentId::mayor();
         let live = ServerBoot {
             runtime: rt,
