@@ -171,10 +171,10 @@ mod tests {
         assert_eq!(
             entries,
             vec![
-                ("mayor".to_owned(), 0o755, uid, uid),
-                ("mayor/deep".to_owned(), 0o755, uid, uid),
-                ("mayor/deep/er".to_owned(), 0o700, uid, uid),
-                ("mayor/secrets".to_owned(), 0o700, uid, uid),
+                ("mayor/".to_owned(), 0o755, uid, uid),
+                ("mayor/deep/".to_owned(), 0o755, uid, uid),
+                ("mayor/deep/er/".to_owned(), 0o700, uid, uid),
+                ("mayor/secrets/".to_owned(), 0o700, uid, uid),
                 ("mayor/secrets/A".to_owned(), 0o600, uid, uid),
                 ("mayor/secrets/B".to_owned(), 0o600, uid, uid),
                 ("mayor/deep/er/C".to_owned(), 0o600, uid, uid),
