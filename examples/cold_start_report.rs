@@ -18,6 +18,9 @@
 //!   host restarted after a SIGKILL while its container and mayor lived on (a child
 //!   process is the killed host; `benches/support/host_restart.rs`), against the `cold`
 //!   rows' floor of the same run.
+//! - `new_town_pooled` on the same runtimes: the median of `--runs` `ensure_mayor` calls of
+//!   brand-new towns that claim a warm pool's pre-booted server
+//!   (`benches/support/pool.rs`), against the `cold` rows' floor of the same run.
 //! - `scale_100_towns`, `scale_1000_towns` on the simulated runtime: that many towns of a
 //!   mayor and 10 registered workers at once in this process; `mayor_ready_ms` is the
 //!   mayors' virtual p50, with `p99_ms`, `cpu_ms` (process CPU) and `rss_mb` (peak RSS).
@@ -243,6 +246,16 @@ async fn real_rows(
             agents: 0,
             rigs: 0,
             mayor_ready_ms: support::host_restart::real_host_restart(rt, runtime, root, runs).await,
+            floor_ms: cold_floor_ms,
+        });
+    }
+    if args.wants("new_town_pooled") && stop.signalled().is_none() {
+        emit(Row {
+            scenario: "new_town_pooled",
+            runtime,
+            agents: 0,
+            rigs: 0,
+            mayor_ready_ms: support::pool::real_new_town_pooled(rt, runs).await,
             floor_ms: cold_floor_ms,
         });
     }

@@ -28,5 +28,7 @@ pub use gastown_core as core;
 pub use gastown_runtime_docker as docker;
 pub use gastown_runtime_local as local;
 
-pub use gastown_actors::{MayorReady, StartOptions, TownHandle, TownOptions};
+pub use gastown_actors::{
+    MayorReady, StartOptions, TownHandle, TownOptions, WarmPool, WarmPoolOptions,
+};
 pub use gastown_core::{ContainerRuntime, RigConfig, StartupReport, TownConfig, TownId};

@@ -10,6 +10,7 @@
 
 pub mod fields;
 pub mod host_restart;
+pub mod pool;
 pub mod scale;
 pub mod storm;
 

@@ -115,6 +115,13 @@ impl AgentSpec {
     }
 }
 
+/// The town store key of an agent's SDK server password, `sdk_password/<agent>`: the
+/// password outlives this host, so a server that survives a crash of this program (or one
+/// a warm pool booted and this town claimed) can be talked to.
+pub(crate) fn sdk_password_key(agent: &gastown_core::AgentId) -> String {
+    format!("sdk_password/{agent}")
+}
+
 /// Town-wide parts every agent of a container shares.
 #[derive(Debug)]
 pub(crate) struct TownParts {
@@ -155,6 +162,11 @@ pub(crate) struct TownParts {
     pub(crate) rig_locks: parking_lot::Mutex<HashMap<RigId, Arc<tokio::sync::Mutex<()>>>>,
     /// The runtime's boot scheduler (`None`: boots are not scheduled).
     pub(crate) boot_scheduler: Option<Arc<crate::BootScheduler>>,
+    /// The warm pool a brand-new town claims its mayor's server from (`None`: cold starts).
+    pub(crate) warm_pool: Option<crate::WarmPool>,
+    /// Set when this town's container was claimed from the warm pool, taken by the
+    /// mayor's adoption of the pooled server (so its report says `pooled`).
+    pub(crate) pool_claimed: std::sync::atomic::AtomicBool,
 }
 
 impl TownParts {
@@ -237,6 +249,8 @@ pub(crate) struct LiveSdk {
     pub(crate) config_hash: String,
     /// Its config hash without the models: what must match for the server to be kept.
     pub(crate) restart_hash: String,
+    /// A warm pool booted it, and this town claimed it (reported as `pooled`).
+    pub(crate) pooled: bool,
 }
 
 /// What the phases of one start have produced so far. Kept by the AgentActor and cloned
@@ -258,6 +272,8 @@ pub(crate) struct StartProgress {
     pub(crate) agent_dirs: Vec<gastown_core::ContainerPath>,
     /// The sdk phase reused a running server with the same config hash.
     pub(crate) prewarmed: bool,
+    /// The server the sdk phase reused came from a warm pool.
+    pub(crate) sdk_pooled: bool,
     /// Credentials resolved at dispatch for this agent only, by variable name.
     pub(crate) credentials: BTreeMap<String, Secret>,
     /// The run was caused by a configuration change: the session phase pushes the new
@@ -324,6 +340,7 @@ pub(crate) fn open_parts(options: TownOptions) -> Result<OpenedTown> {
         paused_bytes,
         idle_exit,
         boot_scheduler,
+        warm_pool,
     } = options;
     if let Some((_, var)) = &credentials {
         if !gastown_core::env::is_var_name(var) {
@@ -399,6 +416,8 @@ pub(crate) fn open_parts(options: TownOptions) -> Result<OpenedTown> {
         idle_exit,
         rig_locks: Default::default(),
         boot_scheduler,
+        warm_pool,
+        pool_claimed: Default::default(),
     });
     Ok(OpenedTown {
         parts,

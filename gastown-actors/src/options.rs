@@ -133,6 +133,10 @@ pub struct TownOptions {
     /// The runtime's boot scheduler, shared by every town on the runtime: each SDK server
     /// boot waits for one of its slots, mayors first (`None`, the default: unscheduled).
     pub boot_scheduler: Option<Arc<crate::BootScheduler>>,
+    /// The warm pool a brand-new town (no container, no snapshot) claims its mayor's SDK
+    /// server from, falling back to a cold start when the pool has none it can use
+    /// (`None`, the default: cold starts). See [`WarmPool`](crate::WarmPool).
+    pub warm_pool: Option<crate::WarmPool>,
 }
 
 /// How long a worker may sit with an idle session before it exits: its server stops, its
@@ -194,6 +198,7 @@ impl TownOptions {
             stop_paused_after: Duration::from_secs(30 * 60),
             idle_exit: IdleExit::default(),
             boot_scheduler: None,
+            warm_pool: None,
         }
     }
 
@@ -207,6 +212,12 @@ impl TownOptions {
     /// same one (e.g. [`BootScheduler::per_host`](crate::BootScheduler::per_host)).
     pub fn with_boot_scheduler(mut self, scheduler: Arc<crate::BootScheduler>) -> Self {
         self.boot_scheduler = Some(scheduler);
+        self
+    }
+
+    /// Claims a brand-new town's mayor server from `pool` (see [`TownOptions::warm_pool`]).
+    pub fn with_warm_pool(mut self, pool: crate::WarmPool) -> Self {
+        self.warm_pool = Some(pool);
         self
     }
 

@@ -1,8 +1,10 @@
 //! The mayor's cold path pays no container round trip the physical floor does not, on the
 //! simulated runtime (a test double that logs every operation; virtual time): before its
-//! SDK server is spawned, a first cold start makes one `stat` of `kilo.db` (no copy of it)
-//! and one exec (the agent's directories, `git init` and the workspace commit together);
-//! a start that restores a snapshot adds only the directory exec and the upload.
+//! SDK server is spawned, a first cold start writes the agent's secrets directory (one
+//! `put_files`: a single archive upload on Docker, a write per file here), makes one `stat`
+//! of `kilo.db` (no copy of it) and one exec (the agent's directories, `git init` and the
+//! workspace commit together); a start that restores a snapshot adds only the directory
+//! exec and the upload.
 
 use std::sync::Arc;
 
@@ -20,12 +22,21 @@ async fn start(rt: &Arc<SimulatedRuntime>, state: &std::path::Path) -> TownHandl
     TownHandle::start(options).await.unwrap()
 }
 
-/// The container operations from `from` up to the mayor's SDK server spawn.
+/// Whether `kind` writes a file of the mayor's secrets directory (the token phase's one
+/// `put_files`).
+fn secrets_write(kind: &SimEventKind) -> bool {
+    let dir = AgentLayout::new(AgentId::mayor()).secrets();
+    matches!(kind, SimEventKind::FileWrite { path } if path.parent().as_ref() == Some(&dir))
+}
+
+/// The container operations from `from` up to the mayor's SDK server spawn, but for the
+/// secrets directory's writes.
 fn before_spawn(rt: &SimulatedRuntime, from: usize) -> Vec<SimEventKind> {
     rt.log()[from..]
         .iter()
         .map(|e| e.kind.clone())
         .take_while(|k| !matches!(k, SimEventKind::Spawn { .. }))
+        .filter(|k| !secrets_write(k))
         .filter(|k| {
             matches!(
                 k,
@@ -44,6 +55,8 @@ async fn a_first_cold_start_makes_one_stat_and_one_exec_before_the_sdk_server() 
     let town = start(&rt, &dir.path().join("state")).await;
     town.ensure_mayor().await.unwrap();
 
+    let secrets = rt.log().iter().filter(|e| secrets_write(&e.kind)).count();
+    assert_eq!(secrets, 2, "the town id and the token, in one put_files");
     let ops = before_spawn(&rt, 0);
     let db = AgentLayout::new(AgentId::mayor()).kilo_db();
     assert_eq!(ops.len(), 2, "{ops:?}");

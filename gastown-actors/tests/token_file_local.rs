@@ -2,13 +2,14 @@
 //! agent is told where the town's current container token lives
 //! (`GASTOWN_CONTAINER_TOKEN_FILE`), a refresh rewrites that file, a process in the
 //! container reads the refreshed token there, and the embedder verifies it with
-//! `TownHandle::verify_container_token`. Skips without kilo unless `GASTOWN_REQUIRE_KILO=1`.
+//! `TownHandle::verify_container_token`. The token minted at the start, the town id and
+//! the credentials are files of the agent's secrets directory, not variables. Skips without kilo unless `GASTOWN_REQUIRE_KILO=1`.
 
 mod common;
 
 use gastown_actors::bench_support::SerialTown;
 use gastown_actors::{Error, TownHandle, TownOptions};
-use gastown_core::env::{TOKEN_FILE_VAR, TOKEN_VAR};
+use gastown_core::env::{SECRETS_DIR_VAR, TOKEN_FILE_VAR, TOKEN_VAR, TOWN_ID_FILE};
 use gastown_core::token::CONTAINER_TOKEN_PATH;
 use gastown_core::{AgentId, CommandSpec, ContainerPath, ContainerRuntime, TownId};
 
@@ -59,7 +60,14 @@ async fn a_refreshed_token_is_what_a_process_in_the_container_reads_and_verifies
     let var = |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
     let file = var(TOKEN_FILE_VAR).expect("the agent knows the token file");
     assert!(file.ends_with(CONTAINER_TOKEN_PATH), "{file}");
-    let at_start = var(TOKEN_VAR).expect("the agent got a token at its start");
+    // The token minted at its start is a file of its secrets directory, not a variable.
+    assert!(var(TOKEN_VAR).is_none(), "no token in the boot environment");
+    let secrets = var(SECRETS_DIR_VAR).expect("the agent knows its secrets directory");
+    let at_start = std::fs::read_to_string(std::path::Path::new(&secrets).join(TOKEN_VAR))
+        .expect("the agent got a token at its start");
+    let town_file =
+        std::fs::read_to_string(std::path::Path::new(&secrets).join(TOWN_ID_FILE)).unwrap();
+    assert_eq!(town_file, "tokfile");
     let claims = town.verify_container_token(&at_start).unwrap();
     assert_eq!(claims.agent, AgentId::mayor().as_str());
 

@@ -183,16 +183,26 @@ async fn an_idle_town_is_paused_and_a_prompt_wakes_the_same_server_in_place() {
         rt.status(&town_id).await.unwrap(),
         gastown_core::ContainerStatus::Paused
     );
-    // Frozen: the kernel reports the server stopped (state T).
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let state_char = stat
-        .rsplit(')')
-        .next()
-        .unwrap()
-        .trim()
-        .chars()
-        .next()
-        .unwrap();
+    // Frozen: the kernel reports the server stopped (state T). SIGSTOP is delivered
+    // asynchronously, so a loaded host may show it running for a moment after the pause.
+    let state_of = || {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        let c = stat
+            .rsplit(')')
+            .next()
+            .unwrap()
+            .trim()
+            .chars()
+            .next()
+            .unwrap();
+        (c, stat)
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let (mut state_char, mut stat) = state_of();
+    while state_char != 'T' && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        (state_char, stat) = state_of();
+    }
     assert_eq!(state_char, 'T', "the SDK server is frozen: {stat}");
 
     let woken = town.ensure_mayor().await.unwrap();

@@ -10,14 +10,29 @@ use crate::command::Word;
 use crate::config::{ProviderConfig, SdkLauncher};
 use crate::ids::{AgentId, TownId};
 use crate::layout::AgentLayout;
+use crate::path::ContainerPath;
 use crate::role::Role;
 use crate::secret::Secret;
 
 /// The `PATH` every agent process gets.
 pub const AGENT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
-/// The variable carrying the container token. It rotates on refresh, so it is left out of
-/// the config hash.
+/// The name of the container token minted at the agent's start: a file of that name in the
+/// agent's [secrets directory](SECRETS_DIR_VAR), never a variable of the server's boot
+/// environment (a pooled server is booted before any town claims it). Reserved as a
+/// variable name too, so a credential cannot shadow it.
 pub const TOKEN_VAR: &str = "GASTOWN_CONTAINER_TOKEN";
+/// The name of the town id file in the agent's [secrets directory](SECRETS_DIR_VAR): the
+/// town is identity that a pooled server gets only when a town claims it.
+pub const TOWN_ID_FILE: &str = "GASTOWN_TOWN_ID";
+/// The variable naming the agent's secrets directory (`/agents/<agent>/secrets`,
+/// [`AgentLayout::secrets`]): one file per value, named like the variable it would have
+/// been — [`TOWN_ID_FILE`], [`TOKEN_VAR`] and every credential (`GIT_TOKEN`, …). The start's
+/// token phase writes them ([`AgentEnv::files`]) before the server gets any prompt, so a
+/// tool reads `"$GASTOWN_SECRETS_DIR/GIT_TOKEN"`. Secrets and the town's identity live in
+/// files rather than in the boot environment so that a server booted ahead of time for a
+/// warm pool, which knows no town, has byte-for-byte the environment a fresh start gives
+/// (`ARCHITECTURE.md`, *Warm pool*).
+pub const SECRETS_DIR_VAR: &str = "GASTOWN_SECRETS_DIR";
 /// The variable naming the file that holds the town's *current* container token
 /// ([`CONTAINER_TOKEN_PATH`](crate::token::CONTAINER_TOKEN_PATH)): the alarm's hourly live
 /// refresh rewrites it, so a long-lived tool reads the file when it exists and falls back
@@ -101,17 +116,23 @@ pub struct AgentEnvInput<'a> {
     pub small_model: &'a str,
     /// Its SDK server's password (one per agent).
     pub password: &'a Secret,
-    /// Its container token.
+    /// Its container token (written to its secrets directory, not the environment).
     pub token: &'a Secret,
-    /// Credentials for this agent only (`GIT_TOKEN`, …), by variable name.
+    /// Credentials for this agent only (`GIT_TOKEN`, …), by variable name (written to its
+    /// secrets directory under that name, not the environment).
     pub credentials: &'a BTreeMap<String, Secret>,
 }
 
 /// An agent's whole environment and the hash of its configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AgentEnv {
-    /// Every variable the SDK server process gets; nothing else is inherited.
+    /// Every variable the SDK server process gets; nothing else is inherited. It holds no
+    /// town id, token or credential: those are [`files`](Self::files).
     pub vars: BTreeMap<String, Word>,
+    /// The files of the agent's secrets directory ([`SECRETS_DIR_VAR`]), by container path:
+    /// the town id, the container token and the credentials. Not part of either hash: a
+    /// new token or a refreshed credential is a file rewritten, never a server restarted.
+    pub files: BTreeMap<ContainerPath, Secret>,
     /// Hex SHA-256 over every variable but the rotating token: equal hashes mean a running
     /// SDK server can be reused as is.
     pub config_hash: String,
@@ -137,7 +158,7 @@ pub fn build_agent_env(input: &AgentEnvInput<'_>) -> AgentEnv {
 /// `providers` is non-empty. A provider with an [`api_key`](ProviderConfig::api_key) gets
 /// `options.apiKey = "{env:VAR}"` in its entry and its own secret variable
 /// `VAR` = [`ProviderConfig::key_var`]`(ID)`, so the config text itself never holds a key.
-/// Credentials are set last and win over a provider key variable of the same name.
+/// The town id, the token and the credentials are [`AgentEnv::files`], never variables.
 ///
 /// An [unattended](is_unattended) role's config (polecat, refinery) also has
 /// `"permission"` = [`UNATTENDED_PERMISSIONS`], so its tools run with no prompt, and
@@ -168,10 +189,9 @@ pub fn build_agent_env_with_providers(
     set("XDG_CONFIG_HOME", layout.xdg("config").into());
     set("XDG_CACHE_HOME", layout.xdg("cache").into());
     set("XDG_STATE_HOME", layout.xdg("state").into());
-    set("GASTOWN_TOWN_ID", input.town.as_str().into());
     set("GASTOWN_AGENT_ID", input.agent.as_str().into());
     set("GASTOWN_AGENT_ROLE", input.role.as_str().into());
-    set(TOKEN_VAR, input.token.clone().into());
+    set(SECRETS_DIR_VAR, layout.secrets().into());
     set(
         TOKEN_FILE_VAR,
         crate::path::ContainerPath::new(crate::token::CONTAINER_TOKEN_PATH)
@@ -209,8 +229,19 @@ pub fn build_agent_env_with_providers(
         config["snapshot"] = false.into();
     }
     set(&input.launcher.config_var, config.to_string().into());
+    let secret_file = |name: &str| {
+        layout
+            .secrets()
+            .join(name)
+            .expect("variable names are path-safe")
+    };
+    let mut files = BTreeMap::new();
+    files.insert(secret_file(TOWN_ID_FILE), Secret::new(input.town.as_str()));
+    files.insert(secret_file(TOKEN_VAR), input.token.clone());
     for (k, v) in input.credentials {
-        set(k, v.clone().into());
+        if is_var_name(k) {
+            files.insert(secret_file(k), v.clone());
+        }
     }
     let config_hash_now = config_hash(&vars, input.launcher);
     let mut without_models = config;
@@ -226,6 +257,7 @@ pub fn build_agent_env_with_providers(
     let restart_hash = config_hash(&restart_vars, input.launcher);
     AgentEnv {
         vars,
+        files,
         config_hash: config_hash_now,
         restart_hash,
     }
@@ -327,13 +359,25 @@ mod tests {
     fn carries_role_id_town_and_isolated_dirs() {
         let f = fixture("mayor", "ghp_a");
         let env = build(&f, "anthropic/claude-sonnet-4-6");
-        assert_eq!(text(&env, "GASTOWN_TOWN_ID"), "town-a");
         assert_eq!(text(&env, "GASTOWN_AGENT_ID"), "mayor");
+        assert_eq!(text(&env, SECRETS_DIR_VAR), "/agents/mayor/secrets");
         assert_eq!(text(&env, "GASTOWN_AGENT_ROLE"), "mayor");
         assert_eq!(text(&env, "XDG_DATA_HOME"), "/agents/mayor/data");
         assert_eq!(text(&env, "KILO_SERVER_USERNAME"), "kilo");
         assert_eq!(text(&env, "KILO_SERVER_PASSWORD"), f.password.expose());
         assert!(text(&env, "KILO_CONFIG_CONTENT").contains("claude-sonnet-4-6"));
+        // Identity and secrets are files of the secrets directory, not variables.
+        let file = |name: &str| {
+            env.files[&ContainerPath::new(format!("/agents/mayor/secrets/{name}")).unwrap()]
+                .expose()
+                .to_owned()
+        };
+        assert_eq!(file(TOWN_ID_FILE), "town-a");
+        assert_eq!(file(TOKEN_VAR), f.token.expose());
+        assert_eq!(file("GIT_TOKEN"), "ghp_a");
+        for key in ["GASTOWN_TOWN_ID", TOKEN_VAR, "GIT_TOKEN"] {
+            assert!(!env.vars.contains_key(key), "{key} is not a variable");
+        }
     }
 
     #[test]
@@ -356,6 +400,15 @@ mod tests {
                 );
             }
         }
+        for (path, v) in &env_b.files {
+            assert!(path.as_str().starts_with("/agents/polecat-1/secrets/"));
+            for s in secrets_a {
+                assert!(
+                    !v.expose().contains(s),
+                    "{path} of agent b holds a secret of agent a"
+                );
+            }
+        }
         assert_ne!(text(&env_a, "XDG_DATA_HOME"), text(&env_b, "XDG_DATA_HOME"));
     }
 
@@ -365,6 +418,12 @@ mod tests {
         let h1 = build(&f, "anthropic/claude-sonnet-4-6").config_hash;
         assert_eq!(h1, build(&f, "anthropic/claude-sonnet-4-6").config_hash);
         f.token = Secret::random();
+        assert_eq!(h1, build(&f, "anthropic/claude-sonnet-4-6").config_hash);
+        // Neither the town nor a credential is configuration: a pooled server booted
+        // before its town was known has the hash a fresh start of that town computes.
+        f.town = TownId::new("town-b").unwrap();
+        f.creds
+            .insert("GIT_TOKEN".to_owned(), Secret::new("ghp_refreshed"));
         assert_eq!(h1, build(&f, "anthropic/claude-sonnet-4-6").config_hash);
         assert_ne!(h1, build(&f, "anthropic/claude-opus-4-5").config_hash);
         f.password = Secret::random();

@@ -13,6 +13,7 @@ use crate::path::ContainerPath;
 /// /agents/<agent>/data             XDG_DATA_HOME; the SDK server keeps its database here
 ///                                  (SdkLauncher::database: kilo/kilo.db, opencode/opencode.db)
 /// /agents/<agent>/{config,cache,state}
+/// /agents/<agent>/secrets          the town id, container token and credentials, one file each
 /// /workspace/<agent>               the agent's workspace and the SDK server's cwd
 /// /workspace/<agent>/browse/<rig>  the mayor's read-only browse worktree of a rig
 /// /rigs/<rig>.git                  the container's one bare clone of each rig
@@ -51,6 +52,12 @@ impl AgentLayout {
     /// `/agents/<agent>/data` (XDG_DATA_HOME).
     pub fn data(&self) -> ContainerPath {
         path(format!("/agents/{}/data", self.agent))
+    }
+
+    /// `/agents/<agent>/secrets`: the files of the agent's town id, container token and
+    /// credentials (`GASTOWN_SECRETS_DIR`, see `env::SECRETS_DIR_VAR`).
+    pub fn secrets(&self) -> ContainerPath {
+        path(format!("/agents/{}/secrets", self.agent))
     }
 
     /// `/agents/<agent>/<name>` for `config`, `cache` and `state`.

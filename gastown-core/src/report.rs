@@ -93,6 +93,11 @@ pub struct StartupReport {
     /// (`SnapshotStore::load_with_fallback`).
     #[serde(default)]
     pub snapshot_fallback: bool,
+    /// The SDK server came from a warm pool: a brand-new town claimed a server booted
+    /// before it existed (`ARCHITECTURE.md`, *Warm pool*). False for a cold start, also
+    /// one that fell back from a pool that had no server this town could use.
+    #[serde(default)]
+    pub pooled: bool,
 }
 
 impl StartupReport {
@@ -105,6 +110,7 @@ impl StartupReport {
             phases: Vec::new(),
             timings: BTreeMap::new(),
             snapshot_fallback: false,
+            pooled: false,
         }
     }
 

@@ -326,6 +326,50 @@ pub trait ContainerRuntime: Send + Sync + fmt::Debug + 'static {
     /// Reads a file.
     async fn get_file(&self, town: &TownId, path: &ContainerPath) -> Result<Vec<u8>>;
 
+    /// Writes several files, creating parent directories, like
+    /// [`put_file`](Self::put_file) for each in turn (the default). A backend where each
+    /// write is a round trip (Docker: one archive upload) may write them all at once.
+    /// Used for an agent's secrets directory on every start, so it is on the critical path.
+    ///
+    /// # Errors
+    /// What [`put_file`](Self::put_file) returns; files before the failing one may be
+    /// written.
+    async fn put_files(&self, town: &TownId, files: &[(ContainerPath, Vec<u8>)]) -> Result<()> {
+        for (path, contents) in files {
+            self.put_file(town, path, contents).await?;
+        }
+        Ok(())
+    }
+
+    /// Hands the running container of `from` (with every process and file in it) to
+    /// `to`, which has no container, as `to` would be started with `options`: afterwards
+    /// `from` has none, `to`'s [`start`](Self::start) adopts it (`created == false`), and
+    /// `to`'s [`adopt`](Self::adopt) finds the labelled processes `from` ran (each once).
+    /// A warm pool boots a server in a container of its own and a brand-new town claims
+    /// it this way (`ARCHITECTURE.md`, *Warm pool*).
+    ///
+    /// The default does not support it, and a pool then falls back to cold starts. A
+    /// backend that cannot give the container what `options` asks for (Docker: bind
+    /// mounts are fixed when a container is created) refuses with
+    /// [`Error::Unsupported`] and changes nothing.
+    ///
+    /// # Errors
+    /// [`Error::Unsupported`] by default or for such `options`;
+    /// [`Error::ContainerNotRunning`] when `from` has no running container;
+    /// [`Error::InvalidConfig`] when `to` already has one; the backend's own errors.
+    async fn rename_container(
+        &self,
+        from: &TownId,
+        to: &TownId,
+        options: &ContainerOptions,
+    ) -> Result<()> {
+        let _ = (from, to, options);
+        Err(Error::Unsupported {
+            runtime: self.name(),
+            operation: "rename_container",
+        })
+    }
+
     /// What `path` is — a file (with its size), a directory, something else — or `None`
     /// when nothing is there, following symlinks the way opening the path would (a
     /// dangling link is `None`). It reads no contents: asking whether an agent's

@@ -43,8 +43,9 @@ pub struct TokenClaims {
 /// Mints and verifies container tokens with one HS256 key.
 ///
 /// A token is a compact JWT (`header.claims.signature`, base64url) whose claims are
-/// [`TokenClaims`]; it reaches an agent in `GASTOWN_CONTAINER_TOKEN`
-/// ([`env::TOKEN_VAR`](crate::env::TOKEN_VAR)) at start, and a warm container in
+/// [`TokenClaims`]; it reaches an agent as the file `GASTOWN_CONTAINER_TOKEN`
+/// ([`env::TOKEN_VAR`](crate::env::TOKEN_VAR)) of its secrets directory at start, and a
+/// warm container in
 /// [`CONTAINER_TOKEN_PATH`] on a live refresh. The town keeps the key in its store, so
 /// tokens survive a restart of the embedding process. `Debug` hides the key.
 #[derive(Clone)]

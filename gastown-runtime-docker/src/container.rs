@@ -12,6 +12,7 @@ use bollard::query_parameters::{
 };
 use gastown_core::{ContainerInfo, ContainerOptions, ContainerStatus, Error, Result, TownId};
 
+use crate::claim::agents_volume;
 use crate::error::{is_not_found, status_of, Error as DockerError};
 use crate::runtime::DockerRuntime;
 use crate::volume::AGENTS_MOUNT;
@@ -137,8 +138,11 @@ impl DockerRuntime {
         }
     }
 
-    /// `start` of the trait: creates the town's agents volume, then creates, adopts,
-    /// starts or replaces the container until one runs. Every engine call can lose a race
+    /// `start` of the trait: creates, adopts, starts or replaces the container until one
+    /// runs, creating the town's agents volume before it creates a container. A stopped
+    /// container that a hand-over (`rename_container`) gave the town is replaced like any
+    /// other, and the volume it was created with is deleted: the new container mounts the
+    /// town's own volume, where each agent's `kilo.db` comes back from its snapshot. Every engine call can lose a race
     /// with another runtime (even in another process) starting or removing the same town,
     /// so each round re-reads the engine's state instead of trusting the previous one;
     /// [`START_ATTEMPTS`] rounds bound it.
@@ -153,7 +157,6 @@ impl DockerRuntime {
     ) -> Result<ContainerInfo> {
         let name = self.container_name(town);
         let body = self.create_body(town, options)?;
-        self.ensure_volume(town).await?;
         for attempt in 0..START_ATTEMPTS {
             if attempt > 0 {
                 // Lost a race: let the other start (or a removal in progress) settle.
@@ -161,6 +164,10 @@ impl DockerRuntime {
             }
             let id = match self.inspect(town).await? {
                 None => {
+                    // Only a container to create needs the volume made first: a running
+                    // one (adopted) mounts its own, which after a hand-over
+                    // (`rename_container`) is not the town's.
+                    self.ensure_volume(town).await?;
                     let create = CreateContainerOptionsBuilder::default().name(&name).build();
                     match self
                         .docker
@@ -222,6 +229,13 @@ impl DockerRuntime {
                         _ => {
                             tracing::info!(%town, container = %name, ?state, current, "replacing container");
                             self.remove_by_id(&id).await?;
+                            // A container handed over by `rename_container` mounted the
+                            // volume it was created with; nothing mounts it any more.
+                            if let Some(volume) =
+                                agents_volume(&c).filter(|v| *v != self.volume_name(town))
+                            {
+                                self.remove_foreign_agents_volume(&volume).await;
+                            }
                             continue;
                         }
                     }
@@ -447,7 +461,7 @@ impl DockerRuntime {
 }
 
 /// Running and not paused: only then can an exec start in it.
-fn is_running(c: &ContainerInspectResponse) -> bool {
+pub(crate) fn is_running(c: &ContainerInspectResponse) -> bool {
     c.state.as_ref().and_then(|s| s.running).unwrap_or(false)
         && !c.state.as_ref().and_then(|s| s.paused).unwrap_or(false)
 }
@@ -468,7 +482,7 @@ fn mounts_agents_volume(c: &ContainerInspectResponse, volume: &str) -> bool {
 
 /// Whether the container carries `gastown.managed=true`: gastown never adopts, replaces or
 /// removes a container it did not create.
-fn is_managed(c: &ContainerInspectResponse) -> bool {
+pub(crate) fn is_managed(c: &ContainerInspectResponse) -> bool {
     c.config
         .as_ref()
         .and_then(|cfg| cfg.labels.as_ref())

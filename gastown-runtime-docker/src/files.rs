@@ -6,9 +6,10 @@ use bollard::query_parameters::{
 use futures::TryStreamExt;
 use gastown_core::{CommandSpec, ContainerPath, Error, Result, TownId};
 
-use crate::archive::{first_file, single_file, Extracted};
+use crate::archive::{first_file, single_file, tree, Extracted};
 use crate::error::{is_not_found, status_of, Error as DockerError};
 use crate::runtime::DockerRuntime;
+use crate::volume::AGENTS_MOUNT;
 
 /// How many symlinks `get_file` follows before giving up (as a loop guard).
 pub(crate) const MAX_SYMLINKS: usize = 8;
@@ -59,6 +60,61 @@ impl DockerRuntime {
                 }
             }
         }
+    }
+
+    /// `put_files` of the trait: when every file is under [`AGENTS_MOUNT`] (the agents
+    /// volume's mount point, which every container has), one archive uploaded there
+    /// holding the files and an entry for each directory between `/agents` and them
+    /// ([`tree`]: owned by the agents' user; files `0600`, the directories holding them
+    /// `0700`, the others `0755`, what `mkdir -p` makes): one engine round trip, where a
+    /// file at a time costs an upload each, plus an exec (`mkdir -p`) and a retry when
+    /// the parent is missing, as it is in a fresh container. The engine applies an
+    /// entry's owner and mode to a directory that exists too; under `/agents` every
+    /// directory is the agents' user's already, and `0755` is what they were made with.
+    /// Anything else — a file outside `/agents`, files that cannot share an archive —
+    /// is written a file at a time ([`put`](Self::put)).
+    ///
+    /// # Errors
+    /// As `put_file`: `ContainerNotRunning`, `ContainerPaused`, `InvalidPath` for the
+    /// root, engine failures as `Api` (in `Generic`); files before a failing one may be
+    /// written.
+    pub(crate) async fn put_many(
+        &self,
+        town: &TownId,
+        files: &[(ContainerPath, Vec<u8>)],
+    ) -> Result<()> {
+        if files.is_empty() {
+            return Ok(());
+        }
+        // The engine writes into a stopped container too; a town's files go to a running
+        // one only (an inspect: a few ms, no exec).
+        self.running(town).await?;
+        let relative: Option<Vec<(Vec<&str>, &[u8])>> = files
+            .iter()
+            .map(|(path, contents)| {
+                let mut components = path.components();
+                (components.next() == Some(AGENTS_MOUNT.trim_start_matches('/')))
+                    .then(|| (components.collect(), contents.as_slice()))
+            })
+            .collect();
+        let archive = match relative {
+            Some(relative) => tree(&relative).map_err(|e| Error::io("building a tar", e))?,
+            None => None,
+        };
+        if let Some(tar) = archive {
+            // `/agents` is always there (a volume mount point): `false` means a user's
+            // image without it, for the file-at-a-time path to handle.
+            if self
+                .upload(town, &ContainerPath::new(AGENTS_MOUNT)?, tar)
+                .await?
+            {
+                return Ok(());
+            }
+        }
+        for (path, contents) in files {
+            self.put(town, path, contents).await?;
+        }
+        Ok(())
     }
 
     /// Uploads into `dir`; `Ok(false)` when `dir` does not exist.

@@ -3,41 +3,30 @@
 
 use std::collections::{BTreeSet, HashMap};
 
+use bollard::models::ContainerSummary;
 use bollard::query_parameters::{ListContainersOptionsBuilder, ListVolumesOptionsBuilder};
 use gastown_core::{Result, TownId};
 
 use crate::container::{LABEL_MANAGED, LABEL_PREFIX, LABEL_TOWN};
 use crate::error::Error as DockerError;
 use crate::runtime::DockerRuntime;
+use crate::volume::AGENTS_MOUNT;
 
 impl DockerRuntime {
     /// Names of containers carrying this runtime's labels (`gastown.managed=true` and its
     /// `gastown.prefix`) whose town this runtime instance has not started or adopted —
-    /// left over from an earlier process. Running or not.
+    /// left over from an earlier process. Running or not. A container named for a managed
+    /// town is that town's whatever its label says (a hand-over by `rename_container`
+    /// keeps the label of the town it was created for).
     ///
     /// # Errors
     /// [`DockerError::Api`] when the engine cannot list containers.
     pub async fn list_orphans(&self) -> Result<Vec<String>> {
-        let filters = HashMap::from([(
-            "label",
-            vec![
-                format!("{LABEL_MANAGED}=true"),
-                format!("{LABEL_PREFIX}={}", self.options.name_prefix),
-            ],
-        )]);
-        let opts = ListContainersOptionsBuilder::default()
-            .all(true)
-            .filters(&filters)
-            .build();
-        let list = self
-            .docker
-            .list_containers(Some(opts))
-            .await
-            .map_err(|e| DockerError::api("listing containers", "", e))?;
+        let list = self.labelled_containers().await?;
         let managed = self.managed.lock().clone();
         let mut orphans: Vec<String> = list
             .into_iter()
-            .filter(|c| is_orphan(&managed, c.labels.as_ref()))
+            .filter(|c| !self.is_managed_container(&managed, c))
             .filter_map(|c| {
                 c.names
                     .and_then(|n| n.into_iter().next())
@@ -49,12 +38,45 @@ impl DockerRuntime {
         Ok(orphans)
     }
 
+    /// The containers carrying this runtime's labels (`gastown.managed=true` and its
+    /// `gastown.prefix`), running or not.
+    async fn labelled_containers(&self) -> Result<Vec<ContainerSummary>> {
+        let filters = HashMap::from([(
+            "label",
+            vec![
+                format!("{LABEL_MANAGED}=true"),
+                format!("{LABEL_PREFIX}={}", self.options.name_prefix),
+            ],
+        )]);
+        let opts = ListContainersOptionsBuilder::default()
+            .all(true)
+            .filters(&filters)
+            .build();
+        self.docker
+            .list_containers(Some(opts))
+            .await
+            .map_err(|e| DockerError::api("listing containers", "", e).into())
+    }
+
+    /// Whether a listed container belongs to a town this runtime instance started or
+    /// adopted: by its town label, or by its name — a container handed over by
+    /// `rename_container` keeps the label of the town it was created for.
+    fn is_managed_container(&self, managed: &BTreeSet<TownId>, c: &ContainerSummary) -> bool {
+        !is_orphan(managed, c.labels.as_ref())
+            || c.names.iter().flatten().any(|n| {
+                let n = n.trim_start_matches('/');
+                managed.iter().any(|t| self.container_name(t) == n)
+            })
+    }
+
     /// Names of agents volumes carrying this runtime's labels (`gastown.managed=true` and
     /// its `gastown.prefix`) whose town this runtime instance has not started or adopted —
-    /// left over from an earlier process (with or without their container).
+    /// left over from an earlier process (with or without their container). A volume that
+    /// a managed town's container mounts at `/agents` is that town's whatever its label
+    /// says (a handed-over container's).
     ///
     /// # Errors
-    /// [`DockerError::Api`] when the engine cannot list volumes.
+    /// [`DockerError::Api`] when the engine cannot list volumes or containers.
     pub async fn list_orphan_volumes(&self) -> Result<Vec<String>> {
         let filters = HashMap::from([(
             "label",
@@ -72,11 +94,22 @@ impl DockerRuntime {
             .await
             .map_err(|e| DockerError::api("listing volumes", "", e))?;
         let managed = self.managed.lock().clone();
+        // A handed-over container's volume is named for the town it was created for: it
+        // is its new town's while that town's container mounts it.
+        let mounted: BTreeSet<String> = self
+            .labelled_containers()
+            .await?
+            .iter()
+            .filter(|c| self.is_managed_container(&managed, c))
+            .flat_map(|c| c.mounts.iter().flatten())
+            .filter(|m| m.destination.as_deref() == Some(AGENTS_MOUNT))
+            .filter_map(|m| m.name.clone())
+            .collect();
         let mut orphans: Vec<String> = list
             .volumes
             .unwrap_or_default()
             .into_iter()
-            .filter(|v| is_orphan(&managed, Some(&v.labels)))
+            .filter(|v| is_orphan(&managed, Some(&v.labels)) && !mounted.contains(&v.name))
             .map(|v| v.name)
             .collect();
         orphans.sort();

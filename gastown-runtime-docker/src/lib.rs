@@ -39,6 +39,7 @@
 //! - `container`, `volume`, `hygiene`: create/adopt/stop/remove, the town's agents volume
 //!   (`/agents` outlives a container), labels; orphans.
 //! - `wrapper`, `exec`, `process`, `lines`: commands with exactly their own env and cwd.
+//! - `claim`: handing a running container to another town (a warm pool's claim).
 //! - `records`: process records in the container, labelled spawns and adoption of what a
 //!   crashed host left running.
 //! - `files`, `archive`: tar in and out; the endpoint.
@@ -51,6 +52,7 @@
 #![warn(missing_docs)]
 
 mod archive;
+mod claim;
 mod container;
 mod error;
 mod exec;

@@ -113,14 +113,15 @@ impl DockerRuntime {
                 .into());
             }
         };
-        let host_pid = self
-            .docker
-            .inspect_exec(&id)
-            .await
-            .ok()
+        let inspected = self.docker.inspect_exec(&id).await.ok();
+        let host_pid = inspected
+            .as_ref()
             .and_then(|r| r.pid)
             .and_then(|p| u32::try_from(p).ok())
             .filter(|p| *p > 0);
+        // The handle names its container by id: a name changes when the container is
+        // handed to another town (`rename_container`), its id never does.
+        let container = inspected.and_then(|r| r.container_id).unwrap_or(container);
         tracing::debug!(%town, program = %spec.program, pid, ?host_pid, "spawned");
         let handle = DockerProcess {
             docker: self.docker.clone(),
@@ -207,6 +208,7 @@ async fn pump(
 #[derive(Debug)]
 pub struct DockerProcess {
     docker: Docker,
+    /// The container's id (its name only when the engine did not report the id).
     container: String,
     exec_id: String,
     /// The pid inside the container (what `kill` there takes); the process leads its own

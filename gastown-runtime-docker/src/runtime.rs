@@ -226,12 +226,31 @@ impl ContainerRuntime for DockerRuntime {
         self.put(town, path, contents).await
     }
 
+    /// One archive upload at `/agents` when every file is under it (parents created,
+    /// owned by the agents' user; files `0600`), else a file at a time.
+    async fn put_files(&self, town: &TownId, files: &[(ContainerPath, Vec<u8>)]) -> Result<()> {
+        self.put_many(town, files).await
+    }
+
     async fn get_file(&self, town: &TownId, path: &ContainerPath) -> Result<Vec<u8>> {
         self.get(town, path).await
     }
 
     async fn stat(&self, town: &TownId, path: &ContainerPath) -> Result<Option<PathStat>> {
         self.stat_path(town, path).await
+    }
+
+    /// The engine renames the container; labels, hostname, mounts and limits stay what
+    /// they were at create, so `options` with bind mounts or other limits is refused
+    /// (`Unsupported`, nothing changed). `remove` of `to` deletes the volume the container
+    /// mounts as well as `to`'s own. Details: the `claim` module of this crate.
+    async fn rename_container(
+        &self,
+        from: &TownId,
+        to: &TownId,
+        options: &ContainerOptions,
+    ) -> Result<()> {
+        self.rename_town(from, to, options).await
     }
 
     async fn stop(&self, town: &TownId, grace: Duration) -> Result<()> {

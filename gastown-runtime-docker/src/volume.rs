@@ -9,6 +9,7 @@ use std::time::Duration;
 use bollard::models::VolumeCreateRequest;
 use gastown_core::{Result, TownId};
 
+use crate::claim::agents_volume;
 use crate::container::{LABEL_MANAGED, LABEL_PREFIX, LABEL_TOWN};
 use crate::error::{is_not_found, status_of, Error as DockerError};
 use crate::runtime::DockerRuntime;
@@ -73,15 +74,28 @@ impl DockerRuntime {
     /// # Errors
     /// [`DockerError::Api`] when the engine refuses, or [`DockerError::VolumeInUse`] when
     /// the volume stays in use.
+    ///
+    /// A container handed over by `rename_container` mounts the volume it was created with
+    /// (`<prefix>-<pool id>-agents`): that one is deleted too, after the container (only
+    /// when it carries this runtime's labels).
     pub(crate) async fn remove_container_and_volume(&self, town: &TownId) -> Result<()> {
         let container = self.container_name(town);
         let volume = self.volume_name(town);
+        let handed_over = self
+            .inspect(town)
+            .await?
+            .as_ref()
+            .and_then(agents_volume)
+            .filter(|v| *v != volume);
         for attempt in 0..REMOVE_ATTEMPTS {
             if attempt > 0 {
                 tokio::time::sleep(Duration::from_millis(50 * u64::from(attempt))).await;
             }
             self.remove_by_id(&container).await?;
             if self.remove_volume_named(&volume).await? {
+                if let Some(other) = &handed_over {
+                    self.remove_foreign_agents_volume(other).await;
+                }
                 return Ok(());
             }
         }
@@ -90,6 +104,49 @@ impl DockerRuntime {
             attempts: REMOVE_ATTEMPTS,
         }
         .into())
+    }
+
+    /// Removes the agents volume `name` that a handed-over container of another town id
+    /// mounted, once that container is gone: only a volume labelled as this runtime's
+    /// (`gastown.managed=true` and its prefix), retried while the engine still counts it
+    /// in use. Failures are logged, not returned: the town's own removal succeeded, and
+    /// orphan hygiene finds a volume left behind (its town label names no managed town).
+    pub(crate) async fn remove_foreign_agents_volume(&self, name: &str) {
+        let ours = match self.docker.inspect_volume(name).await {
+            Ok(v) => {
+                v.labels.get(LABEL_MANAGED).map(String::as_str) == Some("true")
+                    && v.labels.get(LABEL_PREFIX) == Some(&self.options.name_prefix)
+            }
+            Err(e) if is_not_found(&e) => return,
+            Err(e) => {
+                tracing::warn!(volume = name, error = %e, "inspecting a handed-over agents volume");
+                return;
+            }
+        };
+        if !ours {
+            tracing::warn!(
+                volume = name,
+                "a handed-over container mounted a volume that is not ours; left alone"
+            );
+            return;
+        }
+        for attempt in 0..REMOVE_ATTEMPTS {
+            if attempt > 0 {
+                tokio::time::sleep(Duration::from_millis(50 * u64::from(attempt))).await;
+            }
+            match self.remove_volume_named(name).await {
+                Ok(true) => return,
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(volume = name, error = %e, "removing a handed-over agents volume");
+                    return;
+                }
+            }
+        }
+        tracing::warn!(
+            volume = name,
+            "a handed-over agents volume stays in use; left for orphan hygiene"
+        );
     }
 
     /// Removes a volume by name: `Ok(true)` once it is gone (also when it never existed),

@@ -55,6 +55,7 @@
 #![warn(missing_docs)]
 
 mod adopt;
+mod claim;
 mod error;
 mod mounts;
 mod output;

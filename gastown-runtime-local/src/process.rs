@@ -175,6 +175,16 @@ impl LocalProcess {
         self.adoptable.swap(false, Ordering::SeqCst)
     }
 
+    /// Puts the "not claimed yet" mark back on a live labelled process, so the next
+    /// [`adopt`](gastown_core::ContainerRuntime::adopt) of its agent finds it: a container
+    /// handed to another town (`rename_container`) brings its servers to that town's
+    /// agents.
+    pub(crate) fn offer(&self) {
+        if self.label.is_some() {
+            self.adoptable.store(true, Ordering::SeqCst);
+        }
+    }
+
     /// The status right now: `Exited` once reaped, `Stopping` while a kill is under way.
     pub(crate) fn current(&self) -> ProcessStatus {
         match *self.exit.borrow() {

@@ -450,18 +450,22 @@ impl ContainerRuntime for LocalRuntime {
 
     async fn remove(&self, town: &TownId) -> Result<()> {
         self.stop(town, REMOVE_GRACE).await?;
-        let dir = self.town_dir(town);
-        match tokio::fs::remove_dir_all(&dir).await {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(Error::io(format!("removing {}", dir.display()), e)),
-        }
+        self.remove_town_dir(town).await?;
         self.towns.lock().remove(town);
         Ok(())
     }
 
     fn can_pause(&self) -> bool {
         true
+    }
+
+    async fn rename_container(
+        &self,
+        from: &TownId,
+        to: &TownId,
+        options: &ContainerOptions,
+    ) -> Result<()> {
+        self.rename_town(from, to, options)
     }
 
     async fn spawn_labelled(

@@ -306,6 +306,7 @@ impl AgentState {
             timings: telemetry::run_timings(&phases, self.boot_timings.take(), total_ms),
             phases,
             snapshot_fallback: run.progress.snapshot_fallback,
+            pooled: run.progress.sdk_pooled,
         };
         let is_mayor = self.ctx.spec.role == Role::Mayor;
         if is_mayor && run.prewarm {

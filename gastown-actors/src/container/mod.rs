@@ -16,6 +16,7 @@ use tokio::time::Instant;
 use crate::agent::{AgentActor, AgentMsg, SessionRequest, Waiter};
 
 mod adopted;
+mod claim;
 mod drain;
 mod exit;
 use crate::boot::{BootReport, MayorBoot};
@@ -267,12 +268,15 @@ impl ContainerState {
             return;
         }
         self.ensuring = true;
-        let rt = self.parts.runtime.clone();
-        let town = self.parts.town.clone();
+        let parts = self.parts.clone();
         let options = self.options.clone();
+        let mayor = self.mayor.clone();
+        // A town whose container this actor never saw and that has no agent yet may be
+        // brand new: it may claim a warm pool's server (`claim.rs`).
+        let brand_new = self.agents.is_empty() && matches!(self.gate, Gate::Down);
         let me = myself.clone();
         tokio::spawn(async move {
-            let result = rt.start(&town, &options).await;
+            let result = claim::start_or_claim(&parts, &options, &mayor, brand_new).await;
             let _ = me.cast(ContainerMsg::ContainerEnsured(result));
         });
     }

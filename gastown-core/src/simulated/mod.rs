@@ -32,6 +32,7 @@
 //! a paused clock jump: tokio inhibits auto-advance while a blocking task runs, so such
 //! work takes no virtual time (checked by `tests/simulated.rs`).
 
+mod claim;
 mod db;
 mod error;
 mod exec;

@@ -110,7 +110,16 @@ pub(super) fn spawn(
     let (pid, port) = {
         let mut state = inner.state.lock();
         state.running(town)?;
-        let port = if is_sdk { Some(state.port()?) } else { None };
+        // The port asked for with `--port`, as kilo takes it, unless some server ever had
+        // it (ports are never reused); otherwise the next free one.
+        let asked = flag_value(command, "--port")
+            .and_then(|p| p.parse::<u16>().ok())
+            .filter(|p| *p != 0 && !state.ports.contains_key(p));
+        let port = match (is_sdk, asked) {
+            (false, _) => None,
+            (true, Some(p)) => Some(p),
+            (true, None) => Some(state.port()?),
+        };
         let pid = state.pid();
         let server = setup.as_ref().zip(port).map(|(s, port)| Server {
             port,
@@ -135,6 +144,8 @@ pub(super) fn spawn(
                 output: Some(tx),
                 boot: None,
                 server,
+                label: None,
+                offered: false,
             },
         );
         (pid, port)
@@ -265,8 +276,8 @@ fn open_db(inner: &Inner, town: &TownId, data_dir: &ContainerPath) -> Result<(),
 
 /// The [`ProcessHandle`] of a simulated process.
 pub(super) struct SimProcessHandle {
-    pid: u32,
-    inner: Arc<Inner>,
+    pub(super) pid: u32,
+    pub(super) inner: Arc<Inner>,
 }
 
 impl fmt::Debug for SimProcessHandle {

@@ -23,8 +23,8 @@ use crate::error::{Error, Result};
 use crate::ids::TownId;
 use crate::path::ContainerPath;
 use crate::runtime::{
-    ContainerInfo, ContainerOptions, ContainerRuntime, ExecOutput, PathKind, PathStat,
-    SpawnedProcess,
+    AdoptedProcess, ContainerInfo, ContainerOptions, ContainerRuntime, ExecOutput, PathKind,
+    PathStat, SpawnedProcess,
 };
 use crate::sdk::{SdkConnector, SessionInfo};
 use crate::status::{ContainerStatus, ProcessStatus};
@@ -545,6 +545,33 @@ impl ContainerRuntime for SimulatedRuntime {
         }
         inner.record(start, town, SimEventKind::ContainerRemove, true);
         Ok(())
+    }
+
+    async fn spawn_labelled(
+        &self,
+        town: &TownId,
+        command: &CommandSpec,
+        label: &crate::runtime::ProcessLabel,
+        _grace: Duration,
+    ) -> Result<SpawnedProcess> {
+        let spawned = super::process::spawn(&self.inner, town, command)?;
+        if let Some(pid) = spawned.handle.pid() {
+            super::claim::label(&self.inner, pid, label);
+        }
+        Ok(spawned)
+    }
+
+    async fn adopt(&self, town: &TownId, agent: &str) -> Result<Option<AdoptedProcess>> {
+        super::claim::adopt(&self.inner, town, agent)
+    }
+
+    async fn rename_container(
+        &self,
+        from: &TownId,
+        to: &TownId,
+        _options: &ContainerOptions,
+    ) -> Result<()> {
+        super::claim::rename(&self.inner, from, to)
     }
 
     fn can_pause(&self) -> bool {

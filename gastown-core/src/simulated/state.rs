@@ -56,6 +56,11 @@ pub(super) struct Proc {
     /// The boot task of an SDK server, aborted if the process ends first.
     pub(super) boot: Option<AbortHandle>,
     pub(super) server: Option<Server>,
+    /// Who it is, for a labelled spawn (`spawn_labelled`).
+    pub(super) label: Option<crate::runtime::ProcessLabel>,
+    /// Handed to another town with its container (`rename_container`) and not adopted
+    /// there yet.
+    pub(super) offered: bool,
 }
 
 impl Proc {

@@ -30,7 +30,8 @@
 //! `start` and reads them as before. (A second runtime making labelled spawns in a
 //! container another live runtime started is outside this: one host drives a town.)
 
-use std::collections::{HashMap, HashSet};
+mod known;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -41,14 +42,15 @@ use gastown_core::{
     AdoptedProcess, CommandSpec, ContainerPath, ProcessHandle, ProcessLabel, ProcessStatus, Result,
     SpawnedProcess, TownId,
 };
-use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{is_not_found, status_of, Error as DockerError};
 use crate::exec::run_attached;
-use crate::process::{signal_pid, wait_dead, DockerProcess, AFTER_SIGKILL_WAIT_MS};
+use crate::process::{signal_pid, wait_dead, AFTER_SIGKILL_WAIT_MS};
 use crate::runtime::DockerRuntime;
 use crate::wrapper::Mode;
+
+pub(crate) use known::Known;
 
 /// Where the records live inside the container (the wrapper script names it too).
 pub(crate) const RECORDS_DIR: &str = "/run/gastown/processes";
@@ -155,77 +157,6 @@ fn parse_list(stdout: &str) -> Vec<Entry> {
         .collect()
 }
 
-/// What a [`DockerRuntime`] remembers of the labelled processes of its towns: those it
-/// spawned (never up for adoption, ended with their exec handle) and those it adopted
-/// (handed out once), and whether it started the town's container itself. Forgotten when
-/// the town's container is created or removed.
-#[derive(Debug, Default)]
-pub(crate) struct Known {
-    towns: Mutex<HashMap<TownId, TownKnown>>,
-}
-
-#[derive(Debug, Default)]
-struct TownKnown {
-    /// In-container pid → the handle of a labelled process this runtime spawned.
-    own: HashMap<u32, Arc<DockerProcess>>,
-    /// In-container pids handed out by `adopt`.
-    adopted: HashSet<u32>,
-    /// Serialises the labelled spawns (and adoption) of one agent.
-    agent_locks: HashMap<String, Arc<tokio::sync::Mutex<()>>>,
-    /// True when this runtime started the town's current container (`start` answered
-    /// `created == true`): every record in it was written by a labelled spawn of this
-    /// runtime.
-    started_here: bool,
-    /// The agents this runtime made a labelled spawn for in the current container (counted
-    /// from the attempt, since the record may exist even when the spawn then fails).
-    spawned_agents: HashSet<String>,
-}
-
-impl Known {
-    /// Forgets `town` (its container was created anew or removed: pids start over).
-    pub(crate) fn forget(&self, town: &TownId) {
-        self.towns.lock().remove(town);
-    }
-
-    /// Forgets `town` and notes that this runtime has just started its container (never
-    /// started before: a new pid namespace, and no record in it).
-    pub(crate) fn started_here(&self, town: &TownId) {
-        let mut towns = self.towns.lock();
-        towns.remove(town);
-        towns.entry(town.clone()).or_default().started_here = true;
-    }
-
-    /// Whether the town's container may hold a record of `agent`: false only when this
-    /// runtime started the container and has made no labelled spawn of `agent` in it.
-    fn may_hold_records(&self, town: &TownId, agent: &str) -> bool {
-        self.towns
-            .lock()
-            .get(town)
-            .is_none_or(|t| !t.started_here || t.spawned_agents.contains(agent))
-    }
-
-    /// Notes a labelled spawn of `agent` in the town's current container.
-    fn spawning(&self, town: &TownId, agent: &str) {
-        self.towns
-            .lock()
-            .entry(town.clone())
-            .or_default()
-            .spawned_agents
-            .insert(agent.to_owned());
-    }
-
-    fn agent_lock(&self, town: &TownId, agent: &str) -> Arc<tokio::sync::Mutex<()>> {
-        self.towns
-            .lock()
-            .entry(town.clone())
-            .or_default()
-            .agent_locks
-            .entry(agent.to_owned())
-            .or_default()
-            .clone()
-    }
-}
-
 impl DockerRuntime {
     /// Every record in the town's container, with whether its process runs.
     ///
@@ -255,13 +186,7 @@ impl DockerRuntime {
     /// A handle on a recorded process: this runtime's own exec handle when it spawned it,
     /// else one that reads `/proc` and signals by pid.
     fn handle_of(&self, town: &TownId, record: &ProcessRecord) -> Arc<dyn ProcessHandle> {
-        let own = self
-            .known
-            .towns
-            .lock()
-            .get(town)
-            .and_then(|t| t.own.get(&record.pid).cloned());
-        match own {
+        match self.known.own_handle(town, record.pid) {
             Some(p) => p,
             None => Arc::new(RecordedProcess {
                 docker: self.docker.clone(),
@@ -317,32 +242,16 @@ impl DockerRuntime {
             .chain(earlier.iter().map(|r| r.pid))
             .collect();
         self.drop_records(town, &gone).await;
-        self.forget_pids(town, &gone);
+        self.known.forget_pids(town, &gone);
         let json = serde_json::to_string(&RecordedLabel::from(label))
             .map_err(|e| gastown_core::Error::generic(crate::error::RUNTIME, e))?;
         self.known.spawning(town, &label.agent);
         let (process, output) = self.spawn_wrapped(town, spec, Mode::Record(json)).await?;
-        self.known
-            .towns
-            .lock()
-            .entry(town.clone())
-            .or_default()
-            .own
-            .insert(process.container_pid(), process.clone());
+        self.known.spawned(town, process.clone(), label.clone());
         Ok(SpawnedProcess {
             handle: process,
             output,
         })
-    }
-
-    /// Forgets pids whose processes ended (the kernel may hand them out again).
-    fn forget_pids(&self, town: &TownId, pids: &[u32]) {
-        if let Some(t) = self.known.towns.lock().get_mut(town) {
-            for pid in pids {
-                t.own.remove(pid);
-                t.adopted.remove(pid);
-            }
-        }
     }
 
     /// `adopt` of the trait: the newest live recorded process of `agent` that this runtime
@@ -350,6 +259,12 @@ impl DockerRuntime {
     /// one, unless records were made by hand) are killed. Stale records are deleted. `None`
     /// without reading the records (no exec) when the container cannot hold one of the
     /// agent (see the module docs): a fresh town's cold start.
+    ///
+    /// A process that a container hand-over offered (`rename_container`: a warm pool's
+    /// server, which this runtime spawned) is handed out first, once, without reading the
+    /// records: its handle is this runtime's own exec handle, whose status is two engine
+    /// inspects rather than an exec (about 90 ms, `ARCHITECTURE.md`, *Phase path*) on the
+    /// claiming town's critical path.
     ///
     /// # Errors
     /// What `exec` returns (`ContainerNotRunning`, `ContainerPaused`, engine errors); the
@@ -361,6 +276,18 @@ impl DockerRuntime {
     ) -> Result<Option<AdoptedProcess>> {
         let lock = self.known.agent_lock(town, agent);
         let _serial = lock.lock().await;
+        while let Some((process, label)) = self.known.take_offered(town, agent) {
+            let pid = process.container_pid();
+            if process.status().await.is_alive() {
+                self.known.adopted(town, pid);
+                tracing::debug!(%town, agent, pid, "handed-over process adopted");
+                return Ok(Some(AdoptedProcess {
+                    handle: process,
+                    label,
+                }));
+            }
+            self.known.forget_pids(town, &[pid]);
+        }
         if !self.known.may_hold_records(town, agent) {
             tracing::debug!(%town, agent, "nothing to adopt in a container this runtime started");
             return Ok(None);
@@ -372,19 +299,13 @@ impl DockerRuntime {
             .map(|e| e.record.pid)
             .collect();
         self.drop_records(town, &stale).await;
-        self.forget_pids(town, &stale);
-        let mut candidates: Vec<ProcessRecord> = {
-            let towns = self.known.towns.lock();
-            let known = towns.get(town);
-            entries
-                .into_iter()
-                .filter(|e| e.live && e.record.label.agent == agent)
-                .map(|e| e.record)
-                .filter(|r| {
-                    known.is_none_or(|k| !k.own.contains_key(&r.pid) && !k.adopted.contains(&r.pid))
-                })
-                .collect()
-        };
+        self.known.forget_pids(town, &stale);
+        let mut candidates: Vec<ProcessRecord> = entries
+            .into_iter()
+            .filter(|e| e.live && e.record.label.agent == agent)
+            .map(|e| e.record)
+            .filter(|r| self.known.adoptable(town, r.pid))
+            .collect();
         candidates.sort_by_key(|r| r.start_ticks);
         let Some(newest) = candidates.pop() else {
             return Ok(None);
@@ -394,13 +315,7 @@ impl DockerRuntime {
                 .kill(Duration::from_millis(DUPLICATE_GRACE_MS))
                 .await?;
         }
-        self.known
-            .towns
-            .lock()
-            .entry(town.clone())
-            .or_default()
-            .adopted
-            .insert(newest.pid);
+        self.known.adopted(town, newest.pid);
         tracing::debug!(%town, agent, pid = newest.pid, "recorded process adopted");
         Ok(Some(AdoptedProcess {
             handle: self.handle_of(town, &newest),
