@@ -3,7 +3,12 @@
 
 use std::sync::atomic::Ordering;
 
-use gastown_core::{AgentId, ContainerInfo, ContainerOptions, ContainerStatus, Result};
+use futures::StreamExt;
+use gastown_core::{
+    AgentId, AgentStatus, ContainerInfo, ContainerOptions, ContainerStatus, Result,
+};
+
+use crate::events::TownEvent;
 
 use crate::context::{AgentSpec, TownParts};
 use crate::pool::town_mayor_env;
@@ -29,6 +34,8 @@ pub(super) async fn start_or_claim(
         let absent = matches!(rt.status(town).await, Ok(ContainerStatus::Absent));
         let no_snapshot = !parts.snapshots.path(&mayor_id).exists();
         if absent && no_snapshot {
+            // Subscribed before the claim, so the mayor's first status is not missed.
+            let mut events = parts.events.subscribe();
             let claimed = pool
                 .claim(town, options, |password| {
                     town_mayor_env(parts, mayor, password).config_hash
@@ -36,6 +43,21 @@ pub(super) async fn start_or_claim(
                 .await;
             match claimed {
                 Ok(password) => {
+                    // The refill waits for the mayor's start to end (a status other than
+                    // `working`: `waiting` when ready, `dead` when it failed).
+                    let mayor = mayor_id.clone();
+                    pool.refill_after(async move {
+                        while let Some(record) = events.next().await {
+                            let settled = matches!(
+                                &record.event,
+                                TownEvent::AgentStatusChanged { status }
+                                    if *status != AgentStatus::Working
+                            );
+                            if settled && record.agent.as_ref() == Some(&mayor) {
+                                return;
+                            }
+                        }
+                    });
                     let key = crate::context::sdk_password_key(&mayor_id);
                     match parts.store.secret_set(&key, &password) {
                         Ok(()) => parts.pool_claimed.store(true, Ordering::SeqCst),
