@@ -21,4 +21,6 @@ pub(crate) use attempt::{spawn_attempt, AttemptDone};
 pub(crate) use branch_store::save as save_branch;
 pub(crate) use sdk::{adopt, stop_sdk, stop_server};
 pub(crate) use server::{server_lock, ServerBoot};
-pub(crate) use worktrees::{git, refresh_browse_worktrees, BrowseOutcome, BRANCH_EXISTS};
+pub(crate) use worktrees::{
+    git, refresh_browse_worktrees, workspace_command, BrowseOutcome, BRANCH_EXISTS,
+};

@@ -29,14 +29,16 @@ fn rig_source(rig: &RigConfig) -> Word {
 
 /// A git command of the agent, run in `cwd`.
 pub(crate) fn git(ctx: &AgentContext, cwd: &ContainerPath) -> CommandSpec {
-    CommandSpec::new("git").envs(git_env(ctx)).cwd(cwd.clone())
+    CommandSpec::new("git")
+        .envs(git_env(&ctx.layout))
+        .cwd(cwd.clone())
 }
 
 /// The environment of every git command of an agent.
-fn git_env(ctx: &AgentContext) -> BTreeMap<String, Word> {
+fn git_env(layout: &AgentLayout) -> BTreeMap<String, Word> {
     [
         ("PATH", Word::from(gastown_core::env::AGENT_PATH)),
-        ("HOME", Word::from(ctx.layout.home())),
+        ("HOME", Word::from(layout.home())),
         ("GIT_CONFIG_NOSYSTEM", "1".into()),
         ("GIT_TERMINAL_PROMPT", "0".into()),
         ("GIT_AUTHOR_NAME", "gastown".into()),
@@ -104,18 +106,26 @@ git -C \"$1\" rev-parse -q --verify HEAD >/dev/null || git -C \"$1\" commit -q -
 /// `dirs`, in one exec: every exec is an engine round trip on Docker (about 90 ms), and
 /// directory creation, `git init` and the commit used to be three.
 async fn ensure_workspace(ctx: &AgentContext, dirs: &[ContainerPath]) -> Result<()> {
+    let cmd = workspace_command(&ctx.layout, dirs);
+    ctx.parts.runtime.exec_ok(&ctx.parts.town, &cmd).await?;
+    Ok(())
+}
+
+/// The one exec of [`ensure_workspace`] for `layout`'s agent: also what a warm pool runs
+/// before it boots a spare mayor server, so the server finds the workspace a fresh start
+/// would give it (the same root commit: fixed dates).
+pub(crate) fn workspace_command(layout: &AgentLayout, dirs: &[ContainerPath]) -> CommandSpec {
     let mut cmd = CommandSpec::new("sh")
         .arg("-c")
         .arg(WORKSPACE_SCRIPT)
         .arg("sh")
-        .arg(ctx.layout.workspace())
-        .envs(git_env(ctx))
+        .arg(layout.workspace())
+        .envs(git_env(layout))
         .cwd(ContainerPath::root());
     for dir in dirs {
         cmd = cmd.arg(dir);
     }
-    ctx.parts.runtime.exec_ok(&ctx.parts.town, &cmd).await?;
-    Ok(())
+    cmd
 }
 
 /// What happened to one rig's browse worktree.

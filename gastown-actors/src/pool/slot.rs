@@ -6,12 +6,12 @@ use std::sync::Arc;
 
 use gastown_core::env::{build_agent_env_with_providers, AgentEnv, AgentEnvInput};
 use gastown_core::{
-    AgentId, AgentLayout, CommandSpec, ContainerOptions, ContainerRuntime, ContainerRuntimeExt,
-    ProcessHandle, ProviderConfig, Result, Role, SdkLauncher, Secret, TownId,
+    AgentId, AgentLayout, ContainerOptions, ContainerRuntime, ContainerRuntimeExt, ProcessHandle,
+    ProviderConfig, Result, Role, SdkLauncher, Secret, TownId,
 };
 
 use crate::context::{AgentSpec, TownParts};
-use crate::phases::{server_lock, ServerBoot};
+use crate::phases::{server_lock, workspace_command, ServerBoot};
 
 use super::PoolShared;
 
@@ -82,20 +82,12 @@ pub(super) async fn boot(shared: &PoolShared) -> Result<Slot> {
     let booted = async {
         rt.start(&id, &ContainerOptions::default()).await?;
         let layout = AgentLayout::new(AgentId::mayor());
-        // What a fresh start's hydrate and worktrees phases make before the server boots:
-        // its home, its data directory and its workspace (the server's cwd).
-        let mut mkdir = CommandSpec::new("mkdir")
-            .arg("-p")
-            .env("PATH", gastown_core::env::AGENT_PATH);
-        for dir in [
-            layout.home(),
-            layout.data(),
-            layout.secrets(),
-            layout.workspace(),
-        ] {
-            mkdir = mkdir.arg(dir);
-        }
-        rt.exec_ok(&id, &mkdir).await?;
+        // What a fresh start's hydrate and worktrees phases make before the server boots,
+        // with the worktrees phase's own exec: its home and data directories, and its
+        // workspace (the server's cwd), a git repository whose one empty commit is the
+        // same in every container.
+        let dirs = [layout.home(), layout.data(), layout.secrets()];
+        rt.exec_ok(&id, &workspace_command(&layout, &dirs)).await?;
         let password = Secret::random();
         let template = &shared.template;
         let models = (
@@ -118,6 +110,13 @@ pub(super) async fn boot(shared: &PoolShared) -> Result<Slot> {
         }
         .boot(None)
         .await?;
+        // The server sets up its project for the workspace on the first request naming
+        // it (kilo 7.7.9: 0.7–1.0 s of a claimed mayor's session phase, measured here,
+        // on the session list). The session phase lists sessions first anyway, so the
+        // same read here, which writes no session, does that work before any town waits.
+        if let Err(e) = live.client.list_sessions().await {
+            tracing::debug!(container = %id, error = %e, "warming the pooled server's project");
+        }
         Ok(Slot {
             id: id.clone(),
             password,
