@@ -65,9 +65,6 @@ impl Run {
     }
 }
 
-/// The store key prefix of an agent's SDK server password (`sdk_password/<agent>`).
-const SDK_PASSWORD_KEY: &str = "sdk_password";
-
 /// The AgentActor's state.
 #[derive(Debug)]
 pub(crate) struct AgentState {
@@ -108,7 +105,7 @@ impl AgentState {
     /// town store. A store error is logged and the context's fresh password kept: the
     /// agent runs, but a restarted host cannot adopt its server.
     pub(super) fn new(mut ctx: AgentContext) -> Self {
-        let key = format!("{SDK_PASSWORD_KEY}/{}", ctx.spec.id);
+        let key = crate::context::sdk_password_key(&ctx.spec.id);
         match ctx.parts.store.secret_get_or_create(&key) {
             Ok(password) => ctx.password = password,
             Err(e) => {
