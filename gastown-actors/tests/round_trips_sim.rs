@@ -1,10 +1,10 @@
 //! The mayor's cold path pays no container round trip the physical floor does not, on the
 //! simulated runtime (a test double that logs every operation; virtual time): before its
-//! SDK server is spawned, a first cold start writes the agent's secrets directory (one
-//! `put_files`: a single archive upload on Docker, a write per file here), makes one `stat`
-//! of `kilo.db` (no copy of it) and one exec (the agent's directories, `git init` and the
-//! workspace commit together); a start that restores a snapshot adds only the directory
-//! exec and the upload.
+//! SDK server is spawned, a first cold start makes one `stat` of `kilo.db` (no copy of it)
+//! and one exec (the agent's directories, `git init` and the workspace commit together);
+//! the agent's secrets directory is written once (one `put_files`: a single archive upload
+//! on Docker), beside the server's boot; a start that restores a snapshot adds only the
+//! directory exec and the upload.
 
 use std::sync::Arc;
 
@@ -22,7 +22,7 @@ async fn start(rt: &Arc<SimulatedRuntime>, state: &std::path::Path) -> TownHandl
     TownHandle::start(options).await.unwrap()
 }
 
-/// Whether `kind` writes a file of the mayor's secrets directory (the token phase's one
+/// Whether `kind` writes a file of the mayor's secrets directory (the sdk phase's one
 /// `put_files`).
 fn secrets_write(kind: &SimEventKind) -> bool {
     let dir = AgentLayout::new(AgentId::mayor()).secrets();

@@ -27,7 +27,7 @@ pub const TOWN_ID_FILE: &str = "GASTOWN_TOWN_ID";
 /// The variable naming the agent's secrets directory (`/agents/<agent>/secrets`,
 /// [`AgentLayout::secrets`]): one file per value, named like the variable it would have
 /// been — [`TOWN_ID_FILE`], [`TOKEN_VAR`] and every credential (`GIT_TOKEN`, …). The start's
-/// token phase writes them ([`AgentEnv::files`]) before the server gets any prompt, so a
+/// sdk phase writes them ([`AgentEnv::files`]) before the server gets any prompt, so a
 /// tool reads `"$GASTOWN_SECRETS_DIR/GIT_TOKEN"`. Secrets and the town's identity live in
 /// files rather than in the boot environment so that a server booted ahead of time for a
 /// warm pool, which knows no town, has byte-for-byte the environment a fresh start gives

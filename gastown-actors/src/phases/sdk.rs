@@ -1,5 +1,7 @@
 //! `sdk`: start the agent's SDK server (`kilo serve`) — or reuse the running one when its
-//! config hash is unchanged — and wait until it answers its health check.
+//! config hash is unchanged — and wait until it answers its health check; write the
+//! agent's secrets directory (town id, token, credentials: `AgentEnv::files`) meanwhile,
+//! so the upload hides behind the boot and is there before the server gets any prompt.
 
 use std::time::Duration;
 
@@ -24,6 +26,7 @@ pub(crate) async fn run(ctx: &AgentContext, mut progress: StartProgress) -> Resu
                 config_hash: env.config_hash.clone(),
                 ..live
             });
+            write_secrets(ctx, &env).await?;
             return Ok(progress);
         }
         // Same agent, new configuration (or a dead process): replace the server.
@@ -32,7 +35,7 @@ pub(crate) async fn run(ctx: &AgentContext, mut progress: StartProgress) -> Resu
     progress.prewarmed = false;
     progress.sdk_pooled = false;
 
-    let booted = ServerBoot {
+    let server = ServerBoot {
         runtime: &ctx.parts.runtime,
         town: &ctx.parts.town,
         launcher: &ctx.parts.launcher,
@@ -43,9 +46,13 @@ pub(crate) async fn run(ctx: &AgentContext, mut progress: StartProgress) -> Resu
         password: &ctx.password,
         sdk: &ctx.parts.sdk,
         options: &ctx.parts.options,
-    }
-    .boot(Some(&ctx.booting))
-    .await?;
+    };
+    let boot = server.boot(Some(&ctx.booting));
+    // Both at once; a failed upload leaves the booted server in `booting`, where the
+    // failed attempt's reaping ends it.
+    let (booted, written) = tokio::join!(boot, write_secrets(ctx, &env));
+    let booted = booted?;
+    written?;
     *ctx.booting.lock() = None;
     progress.sdk = Some(booted);
     Ok(progress)
@@ -123,6 +130,18 @@ pub(crate) async fn adopt(ctx: &AgentContext) -> Result<Option<LiveSdk>> {
                 .pool_claimed
                 .swap(false, std::sync::atomic::Ordering::SeqCst),
     }))
+}
+
+/// Writes the agent's secrets directory ([`AgentEnv::files`]) in one `put_files`.
+///
+/// [`AgentEnv::files`]: gastown_core::env::AgentEnv::files
+async fn write_secrets(ctx: &AgentContext, env: &gastown_core::env::AgentEnv) -> Result<()> {
+    let files: Vec<_> = env
+        .files
+        .iter()
+        .map(|(path, secret)| (path.clone(), secret.expose().as_bytes().to_vec()))
+        .collect();
+    ctx.parts.runtime.put_files(&ctx.parts.town, &files).await
 }
 
 /// Stops a running SDK server (see [`stop_server`]).

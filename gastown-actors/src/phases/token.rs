@@ -1,7 +1,7 @@
 //! `token`: resolve the agent's credentials (cheap: cached sources only — refreshing them is
 //! background work), mint the container token locally and build the agent's environment
-//! with both, and write the agent's secrets directory (town id, token, credentials: files,
-//! not variables). A fresh start never makes a live refresh round trip (`ARCHITECTURE.md`, *Phase path*);
+//! with both (town id, token and credentials as the files of its secrets directory, which
+//! the sdk phase writes; not variables). A fresh start never makes a live refresh round trip (`ARCHITECTURE.md`, *Phase path*);
 //! the mint time is stored so the hourly refresh throttle counts from it.
 
 use std::time::SystemTime;
@@ -37,17 +37,10 @@ pub(crate) async fn run(ctx: &AgentContext, mut progress: StartProgress) -> Resu
     ctx.parts
         .store
         .time_set(TOKEN_EXPIRES_KEY, now_ms + TOKEN_TTL.as_millis() as i64)?;
-    let env = ctx.env(&token, &progress.credentials);
     // The town id, the token and the credentials reach the server's tools as files of its
     // secrets directory, never its boot environment (a pooled server is booted before any
-    // town claims it): written before the server gets any prompt.
-    let files: Vec<_> = env
-        .files
-        .iter()
-        .map(|(path, secret)| (path.clone(), secret.expose().as_bytes().to_vec()))
-        .collect();
-    ctx.parts.runtime.put_files(&ctx.parts.town, &files).await?;
-    progress.env = Some(env);
+    // town claims it): the sdk phase writes them while the server boots.
+    progress.env = Some(ctx.env(&token, &progress.credentials));
     progress.token = Some(token);
     Ok(progress)
 }

@@ -36,6 +36,7 @@ mod claim;
 mod db;
 mod error;
 mod exec;
+mod files;
 mod log;
 mod pause;
 mod process;

@@ -467,6 +467,12 @@ impl ContainerRuntime for SimulatedRuntime {
         result
     }
 
+    /// One [`file_write`](SimScript::file_write) for all of them, as Docker's one archive
+    /// upload (`files.rs`).
+    async fn put_files(&self, town: &TownId, files: &[(ContainerPath, Vec<u8>)]) -> Result<()> {
+        super::files::put_files(&self.inner, town, files).await
+    }
+
     async fn get_file(&self, town: &TownId, path: &ContainerPath) -> Result<Vec<u8>> {
         let inner = &self.inner;
         inner.require_running(town)?;

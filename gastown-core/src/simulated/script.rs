@@ -189,7 +189,8 @@ impl SimScript {
     /// minimum, one after another, whatever the scheduling:
     ///
     /// [`container_create`](Self::container_create) (no container yet)
-    /// \+ [`file_write`](Self::file_write) (hydrate: restore `kilo.db` from its snapshot)
+    /// \+ [`file_write`](Self::file_write) (one upload: the agent's secrets directory on a
+    ///   fresh start; a start from a snapshot also restores `kilo.db`)
     /// \+ [`sdk_boot`](Self::sdk_boot) (spawn to the listening line)
     /// \+ [`sdk_health`](Self::sdk_health) (the first health probe, which succeeds)
     /// \+ [`sdk_list_sessions`](Self::sdk_list_sessions) (look for a session to resume)

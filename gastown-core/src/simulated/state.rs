@@ -145,10 +145,15 @@ impl State {
     ///
     /// # Errors
     /// [`SimulatedError::PortsExhausted`] once every port above the first was used (24 535 servers).
+    /// The next port no server ever had (one asked for with `--port` may lie ahead).
     pub(super) fn port(&mut self) -> Result<u16> {
-        let port = self.next_port;
-        self.next_port = port.checked_add(1).ok_or(SimulatedError::PortsExhausted)?;
-        Ok(port)
+        loop {
+            let port = self.next_port;
+            self.next_port = port.checked_add(1).ok_or(SimulatedError::PortsExhausted)?;
+            if !self.ports.contains_key(&port) {
+                return Ok(port);
+            }
+        }
     }
 
     pub(super) fn session_id(&mut self) -> String {
