@@ -20,7 +20,7 @@ use gastown_core::env::{SECRETS_DIR_VAR, TOKEN_VAR, TOWN_ID_FILE};
 use gastown_core::{ProviderConfig, TownConfig, TownId};
 use gastown_scripted_model::{Reply, ScriptedModelServer, MODEL, PROVIDER_ID};
 
-use common::{kilo, local_runtime};
+use common::{environ, kilo, local_runtime};
 
 /// A bound on waits for real processes (a failure guard, not a timing assertion).
 const GUARD: Duration = Duration::from_secs(120);
@@ -30,18 +30,6 @@ fn config(town: &str, model: &ScriptedModelServer) -> TownConfig {
         .with_mayor_model(MODEL)
         .with_mayor_small_model(MODEL)
         .with_provider(PROVIDER_ID, ProviderConfig::new(model.provider_entry()))
-}
-
-/// The variables of a running process, from `/proc/<pid>/environ`.
-fn environ(pid: u32) -> BTreeMap<String, String> {
-    let raw = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
-    raw.split(|b| *b == 0)
-        .filter_map(|kv| {
-            let kv = String::from_utf8_lossy(kv);
-            kv.split_once('=')
-                .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        })
-        .collect()
 }
 
 /// `env` with the container directory written as `<container>` and the password removed:
@@ -128,8 +116,8 @@ async fn a_claimed_server_is_a_cold_start_byte_for_byte_and_its_tools_read_the_t
     let cold_pid = cold.mayor_info().await.unwrap().unwrap().pid.unwrap();
     let cold_dir = rt.town_dir(&TownId::new("cold").unwrap());
 
-    let pooled_env = environ(pooled_pid);
-    let cold_env = environ(cold_pid);
+    let pooled_env: BTreeMap<String, String> = environ(pooled_pid).into_iter().collect();
+    let cold_env: BTreeMap<String, String> = environ(cold_pid).into_iter().collect();
     assert_eq!(
         comparable(&pooled_env, &pool_dir),
         comparable(&cold_env, &cold_dir),

@@ -13,19 +13,7 @@ use gastown_core::env::{SECRETS_DIR_VAR, TOKEN_FILE_VAR, TOKEN_VAR, TOWN_ID_FILE
 use gastown_core::token::CONTAINER_TOKEN_PATH;
 use gastown_core::{AgentId, CommandSpec, ContainerPath, ContainerRuntime, TownId};
 
-use common::{kilo, local_runtime, town_config};
-
-/// The variables of a running process, from `/proc/<pid>/environ`.
-fn environ(pid: u32) -> Vec<(String, String)> {
-    let raw = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
-    raw.split(|b| *b == 0)
-        .filter_map(|kv| {
-            let kv = String::from_utf8_lossy(kv);
-            kv.split_once('=')
-                .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        })
-        .collect()
-}
+use common::{environ, kilo, local_runtime, town_config};
 
 /// What a process in the container reads from the token file.
 async fn read_token_file(rt: &dyn ContainerRuntime, town: &TownId) -> String {

@@ -17,6 +17,18 @@ use gastown_core::{
 use gastown_runtime_local::LocalRuntime;
 use parking_lot::Mutex;
 
+/// The variables of a running process, from `/proc/<pid>/environ`, in its order.
+pub fn environ(pid: u32) -> Vec<(String, String)> {
+    let raw = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+    raw.split(|b| *b == 0)
+        .filter_map(|kv| {
+            let kv = String::from_utf8_lossy(kv);
+            kv.split_once('=')
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        })
+        .collect()
+}
+
 /// The real kilo, or `None` (skip) when it is not installed and not required.
 pub fn kilo() -> Option<PathBuf> {
     gastown_core::kilo::test_binary()
