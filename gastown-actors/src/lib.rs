@@ -123,7 +123,7 @@ pub use context::AgentSpec;
 pub use error::{Error, PhaseFailure, Result, StartError};
 pub use events::{StopReason, TownEvent, TownEventRecord};
 pub use options::{IdleExit, RetryPolicy, StartOptions, TownOptions, TurnOptions};
-pub use pool::{PoolMiss, WarmPool, WarmPoolOptions};
+pub use pool::{WarmPool, WarmPoolOptions};
 pub use ready::{AgentInfo, BrowseState, MayorReady};
 pub use town::{Slung, TownHandle};
 pub use turn::{MayorReply, MayorTurn};

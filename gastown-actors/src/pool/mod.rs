@@ -90,7 +90,7 @@ impl Default for WarmPoolOptions {
 
 /// Why a brand-new town did not get a pooled server (it starts cold instead).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PoolMiss {
+pub(crate) enum PoolMiss {
     /// No server was booted and ready.
     Empty,
     /// The ready servers were booted for another configuration (launcher, models or
