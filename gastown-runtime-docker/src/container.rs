@@ -49,7 +49,9 @@ while :; do sleep 3600 & wait; done"#;
 enum Started {
     /// This call started it.
     Now,
-    /// It was running already (a racing start got there first).
+    /// It was running already (a racing start got there first). The engine says so with
+    /// a 304, which bollard 0.21 returns as `Ok(())`, so this is rarely seen: in-process
+    /// races are kept out by the runtime's `starts` lock instead.
     Already,
     /// It no longer exists (a racing remove).
     Vanished,
@@ -157,6 +159,9 @@ impl DockerRuntime {
     ) -> Result<ContainerInfo> {
         let name = self.container_name(town);
         let body = self.create_body(town, options)?;
+        // A racing start of this runtime waits here and then finds the container running;
+        // the loop below still settles races with other processes on the engine.
+        let _one_at_a_time = self.starts.lock(town).await;
         for attempt in 0..START_ATTEMPTS {
             if attempt > 0 {
                 // Lost a race: let the other start (or a removal in progress) settle.

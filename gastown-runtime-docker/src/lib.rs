@@ -67,6 +67,7 @@ mod runtime;
 mod stat;
 #[doc(hidden)]
 pub mod test_support;
+mod town_locks;
 mod volume;
 mod wrapper;
 

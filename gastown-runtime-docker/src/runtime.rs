@@ -48,6 +48,9 @@ pub struct DockerRuntime {
     pub(crate) managed: Mutex<BTreeSet<TownId>>,
     /// The labelled processes this instance spawned or adopted, per town (`records.rs`).
     pub(crate) known: crate::records::Known,
+    /// One start of a town at a time: the engine cannot tell two racing starts apart
+    /// (`town_locks`).
+    pub(crate) starts: crate::town_locks::TownLocks,
 }
 
 impl fmt::Debug for DockerRuntime {
@@ -167,6 +170,7 @@ impl DockerRuntime {
             root_setup,
             managed: Mutex::new(BTreeSet::new()),
             known: crate::records::Known::default(),
+            starts: crate::town_locks::TownLocks::default(),
         })
     }
 
