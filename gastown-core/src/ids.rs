@@ -32,6 +32,10 @@ pub enum IdRejection {
     BadBeadCharacter,
     /// A [`BeadId`] starts with `.` or `-` (a hidden name, or an option to `git`).
     BadFirstCharacter,
+    /// A [`BeadId`] holds `..` or ends with `.` or `.lock`: its branch
+    /// (`gt/<polecat>/<bead>`) would not be a valid git ref name
+    /// (`git check-ref-format`).
+    BadBranchName,
 }
 
 impl fmt::Display for IdRejection {
@@ -42,6 +46,9 @@ impl fmt::Display for IdRejection {
             IdRejection::BadCharacter => "may only hold a-z, 0-9, '_' and '-'",
             IdRejection::BadBeadCharacter => "may only hold A-Z, a-z, 0-9, '.', '_' and '-'",
             IdRejection::BadFirstCharacter => "must not start with '.' or '-'",
+            IdRejection::BadBranchName => {
+                "must not hold '..' or end with '.' or '.lock' (it names a git branch)"
+            }
         })
     }
 }
@@ -54,7 +61,8 @@ fn name_rule(value: &str) -> Option<IdRejection> {
     (!ok).then_some(IdRejection::BadCharacter)
 }
 
-/// The rule of bead ids: `[A-Za-z0-9._-]`, not starting with `.` or `-`.
+/// The rule of bead ids: `[A-Za-z0-9._-]`, not starting with `.` or `-`, and usable as
+/// the last component of a git branch name (no `..`, not ending with `.` or `.lock`).
 fn bead_rule(value: &str) -> Option<IdRejection> {
     if !value
         .bytes()
@@ -63,6 +71,9 @@ fn bead_rule(value: &str) -> Option<IdRejection> {
         Some(IdRejection::BadBeadCharacter)
     } else if value.starts_with(['.', '-']) {
         Some(IdRejection::BadFirstCharacter)
+    } else if value.contains("..") || value.ends_with('.') || value.ends_with(".lock") {
+        // git check-ref-format: a bead id is the last component of its branch's name.
+        Some(IdRejection::BadBranchName)
     } else {
         None
     }
@@ -211,7 +222,8 @@ id_type!(
     /// Wider than the other ids — 1 to [`MAX_ID_LEN`] characters of `[A-Za-z0-9._-]`, not
     /// starting with `.` or `-` — so tracker ids such as beads' hierarchical `bd-a3f8.1`
     /// fit as they are; the first-character rule keeps an id from being a hidden name or
-    /// an option when it is passed to `git`.
+    /// an option when it is passed to `git`, and an id never holds `..` nor ends with `.`
+    /// or `.lock`, which a git branch name (`gt/<polecat>/<bead>`) may not.
     ///
     /// ```
     /// use gastown_core::BeadId;
@@ -220,12 +232,13 @@ id_type!(
     /// assert!(BeadId::new("GT-42").is_ok());
     /// assert!(BeadId::new(".hidden").is_err());
     /// assert!(BeadId::new("a/b").is_err());
+    /// assert!(BeadId::new("a..b").is_err());
     /// # Ok::<(), gastown_core::Error>(())
     /// ```
     BeadId,
     "bead",
     bead_rule,
-    "holds a character outside `[A-Za-z0-9._-]` or starts with `.` or `-`"
+    "holds a character outside `[A-Za-z0-9._-]`, starts with `.` or `-`, holds `..` or ends with `.` or `.lock`"
 );
 
 impl AgentId {
@@ -291,7 +304,16 @@ mod tests {
 
     #[test]
     fn bead_ids_take_tracker_spellings() {
-        for ok in ["a", "bd-a3f8.1", "GT-42", "x_y", "a.", "0", &"B".repeat(64)] {
+        for ok in [
+            "a",
+            "bd-a3f8.1",
+            "GT-42",
+            "x_y",
+            "a.b",
+            "a.locks",
+            "0",
+            &"B".repeat(64),
+        ] {
             assert_eq!(BeadId::new(ok).unwrap().as_str(), ok);
         }
         assert_eq!(bead_rejection(""), IdRejection::Empty);
@@ -310,6 +332,11 @@ mod tests {
                 "{bad:?}"
             );
         }
+        for bad in ["a..b", "a.", "a.lock", "x-1.2."] {
+            assert_eq!(bead_rejection(bad), IdRejection::BadBranchName, "{bad:?}");
+        }
+        let err = BeadId::new("a..b").unwrap_err().to_string();
+        assert!(err.contains("git branch"), "{err}");
         let err = BeadId::new("-x").unwrap_err().to_string();
         assert!(err.contains("bead") && err.contains("start"), "{err}");
         assert!(serde_json::from_str::<BeadId>("\"../x\"").is_err());
