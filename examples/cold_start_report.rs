@@ -340,7 +340,10 @@ fn scale_rows(args: &Args) {
 /// `--storm-workers` registered workers each, cold-started at once, with one
 /// [`BootScheduler::per_host`](gastown::actors::BootScheduler::per_host) for all of them or
 /// with none. `mayor_ready_ms` is the mayors' p95, with `p50_ms`; `floor_ms` is one bare
-/// cold start (container, kilo, session) alone, measured first.
+/// cold start (container, kilo, session) alone, measured first; `server_cpu_ms` is that
+/// start's SDK server CPU time (user + system, all threads) from spawn to session, and
+/// `cpu_floor_ms` = towns × `server_cpu_ms` / cores: the earliest the last mayor can be
+/// ready under any schedule.
 async fn storm_rows(rt: &Arc<dyn ContainerRuntime>, make: &support::MakeOptions<'_>, args: &Args) {
     let wanted = ["boot_storm_scheduled", "boot_storm_unscheduled"];
     if !wanted.iter().any(|s| args.wants(s)) {
@@ -350,6 +353,16 @@ async fn storm_rows(rt: &Arc<dyn ContainerRuntime>, make: &support::MakeOptions<
     let t0 = tokio::time::Instant::now();
     let bare = support::bare_start(rt, &floor_town, "anthropic/claude-sonnet-4.6", true).await;
     let floor = support::ms(t0.elapsed());
+    // The SDK server's own CPU from spawn to its session: every mayor of a storm needs
+    // that much before it is ready, so no schedule readies the last one sooner than the
+    // towns' sum of it spread over the host's cores.
+    let server_cpu = bare
+        .process
+        .handle
+        .pid()
+        .map_or(f64::NAN, support::scale::process_cpu_ms);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let cpu_floor = server_cpu * args.storm_towns as f64 / cores;
     support::bare_stop(bare).await;
     rt.remove(&floor_town).await.unwrap();
     for scenario in wanted {
@@ -378,6 +391,8 @@ async fn storm_rows(rt: &Arc<dyn ContainerRuntime>, make: &support::MakeOptions<
         let extra = [
             ("p50_ms", support::scale::percentile(&storm.ready_ms, 0.50)),
             ("failed", storm.failed as f64),
+            ("server_cpu_ms", server_cpu),
+            ("cpu_floor_ms", cpu_floor),
         ];
         if args.json {
             println!("{}", support::fields::json_with(&row, &extra));

@@ -126,10 +126,20 @@ fn registry(state: &Path, workers: usize) {
     }
 }
 
-/// User + system CPU time of this process so far, ms: `/proc/self/stat` fields 14 and 15,
-/// in clock ticks of USER_HZ (100 per second on Linux; proc(5)).
+/// User + system CPU time of this process so far, ms.
 pub fn cpu_ms() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    stat_cpu_ms("/proc/self/stat")
+}
+
+/// User + system CPU time of process `pid` so far (all its threads, not its children), ms.
+pub fn process_cpu_ms(pid: u32) -> f64 {
+    stat_cpu_ms(&format!("/proc/{pid}/stat"))
+}
+
+/// User + system CPU time in a `/proc/<pid>/stat` file, ms: fields 14 and 15, in clock
+/// ticks of USER_HZ (100 per second on Linux; proc(5)).
+fn stat_cpu_ms(path: &str) -> f64 {
+    let stat = std::fs::read_to_string(path).unwrap_or_default();
     // Fields after the command name (which is in parentheses and may hold spaces).
     let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
     let fields: Vec<&str> = rest.split_whitespace().collect();

@@ -279,6 +279,10 @@ pub(crate) struct StartProgress {
     /// The run was caused by a configuration change: the session phase pushes the new
     /// model onto the resumed session with a `noReply` message.
     pub(crate) push_model: bool,
+    /// The boot slot the sdk phase booted under, held until the run ends: the server's
+    /// first session request is the rest of its boot's CPU work (kilo sets up the
+    /// project on it), which a next boot should not share the cores with.
+    pub(crate) boot_slot: Option<Arc<crate::BootSlot>>,
 }
 
 fn open_state(state_dir: &Path) -> Result<(TownStore, SnapshotStore)> {

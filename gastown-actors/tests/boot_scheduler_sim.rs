@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use gastown_actors::{BootPriority, BootScheduler, TownHandle, TownOptions};
-use gastown_core::simulated::{SimEventKind, SimScript, SimulatedRuntime};
+use gastown_core::simulated::{SdkOp, SimEventKind, SimScript, SimulatedRuntime};
 use gastown_core::{AgentId, Role, TownConfig, TownId, TownStore};
 use parking_lot::Mutex;
 
@@ -163,6 +163,63 @@ async fn towns_cold_started_at_once_boot_every_mayor_before_any_worker_within_th
         );
     }
     assert_eq!(scheduler.running(), 0);
+    for t in towns {
+        t.shutdown().await.unwrap();
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_boot_slot_is_held_through_the_session_phase_until_the_agent_is_ready() {
+    // One slot, two brand-new towns: the second mayor's server may boot only after the
+    // first mayor's session exists (kilo sets up the project on that first request, the
+    // rest of its boot's CPU work).
+    let dir = tempfile::tempdir().unwrap();
+    let script = SimScript::default().with_sdk_create_session(Duration::from_secs(2));
+    let rt = SimulatedRuntime::new(script);
+    let scheduler = BootScheduler::new(1);
+    let mut towns = Vec::new();
+    for i in 0..2 {
+        let state = dir.path().join(format!("town-{i}"));
+        let config = TownConfig::new(TownId::new(format!("held-{i}")).unwrap());
+        let options = TownOptions::new(config, &state, rt.clone())
+            .with_sdk_connector(rt.sdk_connector())
+            .with_boot_scheduler(scheduler.clone());
+        towns.push(TownHandle::start(options).await.unwrap());
+    }
+    let ready = futures::future::join_all(towns.iter().map(|t| t.ensure_mayor())).await;
+    assert!(ready.iter().all(Result::is_ok));
+    let log = rt.log();
+    let boots: Vec<_> = log
+        .iter()
+        .filter(|e| matches!(e.kind, SimEventKind::SdkReady { .. }))
+        .map(|e| (e.start, e.end))
+        .collect();
+    let sessions: Vec<_> = log
+        .iter()
+        .filter(|e| {
+            matches!(
+                e.kind,
+                SimEventKind::SdkCall {
+                    op: SdkOp::CreateSession,
+                    ..
+                }
+            )
+        })
+        .map(|e| (e.start, e.end))
+        .collect();
+    assert_eq!((boots.len(), sessions.len()), (2, 2), "{log:?}");
+    let first_session_done = sessions.iter().map(|s| s.1).min().unwrap();
+    let second_boot = boots.iter().map(|b| b.0).max().unwrap();
+    assert!(
+        second_boot >= first_session_done,
+        "the second boot began at {second_boot:?}, before the first session was made \
+         ({first_session_done:?})"
+    );
+    assert_eq!(
+        scheduler.running(),
+        0,
+        "the slot went back when the run ended"
+    );
     for t in towns {
         t.shutdown().await.unwrap();
     }

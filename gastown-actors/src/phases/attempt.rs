@@ -5,6 +5,7 @@
 //! (`ARCHITECTURE.md`, *Crates and actors*).
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use gastown_core::{Result, StartupPhase};
@@ -58,15 +59,23 @@ where
     let after = ctx.clone();
     let step = tokio::spawn(async move {
         // Queueing behind other boots is not this server being slow: the slot is taken
-        // outside the timeout (a carried server is kept, not booted) and held until the
-        // phase ends.
-        let _slot = match &ctx.parts.boot_scheduler {
+        // outside the timeout (a carried server is kept, not booted). A failed attempt
+        // gives it back; a booted server carries it into the session phase, and the run
+        // gives it back when it ends (`StartProgress::boot_slot`).
+        let slot = match &ctx.parts.boot_scheduler {
             Some(s) if phase == StartupPhase::Sdk && progress.sdk.is_none() => {
-                Some(s.acquire(BootPriority::of(ctx.spec.role)).await)
+                Some(Arc::new(s.acquire(BootPriority::of(ctx.spec.role)).await))
             }
             _ => None,
         };
-        tokio::time::timeout(timeout, run(ctx, progress)).await
+        let outcome = tokio::time::timeout(timeout, run(ctx, progress)).await;
+        match (outcome, slot) {
+            (Ok(Ok(mut progress)), Some(slot)) => {
+                progress.boot_slot = Some(slot);
+                Ok(Ok(progress))
+            }
+            (outcome, _) => outcome,
+        }
     });
     let abort = step.abort_handle();
     tokio::spawn(async move {
