@@ -89,6 +89,13 @@ pub(crate) async fn adopt(ctx: &AgentContext) -> Result<Option<LiveSdk>> {
     let Some(found) = rt.adopt(town, ctx.spec.id.as_str()).await? else {
         return Ok(None);
     };
+    // A server a warm pool booted, which this town's container claim brought: taken now,
+    // so a claimed server that turns out unusable leaves no mark on a later adoption.
+    let pooled = ctx.spec.role == gastown_core::Role::Mayor
+        && ctx
+            .parts
+            .pool_claimed
+            .swap(false, std::sync::atomic::Ordering::SeqCst);
     let grace = ctx.parts.options.stop_grace;
     let progress = super::token::run(ctx, StartProgress::default()).await?;
     let env = progress
@@ -123,12 +130,7 @@ pub(crate) async fn adopt(ctx: &AgentContext) -> Result<Option<LiveSdk>> {
         endpoint,
         config_hash: env.config_hash,
         restart_hash: env.restart_hash,
-        // A server a warm pool booted and this town's container claim brought.
-        pooled: ctx.spec.role == gastown_core::Role::Mayor
-            && ctx
-                .parts
-                .pool_claimed
-                .swap(false, std::sync::atomic::Ordering::SeqCst),
+        pooled,
     }))
 }
 
