@@ -8,6 +8,11 @@
 //! arrival order within a priority. Mayor-first boot scheduling is the Gastown cold-start
 //! analysis's recommendation 2 carried from one town to the whole host (this project).
 //!
+//! A slot covers a server's whole CPU-bound start: the sdk phase's boot and the session
+//! phase after it, since kilo sets up the project (about 0.6–1 CPU-s, kilo 7.7.9) on the
+//! first request naming it, the session's creation. A failed sdk attempt gives its slot
+//! back at once; the run gives it back when it ends, ready or failed.
+//!
 //! Give every town of a runtime the same scheduler
 //! ([`TownOptions::with_boot_scheduler`](crate::TownOptions::with_boot_scheduler)): one
 //! scheduler per runtime. A town without one boots unscheduled.
