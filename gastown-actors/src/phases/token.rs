@@ -40,7 +40,7 @@ pub(crate) async fn run(ctx: &AgentContext, mut progress: StartProgress) -> Resu
     // The town id, the token and the credentials reach the server's tools as files of its
     // secrets directory, never its boot environment (a pooled server is booted before any
     // town claims it): the sdk phase writes them while the server boots.
-    progress.env = Some(ctx.env(&token, &progress.credentials));
+    progress.env = Some(std::sync::Arc::new(ctx.env(&token, &progress.credentials)));
     progress.token = Some(token);
     Ok(progress)
 }
