@@ -258,7 +258,9 @@ pub(crate) struct LiveSdk {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct StartProgress {
     pub(crate) token: Option<Secret>,
-    pub(crate) env: Option<AgentEnv>,
+    /// Shared: the progress is cloned into every phase attempt, and the environment (a few
+    /// dozen variables and files) is built once per run and only read after.
+    pub(crate) env: Option<Arc<AgentEnv>>,
     pub(crate) sdk: Option<LiveSdk>,
     pub(crate) session_id: Option<String>,
     /// The session the agent holds, when a running server is carried into the run (a

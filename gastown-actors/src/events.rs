@@ -138,7 +138,11 @@ pub struct TownEventRecord {
 /// The town's event bus: a broadcast channel plus a bounded buffer per agent.
 #[derive(Debug)]
 pub(crate) struct EventBus {
-    tx: broadcast::Sender<Arc<TownEventRecord>>,
+    /// The live channel, made by the first subscriber: its buffer is
+    /// [`CHANNEL_CAPACITY`] slots (32 KiB) allocated up front, and most towns of a
+    /// many-town process are never watched. Until then a publish has nobody to reach,
+    /// as a send to a channel without receivers reaches nobody.
+    tx: Mutex<Option<broadcast::Sender<Arc<TownEventRecord>>>>,
     /// The last [`EVENTS_KEPT_PER_AGENT`] records per agent (`None`: town-wide).
     kept: Mutex<HashMap<Option<AgentId>, VecDeque<Arc<TownEventRecord>>>>,
     next: AtomicU64,
@@ -148,7 +152,7 @@ pub(crate) struct EventBus {
 impl EventBus {
     pub(crate) fn new(clock: Clock) -> Self {
         Self {
-            tx: broadcast::channel(CHANNEL_CAPACITY).0,
+            tx: Mutex::new(None),
             kept: Mutex::new(HashMap::new()),
             next: AtomicU64::new(1),
             clock,
@@ -172,7 +176,9 @@ impl EventBus {
         buffer.push_back(record.clone());
         drop(kept);
         // No subscriber is not an error.
-        let _ = self.tx.send(record);
+        if let Some(tx) = &*self.tx.lock() {
+            let _ = tx.send(record);
+        }
     }
 
     /// Every kept record with a cursor above `cursor`, in order.
@@ -193,7 +199,11 @@ impl EventBus {
     /// A stream of every record published from now on; a lagging subscriber gets one
     /// [`TownEvent::Lagged`] record (cursor 0) per gap.
     pub(crate) fn subscribe(&self) -> BoxStream<'static, TownEventRecord> {
-        let rx = self.tx.subscribe();
+        let rx = self
+            .tx
+            .lock()
+            .get_or_insert_with(|| broadcast::channel(CHANNEL_CAPACITY).0)
+            .subscribe();
         let clock = self.clock;
         stream::unfold(rx, move |mut rx| async move {
             match rx.recv().await {

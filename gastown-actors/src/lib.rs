@@ -57,7 +57,10 @@
 /// `async fn handle(&mut self, myself: &ActorRef<Msg>, msg: Msg)`, which owns the match;
 /// and a `post_stop` that runs the state's `async fn on_stop(&mut self, myself)` (what is
 /// still waiting is answered, what runs is stopped, before the actor's stop returns).
-/// Textually first, so that every module below can use it.
+/// The state's futures are boxed: ractor keeps the `handle` future inside each actor's
+/// task, so unboxed every actor (thousands per process) would hold the largest message
+/// handler's future for its whole life. Textually first, so that every module below can
+/// use it.
 macro_rules! actor_core {
     ($msg:ty, $state:ty, $args:ty) => {
         type Msg = $msg;
@@ -78,7 +81,7 @@ macro_rules! actor_core {
             msg: $msg,
             state: &mut $state,
         ) -> std::result::Result<(), ractor::ActorProcessingErr> {
-            state.handle(&myself, msg).await;
+            Box::pin(state.handle(&myself, msg)).await;
             Ok(())
         }
 
@@ -87,7 +90,7 @@ macro_rules! actor_core {
             myself: ractor::ActorRef<$msg>,
             state: &mut $state,
         ) -> std::result::Result<(), ractor::ActorProcessingErr> {
-            state.on_stop(&myself).await;
+            Box::pin(state.on_stop(&myself)).await;
             Ok(())
         }
     };

@@ -64,6 +64,10 @@ impl Actor for AgentActor {
 /// own file. The actors and the reference serial schedule (`bench_support`) both run
 /// phases through here.
 ///
+/// Each phase's future is boxed: unboxed, this future (and every attempt task holding it)
+/// would be as large as the largest phase's for every phase, copied into each attempt's
+/// task on spawn.
+///
 /// # Errors
 /// The phase's own error (a runtime, store, SDK or credential error).
 pub(crate) async fn run_phase(
@@ -72,11 +76,11 @@ pub(crate) async fn run_phase(
     progress: StartProgress,
 ) -> CoreResult<StartProgress> {
     match phase {
-        StartupPhase::Token => phases::token::run(ctx, progress).await,
-        StartupPhase::Hydrate => phases::hydrate::run(ctx, progress).await,
-        StartupPhase::Worktrees => phases::worktrees::run(ctx, progress).await,
-        StartupPhase::Sdk => phases::sdk::run(ctx, progress).await,
-        StartupPhase::Session => phases::session::run(ctx, progress).await,
+        StartupPhase::Token => Box::pin(phases::token::run(ctx, progress)).await,
+        StartupPhase::Hydrate => Box::pin(phases::hydrate::run(ctx, progress)).await,
+        StartupPhase::Worktrees => Box::pin(phases::worktrees::run(ctx, progress)).await,
+        StartupPhase::Sdk => Box::pin(phases::sdk::run(ctx, progress)).await,
+        StartupPhase::Session => Box::pin(phases::session::run(ctx, progress)).await,
     }
 }
 

@@ -6,7 +6,7 @@
 //! mid-start is `working`; a started mayor is `waiting` (alive, awaiting the user: not
 //! active work, Kilo Gastown #1450) and a started worker `idle`; a failed start is `dead`.
 
-use gastown_core::store::AgentRecord;
+use gastown_core::store::AgentStarted;
 use gastown_core::{AgentStatus, Role};
 
 use super::AgentState;
@@ -18,16 +18,12 @@ impl AgentState {
     /// Records `status` (creating the agent's row if it has none) and publishes
     /// [`TownEvent::AgentStatusChanged`]. A store error is logged: the event still goes.
     pub(super) fn set_status(&self, status: AgentStatus) {
-        let store = &self.ctx.parts.store;
         let id = &self.ctx.spec.id;
-        let result = match store.agent(id) {
-            Ok(Some(_)) => store.set_agent_status(id, status),
-            Ok(None) => {
-                let rec = AgentRecord::with_status(id.clone(), self.ctx.spec.role, status);
-                store.upsert_agent(&rec)
-            }
-            Err(e) => Err(e),
-        };
+        let result = self
+            .ctx
+            .parts
+            .store
+            .record_status(id, self.ctx.spec.role, status);
         if let Err(e) = result {
             tracing::warn!(agent = %id, error = %e, "recording agent status");
         }
@@ -46,22 +42,27 @@ impl AgentState {
     }
 
     /// A start finished on `live` with `session_id`: the session, the config hash and the
-    /// registry entry are stored, the agent rests, and the start counts as activity.
+    /// registry entry are stored, the agent rests, and the start counts as activity — one
+    /// store transaction for all of it. A store error is logged: the event still goes.
     pub(super) fn record_started(&self, live: &LiveSdk, session_id: &str) {
-        let store = &self.ctx.parts.store;
         let id = &self.ctx.spec.id;
-        let saved = store
-            .set_session_id(id, Some(session_id))
-            .and_then(|_| store.set_config_hash(id, Some(&live.config_hash)))
-            .and_then(|_| store.register_entry(&self.ctx.spec.registry_entry()));
-        if let Err(e) = saved {
+        let status = self.resting_status();
+        let registry = self.ctx.spec.registry_entry();
+        let started = AgentStarted {
+            role: self.ctx.spec.role,
+            session_id,
+            config_hash: &live.config_hash,
+            registry: &registry,
+            status,
+            // The mayor's idle-stop quiet window and a worker's idle-exit window start
+            // here, not at an unknown (an `ensure_mayor` that only confirms the agent does
+            // not count, or a dashboard polling it would keep the container up forever).
+            activity_ms: self.ctx.parts.clock.now_ms(),
+        };
+        if let Err(e) = self.ctx.parts.store.record_started(id, &started) {
             tracing::warn!(agent = %id, error = %e, "recording the started agent");
         }
-        self.set_status(self.resting_status());
-        // The mayor's idle-stop quiet window and a worker's idle-exit window start here,
-        // not at an unknown (an `ensure_mayor` that only confirms the agent does not count,
-        // or a dashboard polling it would keep the container up forever).
-        self.touch_activity();
+        self.ctx.publish(TownEvent::AgentStatusChanged { status });
     }
 
     /// `waiting` for a mayor (alive, awaiting input: not active work), `idle` for a worker.

@@ -128,8 +128,8 @@ pub(crate) async fn adopt(ctx: &AgentContext) -> Result<Option<LiveSdk>> {
         process: found.handle,
         client,
         endpoint,
-        config_hash: env.config_hash,
-        restart_hash: env.restart_hash,
+        config_hash: env.config_hash.clone(),
+        restart_hash: env.restart_hash.clone(),
         pooled,
     }))
 }

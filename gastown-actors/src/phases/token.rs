@@ -33,14 +33,14 @@ pub(crate) async fn run(ctx: &AgentContext, mut progress: StartProgress) -> Resu
         .signer
         .mint(&ctx.parts.town, &ctx.spec.id, now, TOKEN_TTL)?;
     let now_ms = ctx.parts.clock.now_ms();
-    ctx.parts.store.time_set(TOKEN_REFRESHED_KEY, now_ms)?;
-    ctx.parts
-        .store
-        .time_set(TOKEN_EXPIRES_KEY, now_ms + TOKEN_TTL.as_millis() as i64)?;
+    ctx.parts.store.times_set(&[
+        (TOKEN_REFRESHED_KEY, now_ms),
+        (TOKEN_EXPIRES_KEY, now_ms + TOKEN_TTL.as_millis() as i64),
+    ])?;
     // The town id, the token and the credentials reach the server's tools as files of its
     // secrets directory, never its boot environment (a pooled server is booted before any
     // town claims it): the sdk phase writes them while the server boots.
-    progress.env = Some(ctx.env(&token, &progress.credentials));
+    progress.env = Some(std::sync::Arc::new(ctx.env(&token, &progress.credentials)));
     progress.token = Some(token);
     Ok(progress)
 }

@@ -29,20 +29,23 @@ pub(super) fn adopt(
 ) -> Result<Option<AdoptedProcess>> {
     let mut state = inner.state.lock();
     state.running(town)?;
-    let found = state
-        .procs
-        .iter_mut()
-        .filter(|(_, p)| &p.town == town && p.offered && p.status.is_alive())
-        .filter(|(_, p)| p.label.as_ref().is_some_and(|l| l.agent == agent))
-        .max_by_key(|(pid, _)| **pid);
-    let Some((pid, p)) = found else {
+    let super::state::State { procs, offered, .. } = &mut *state;
+    // The newest first: the highest offered pid that matches.
+    let found = offered.iter().rev().copied().find(|pid| {
+        procs.get(pid).is_some_and(|p| {
+            &p.town == town
+                && p.status.is_alive()
+                && p.label.as_ref().is_some_and(|l| l.agent == agent)
+        })
+    });
+    let Some(pid) = found else {
         return Ok(None);
     };
-    p.offered = false;
-    let label = p.label.clone().expect("filtered on a label");
+    offered.remove(&pid);
+    let label = procs[&pid].label.clone().expect("found on a label");
     Ok(Some(AdoptedProcess {
         handle: Arc::new(SimProcessHandle {
-            pid: *pid,
+            pid,
             inner: inner.clone(),
         }),
         label,
@@ -66,9 +69,14 @@ pub(super) fn rename(inner: &Inner, from: &TownId, to: &TownId) -> Result<()> {
     state.running(from)?;
     let container = state.towns.remove(from).expect("checked running");
     state.towns.insert(to.clone(), container);
-    for p in state.procs.values_mut().filter(|p| &p.town == from) {
+    let super::state::State { procs, offered, .. } = &mut *state;
+    for (pid, p) in procs.iter_mut().filter(|(_, p)| &p.town == from) {
         p.town = to.clone();
-        p.offered = p.label.is_some() && p.status.is_alive();
+        if p.label.is_some() && p.status.is_alive() {
+            offered.insert(*pid);
+        } else {
+            offered.remove(pid);
+        }
     }
     drop(state);
     inner.record(start, to, SimEventKind::ContainerAdopt, true);

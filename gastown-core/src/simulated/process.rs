@@ -145,7 +145,6 @@ pub(super) fn spawn(
                 boot: None,
                 server,
                 label: None,
-                offered: false,
             },
         );
         (pid, port)

@@ -3,7 +3,7 @@
 //! synchronous sections — never across a sleep — so operations of different agents overlap
 //! in virtual time.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
@@ -58,9 +58,6 @@ pub(super) struct Proc {
     pub(super) server: Option<Server>,
     /// Who it is, for a labelled spawn (`spawn_labelled`).
     pub(super) label: Option<crate::runtime::ProcessLabel>,
-    /// Handed to another town with its container (`rename_container`) and not adopted
-    /// there yet.
-    pub(super) offered: bool,
 }
 
 impl Proc {
@@ -89,6 +86,10 @@ pub(super) struct State {
     /// Port → pid of every SDK server ever started (ports are never reused, so a stale
     /// client reaches nothing rather than another server).
     pub(super) ports: HashMap<u16, u32>,
+    /// The pids of labelled processes handed to another town with their container
+    /// (`rename_container`) and not adopted there yet: what `adopt` looks through, so an
+    /// adoption costs nothing in a runtime of thousands of processes when none is offered.
+    pub(super) offered: BTreeSet<u32>,
     next_pid: u32,
     next_port: u16,
     next_container: u64,
@@ -103,6 +104,7 @@ impl Default for State {
             towns: HashMap::new(),
             procs: HashMap::new(),
             ports: HashMap::new(),
+            offered: BTreeSet::new(),
             next_pid: FIRST_PID,
             next_port: FIRST_PORT,
             next_container: 1,

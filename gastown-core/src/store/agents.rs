@@ -55,6 +55,34 @@ impl AgentRecord {
 const SELECT: &str = "SELECT id, role, status, hook, session_id, config_hash, \
                       last_activity_ms, heartbeat_ms FROM agents";
 
+/// One agent's row. A literal, so the connection's statement cache prepares it once per
+/// store: every status change and start reads or writes agent rows, and re-preparing a
+/// statement was the largest part of a store call's CPU time.
+const SELECT_BY_ID: &str = "SELECT id, role, status, hook, session_id, config_hash, \
+                            last_activity_ms, heartbeat_ms FROM agents WHERE id = ?1";
+
+/// Sets an agent's status, creating its row (every optional field `NULL`) when it has none.
+const UPSERT_STATUS: &str = "INSERT INTO agents (id, role, status) VALUES (?1, ?2, ?3) \
+                             ON CONFLICT (id) DO UPDATE SET status = excluded.status";
+
+/// What a finished start writes about its agent in one transaction (see
+/// [`TownStore::record_started`]).
+#[derive(Debug, Clone, Copy)]
+pub struct AgentStarted<'a> {
+    /// The agent's role (used when the agent has no row yet).
+    pub role: Role,
+    /// The session the start resumed or created.
+    pub session_id: &'a str,
+    /// The hash of the SDK server's configuration.
+    pub config_hash: &'a str,
+    /// The registry row that brings the agent back after a container restart.
+    pub registry: &'a super::RegistryEntry,
+    /// The status the agent rests in (`waiting` for a mayor, `idle` for a worker).
+    pub status: AgentStatus,
+    /// When the start finished, ms since the Unix epoch: the agent's activity stamp.
+    pub activity_ms: i64,
+}
+
 fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<AgentRecord> {
     let key: String = row.get(0)?;
     Ok(AgentRecord {
@@ -76,7 +104,7 @@ impl TownStore {
     /// [`Error::Store`] when the write fails.
     pub fn upsert_agent(&self, record: &AgentRecord) -> Result<()> {
         self.with_conn(|conn| {
-            conn.execute(
+            conn.prepare_cached(
                 "INSERT INTO agents (id, role, status, hook, session_id, config_hash, \
                                      last_activity_ms, heartbeat_ms) \
                  VALUES (:id, :role, :status, :hook, :session_id, :config_hash, \
@@ -86,7 +114,9 @@ impl TownStore {
                      session_id = excluded.session_id, config_hash = excluded.config_hash, \
                      last_activity_ms = excluded.last_activity_ms, \
                      heartbeat_ms = excluded.heartbeat_ms",
-                named_params! {
+            )
+            .and_then(|mut stmt| {
+                stmt.execute(named_params! {
                     ":id": record.id.as_str(),
                     ":role": record.role.as_str(),
                     ":status": record.status.as_str(),
@@ -95,8 +125,8 @@ impl TownStore {
                     ":config_hash": record.config_hash,
                     ":last_activity_ms": record.last_activity_ms,
                     ":heartbeat_ms": record.heartbeat_ms,
-                },
-            )
+                })
+            })
             .map_err(store_err(format!("upsert agent {}", record.id)))?;
             Ok(())
         })
@@ -109,8 +139,8 @@ impl TownStore {
     /// (a hand-edited role or status); the message names the row.
     pub fn agent(&self, id: &AgentId) -> Result<Option<AgentRecord>> {
         self.with_conn(|conn| {
-            conn.query_row(&format!("{SELECT} WHERE id = ?1"), [id.as_str()], from_row)
-                .optional()
+            conn.prepare_cached(SELECT_BY_ID)
+                .and_then(|mut stmt| stmt.query_row([id.as_str()], from_row).optional())
                 .map_err(store_err(format!("read agent {id}")))
         })
     }
@@ -131,6 +161,46 @@ impl TownStore {
     /// [`Error::Store`] when the write fails.
     pub fn set_agent_status(&self, id: &AgentId, status: AgentStatus) -> Result<()> {
         self.update_agent(id, "status", &status.as_str())
+    }
+
+    /// Sets the agent's status, creating its row with `role` (every optional field
+    /// `None`) when the store has none: one statement, where a read and a write were two.
+    ///
+    /// # Errors
+    /// [`Error::Store`] when the write fails.
+    pub fn record_status(&self, id: &AgentId, role: Role, status: AgentStatus) -> Result<()> {
+        self.with_conn(|conn| {
+            upsert_status(conn, id, role, status)
+                .map_err(store_err(format!("record status of agent {id}")))
+        })
+    }
+
+    /// Records a finished start in one transaction (one commit, where five writes were
+    /// five): the agent's status (its row created when missing), session id, config hash
+    /// and activity stamp, and its registry row ([`TownStore::register_entry`]).
+    ///
+    /// # Errors
+    /// [`Error::Store`] when a write fails (nothing is written then).
+    pub fn record_started(&self, id: &AgentId, started: &AgentStarted<'_>) -> Result<()> {
+        self.with_conn(|conn| {
+            let write = |conn: &mut Connection| -> rusqlite::Result<()> {
+                let tx = conn.transaction()?;
+                upsert_status(&tx, id, started.role, started.status)?;
+                tx.prepare_cached(
+                    "UPDATE agents SET session_id = ?1, config_hash = ?2, \
+                     last_activity_ms = ?3 WHERE id = ?4",
+                )?
+                .execute(rusqlite::params![
+                    started.session_id,
+                    started.config_hash,
+                    started.activity_ms,
+                    id.as_str()
+                ])?;
+                super::registry::upsert_entry(&tx, started.registry)?;
+                tx.commit()
+            };
+            write(conn).map_err(store_err(format!("record the start of agent {id}")))
+        })
     }
 
     /// Sets (or clears, with `None`) the agent's hooked bead.
@@ -201,6 +271,18 @@ impl TownStore {
     fn update_agent(&self, id: &AgentId, column: &'static str, value: &dyn ToSql) -> Result<()> {
         self.with_conn(|conn| update_column(conn, id, column, value))
     }
+}
+
+/// Sets the agent's status on `conn`, creating its row with `role` when it has none.
+fn upsert_status(
+    conn: &Connection,
+    id: &AgentId,
+    role: Role,
+    status: AgentStatus,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached(UPSERT_STATUS)?
+        .execute([id.as_str(), role.as_str(), status.as_str()])
+        .map(|_| ())
 }
 
 /// Every agent, ordered by id.

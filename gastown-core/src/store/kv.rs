@@ -45,11 +45,9 @@ impl TownStore {
     /// [`Error::Store`](crate::Error::Store) when the read fails.
     pub fn time_get(&self, key: &str) -> Result<Option<i64>> {
         self.with_conn(|conn| {
-            conn.query_row("SELECT ms FROM times WHERE key = ?1", [key], |row| {
-                row.get(0)
-            })
-            .optional()
-            .map_err(store_err(format!("read time {key:?}")))
+            conn.prepare_cached("SELECT ms FROM times WHERE key = ?1")
+                .and_then(|mut stmt| stmt.query_row([key], |row| row.get(0)).optional())
+                .map_err(store_err(format!("read time {key:?}")))
         })
     }
 
@@ -60,13 +58,25 @@ impl TownStore {
     /// [`Error::Store`](crate::Error::Store) when the write fails.
     pub fn time_set(&self, key: &str, ms: i64) -> Result<()> {
         self.with_conn(|conn| {
-            conn.execute(
-                "INSERT INTO times (key, ms) VALUES (?1, ?2) \
-                 ON CONFLICT (key) DO UPDATE SET ms = excluded.ms",
-                rusqlite::params![key, ms],
-            )
-            .map_err(store_err(format!("write time {key:?}")))?;
-            Ok(())
+            set_time(conn, key, ms).map_err(store_err(format!("write time {key:?}")))
+        })
+    }
+
+    /// Stores every `(key, ms)` of `times` in one transaction (one commit: a start stamps
+    /// its token's mint and expiry together).
+    ///
+    /// # Errors
+    /// [`Error::Store`](crate::Error::Store) when a write fails (nothing is written then).
+    pub fn times_set(&self, times: &[(&str, i64)]) -> Result<()> {
+        self.with_conn(|conn| {
+            let write = |conn: &mut rusqlite::Connection| -> rusqlite::Result<()> {
+                let tx = conn.transaction()?;
+                for (key, ms) in times {
+                    set_time(&tx, key, *ms)?;
+                }
+                tx.commit()
+            };
+            write(conn).map_err(store_err("write times"))
         })
     }
 
@@ -79,6 +89,14 @@ impl TownStore {
     /// holds the secret).
     pub fn secret_get_or_create(&self, key: &str) -> Result<Secret> {
         self.with_conn(|conn| {
+            // The common case, a secret made earlier (an agent's SDK password on every
+            // start), is one cached read and no write transaction; the insert below runs
+            // only for a key with no secret yet.
+            if let Some(value) = read_secret(conn, key)
+                .map_err(store_err(format!("get or create secret {key:?}")))?
+            {
+                return Ok(Secret::new(value));
+            }
             let fresh = Secret::random();
             let get_or_create = |conn: &mut rusqlite::Connection| -> rusqlite::Result<String> {
                 let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -108,12 +126,9 @@ impl TownStore {
     /// the secret).
     pub fn secret_get(&self, key: &str) -> Result<Option<Secret>> {
         self.with_conn(|conn| {
-            conn.query_row("SELECT value FROM secrets WHERE key = ?1", [key], |row| {
-                row.get::<_, String>(0)
-            })
-            .optional()
-            .map(|value| value.map(Secret::new))
-            .map_err(store_err(format!("read secret {key:?}")))
+            read_secret(conn, key)
+                .map(|value| value.map(Secret::new))
+                .map_err(store_err(format!("read secret {key:?}")))
         })
     }
 
@@ -133,4 +148,21 @@ impl TownStore {
             Ok(())
         })
     }
+}
+
+/// Stores `ms` at `key` on `conn` (a connection or a transaction).
+fn set_time(conn: &rusqlite::Connection, key: &str, ms: i64) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO times (key, ms) VALUES (?1, ?2) \
+         ON CONFLICT (key) DO UPDATE SET ms = excluded.ms",
+    )?
+    .execute(rusqlite::params![key, ms])
+    .map(|_| ())
+}
+
+/// The secret at `key`, if any.
+fn read_secret(conn: &rusqlite::Connection, key: &str) -> rusqlite::Result<Option<String>> {
+    conn.prepare_cached("SELECT value FROM secrets WHERE key = ?1")?
+        .query_row([key], |row| row.get(0))
+        .optional()
 }

@@ -39,7 +39,7 @@ use crate::error::{Error, Result};
 
 pub use crate::status::BeadKind;
 pub use crate::status::BeadStatus;
-pub use agents::AgentRecord;
+pub use agents::{AgentRecord, AgentStarted};
 pub use beads::BeadRecord;
 pub use events::EventRecord;
 pub use migrations::SCHEMA_VERSION;

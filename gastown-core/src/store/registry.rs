@@ -104,24 +104,7 @@ impl TownStore {
     /// [`Error::Store`](crate::Error::Store) when the write fails.
     pub fn register_entry(&self, entry: &RegistryEntry) -> Result<()> {
         self.with_conn(|conn| {
-            conn.execute(
-                "INSERT INTO registry (agent_id, role, model, small_model, rig, branch, hook) \
-                 VALUES (:agent, :role, :model, :small_model, :rig, :branch, :hook) \
-                 ON CONFLICT (agent_id) DO UPDATE SET role = excluded.role, \
-                     model = excluded.model, small_model = excluded.small_model, \
-                     rig = excluded.rig, branch = excluded.branch, hook = excluded.hook",
-                named_params! {
-                    ":agent": entry.agent.as_str(),
-                    ":role": entry.role.as_str(),
-                    ":model": entry.model,
-                    ":small_model": entry.small_model,
-                    ":rig": entry.rig.as_ref().map(RigId::as_str),
-                    ":branch": entry.branch,
-                    ":hook": entry.hook.as_ref().map(BeadId::as_str),
-                },
-            )
-            .map_err(store_err(format!("register agent {}", entry.agent)))?;
-            Ok(())
+            upsert_entry(conn, entry).map_err(store_err(format!("register agent {}", entry.agent)))
         })
     }
 
@@ -168,4 +151,26 @@ impl TownStore {
             read().map_err(store_err("list the registry"))
         })
     }
+}
+
+/// Inserts `entry`, or replaces every field of the agent's registry row, on `conn` (a
+/// connection or a transaction).
+pub(super) fn upsert_entry(conn: &Connection, entry: &RegistryEntry) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO registry (agent_id, role, model, small_model, rig, branch, hook) \
+         VALUES (:agent, :role, :model, :small_model, :rig, :branch, :hook) \
+         ON CONFLICT (agent_id) DO UPDATE SET role = excluded.role, \
+             model = excluded.model, small_model = excluded.small_model, \
+             rig = excluded.rig, branch = excluded.branch, hook = excluded.hook",
+    )?
+    .execute(named_params! {
+        ":agent": entry.agent.as_str(),
+        ":role": entry.role.as_str(),
+        ":model": entry.model,
+        ":small_model": entry.small_model,
+        ":rig": entry.rig.as_ref().map(RigId::as_str),
+        ":branch": entry.branch,
+        ":hook": entry.hook.as_ref().map(BeadId::as_str),
+    })
+    .map(|_| ())
 }
