@@ -28,7 +28,9 @@
 //!   `--storm-towns` (10) towns with `--storm-workers` (3) registered workers each,
 //!   cold-started at once, on one boot scheduler (cores-sized, mayors first) or none;
 //!   `mayor_ready_ms` is the mayors' p95, with `p50_ms` and `failed` (mayors whose start
-//!   failed, left out of the percentiles); `floor_ms` one bare cold start.
+//!   failed, left out of the percentiles); `floor_ms` one bare cold start;
+//!   `server_cpu_ms` that start's SDK server CPU (spawn to session) and `cpu_floor_ms` =
+//!   towns × `server_cpu_ms` / cores, before which no schedule readies the last mayor.
 //! - `wake_paused` on the same runtimes: the median of `--runs` `ensure_mayor` calls on a
 //!   town the library paused itself when its mayor went quiet (each must decide
 //!   `resume_paused`; a fresh town per sample), against the `cold` rows' floor of the
