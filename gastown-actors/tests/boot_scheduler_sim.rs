@@ -116,6 +116,31 @@ fn registry(state: &Path, workers: usize) {
     }
 }
 
+/// Starts `count` towns (`<prefix>-<i>`, each with `workers` registered polecats) on one
+/// runtime and `scheduler`, then every mayor at once; all must be ready.
+async fn start_all(
+    dir: &Path,
+    prefix: &str,
+    count: usize,
+    workers: usize,
+    rt: &Arc<SimulatedRuntime>,
+    scheduler: &Arc<BootScheduler>,
+) -> Vec<TownHandle> {
+    let mut towns = Vec::new();
+    for i in 0..count {
+        let state = dir.join(format!("town-{i}"));
+        registry(&state, workers);
+        let config = TownConfig::new(TownId::new(format!("{prefix}-{i}")).unwrap());
+        let options = TownOptions::new(config, &state, rt.clone())
+            .with_sdk_connector(rt.sdk_connector())
+            .with_boot_scheduler(scheduler.clone());
+        towns.push(TownHandle::start(options).await.unwrap());
+    }
+    let ready = futures::future::join_all(towns.iter().map(|t| t.ensure_mayor())).await;
+    assert!(ready.iter().all(Result::is_ok), "{ready:?}");
+    towns
+}
+
 #[tokio::test(start_paused = true)]
 async fn towns_cold_started_at_once_boot_every_mayor_before_any_worker_within_the_cap() {
     const TOWNS: usize = 4;
@@ -123,18 +148,7 @@ async fn towns_cold_started_at_once_boot_every_mayor_before_any_worker_within_th
     let dir = tempfile::tempdir().unwrap();
     let rt = SimulatedRuntime::new(SimScript::default());
     let scheduler = BootScheduler::new(CAP);
-    let mut towns = Vec::new();
-    for i in 0..TOWNS {
-        let state = dir.path().join(format!("town-{i}"));
-        registry(&state, 3);
-        let config = TownConfig::new(TownId::new(format!("storm-{i}")).unwrap());
-        let options = TownOptions::new(config, &state, rt.clone())
-            .with_sdk_connector(rt.sdk_connector())
-            .with_boot_scheduler(scheduler.clone());
-        towns.push(TownHandle::start(options).await.unwrap());
-    }
-    let ready = futures::future::join_all(towns.iter().map(|t| t.ensure_mayor())).await;
-    assert!(ready.iter().all(Result::is_ok));
+    let towns = start_all(dir.path(), "storm", TOWNS, 3, &rt, &scheduler).await;
     // Let every worker resume.
     tokio::time::sleep(Duration::from_secs(120)).await;
 
@@ -177,17 +191,7 @@ async fn a_boot_slot_is_held_through_the_session_phase_until_the_agent_is_ready(
     let script = SimScript::default().with_sdk_create_session(Duration::from_secs(2));
     let rt = SimulatedRuntime::new(script);
     let scheduler = BootScheduler::new(1);
-    let mut towns = Vec::new();
-    for i in 0..2 {
-        let state = dir.path().join(format!("town-{i}"));
-        let config = TownConfig::new(TownId::new(format!("held-{i}")).unwrap());
-        let options = TownOptions::new(config, &state, rt.clone())
-            .with_sdk_connector(rt.sdk_connector())
-            .with_boot_scheduler(scheduler.clone());
-        towns.push(TownHandle::start(options).await.unwrap());
-    }
-    let ready = futures::future::join_all(towns.iter().map(|t| t.ensure_mayor())).await;
-    assert!(ready.iter().all(Result::is_ok));
+    let towns = start_all(dir.path(), "held", 2, 0, &rt, &scheduler).await;
     let log = rt.log();
     let boots: Vec<_> = log
         .iter()
