@@ -26,6 +26,11 @@ use crate::wrapper::{Mode, NOT_FOUND_MARKER, NO_CWD_MARKER, PID_MARKER, RECORD_F
 const KILL_POLL_MS: u64 = 50;
 /// How long to wait for a process to die after SIGKILL before reporting failure, in ms.
 pub(crate) const AFTER_SIGKILL_WAIT_MS: u64 = 10_000;
+/// How often the exec's host pid is re-read while the engine has not recorded it, in ms.
+const HOST_PID_POLL_MS: u64 = 20;
+/// How many times the exec's host pid is read before the handle goes without one
+/// (at most about 1 s with [`HOST_PID_POLL_MS`]).
+const HOST_PID_POLLS: u32 = 50;
 
 /// What the wrapper said before handing over to the program.
 #[derive(Debug)]
@@ -113,15 +118,10 @@ impl DockerRuntime {
                 .into());
             }
         };
-        let inspected = self.docker.inspect_exec(&id).await.ok();
-        let host_pid = inspected
-            .as_ref()
-            .and_then(|r| r.pid)
-            .and_then(|p| u32::try_from(p).ok())
-            .filter(|p| *p > 0);
+        let (host_pid, container_id) = exec_host_pid(&self.docker, &id).await;
         // The handle names its container by id: a name changes when the container is
         // handed to another town (`rename_container`), its id never does.
-        let container = inspected.and_then(|r| r.container_id).unwrap_or(container);
+        let container = container_id.unwrap_or(container);
         tracing::debug!(%town, program = %spec.program, pid, ?host_pid, "spawned");
         let handle = DockerProcess {
             docker: self.docker.clone(),
@@ -133,6 +133,31 @@ impl DockerRuntime {
         };
         Ok((Arc::new(handle), rx))
     }
+}
+
+/// The exec's host pid and its container's id, from the engine's exec inspection.
+///
+/// The engine records an exec's pid only after the process has started, so a process
+/// can announce itself (the wrapper's start marker) before the inspection shows its pid
+/// (it says 0 then). Under load that window was seen in CI: the inspection is retried
+/// every [`HOST_PID_POLL_MS`] ms, [`HOST_PID_POLLS`] times at most, before the handle
+/// goes without a host pid (its signals go by in-container pid and never need it).
+async fn exec_host_pid(docker: &Docker, id: &str) -> (Option<u32>, Option<String>) {
+    let mut container_id = None;
+    for _ in 0..HOST_PID_POLLS {
+        if let Ok(r) = docker.inspect_exec(id).await {
+            container_id = r.container_id.or(container_id);
+            let pid = r.pid.and_then(|p| u32::try_from(p).ok()).filter(|p| *p > 0);
+            if pid.is_some() {
+                return (pid, container_id);
+            }
+            if r.running == Some(false) {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(HOST_PID_POLL_MS)).await;
+    }
+    (None, container_id)
 }
 
 /// Reads the exec's output until it ends: the wrapper's first stderr line is the start

@@ -1,6 +1,6 @@
 //! Docker-specific faults and lifecycle on a real engine: a wrong socket, a failed image
 //! build, image reuse, a container killed from outside, the agents volume across a stop,
-//! a foreign volume, racing runtimes, and orphan hygiene. Confinement and the real
+//! a foreign volume, racing runtimes, orphan hygiene, and every spawn's host pid. Confinement and the real
 //! `kilo serve` are in `confinement.rs`.
 //! Skipped (with a line) when no engine answers, unless `GASTOWN_REQUIRE_DOCKER=1`.
 
@@ -162,6 +162,40 @@ async fn a_container_killed_from_outside_reports_exited_and_the_next_start_bring
     assert!(labelled_volumes(&docker, &prefix, Some(town.as_str()))
         .await
         .is_empty());
+}
+
+/// The engine records an exec's pid only after its process started, so a process can
+/// announce itself before the engine shows its pid: every handle still carries the host
+/// pid, the one the host's `/proc` shows running the program (CI once saw `None` under
+/// load). Twelve spawns at once widen that window.
+#[tokio::test]
+async fn every_spawned_process_carries_its_host_pid() {
+    let prefix = support::prefix("hostpid");
+    let Some(rt) = runtime(&prefix).await else {
+        return;
+    };
+    let town = town("hostpid");
+    let _cleanup = Cleanup::town(&prefix, &town);
+    rt.start(&town, &ContainerOptions::default()).await.unwrap();
+    let commands: Vec<_> = (0..12)
+        .map(|i| sh(&format!("exec sleep {}", 300 + i)))
+        .collect();
+    let spawns = commands.iter().map(|command| rt.spawn(&town, command));
+    let spawned: Vec<_> = futures::future::join_all(spawns)
+        .await
+        .into_iter()
+        .map(|r| r.expect("spawn"))
+        .collect();
+    for (i, process) in spawned.iter().enumerate() {
+        let pid = process.handle.pid().expect("a host pid");
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        assert!(
+            cmdline.contains(&format!("sleep {}", 300 + i)),
+            "host pid {pid} runs {cmdline:?}"
+        );
+    }
+    rt.remove(&town).await.unwrap();
 }
 
 /// After a stop, `start` replaces the container: a new id, files outside `/agents` gone
