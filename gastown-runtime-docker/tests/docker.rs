@@ -1,7 +1,7 @@
 //! Docker-specific faults and lifecycle on a real engine: a wrong socket, a failed image
 //! build, image reuse, a container killed from outside, the agents volume across a stop,
-//! a foreign volume, racing runtimes, orphan hygiene, and every spawn's host pid. Confinement and the real
-//! `kilo serve` are in `confinement.rs`.
+//! a foreign volume, racing runtimes, orphan hygiene, and every spawn's host pid.
+//! Confinement and the real `kilo serve` are in `confinement.rs`.
 //! Skipped (with a line) when no engine answers, unless `GASTOWN_REQUIRE_DOCKER=1`.
 
 use std::time::Duration;
