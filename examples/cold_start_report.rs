@@ -23,7 +23,8 @@
 //!   (`benches/support/pool.rs`), against the `cold` rows' floor of the same run.
 //! - `scale_100_towns`, `scale_1000_towns` on the simulated runtime: that many towns of a
 //!   mayor and 10 registered workers at once in this process; `mayor_ready_ms` is the
-//!   mayors' virtual p50, with `p99_ms`, `cpu_ms` (process CPU) and `rss_mb` (peak RSS).
+//!   mayors' virtual p50, with `p99_ms`, `cpu_ms` (process CPU), `rss_mb` (peak RSS) and
+//!   `allocator` (`mimalloc`, or `system` when built with `--features system-allocator`).
 //! - `boot_storm_scheduled`, `boot_storm_unscheduled` on the local runtime:
 //!   `--storm-towns` (10) towns with `--storm-workers` (3) registered workers each,
 //!   cold-started at once, on one boot scheduler (cores-sized, mayors first) or none;
@@ -42,6 +43,22 @@
 //!
 //! SIGTERM or ctrl-c stops it after the measurement in flight, whose towns shut down
 //! (drain) as every measurement's do; a second signal exits at once.
+
+// The report's global allocator is mimalloc (`--features system-allocator`: glibc
+// malloc). At 1,000 towns in one process a fifth of the control plane's CPU was glibc's
+// malloc and free, and a sixth of that tokio's 128-byte-aligned task cells
+// (`posix_memalign`); a service holding many towns picks its own allocator
+// (ARCHITECTURE.md, *Scale*), and the scale rows say which one ran (`allocator`).
+#[cfg(not(feature = "system-allocator"))]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// The allocator the process runs on, for the scale rows' `allocator` field.
+const ALLOCATOR: &str = if cfg!(feature = "system-allocator") {
+    "system"
+} else {
+    "mimalloc"
+};
 
 #[path = "support/stop.rs"]
 mod stop;
@@ -331,9 +348,14 @@ fn scale_rows(args: &Args) {
             ("rss_mb", f.rss_mb),
         ];
         if args.json {
-            println!("{}", support::fields::json_with(&row, &extra));
+            let line = support::fields::json_with(&row, &extra);
+            println!(
+                "{}",
+                support::fields::with_text(&line, "allocator", ALLOCATOR)
+            );
         } else {
-            println!("{}", support::fields::table_with(&row, &extra));
+            let line = support::fields::table_with(&row, &extra);
+            println!("{line}  allocator={ALLOCATOR}");
         }
     }
 }

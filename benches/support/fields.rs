@@ -19,6 +19,15 @@ pub fn json_with(row: &Row, extra: &[(&str, f64)]) -> String {
     value.to_string()
 }
 
+/// The JSON object `line` with the text field `key` added.
+pub fn with_text(line: &str, key: &str, value: &str) -> String {
+    let mut value_of: serde_json::Value = serde_json::from_str(line).unwrap();
+    if let Some(obj) = value_of.as_object_mut() {
+        obj.insert(key.to_owned(), serde_json::json!(value));
+    }
+    value_of.to_string()
+}
+
 /// `row` as a table line, `extra` appended as `key=value`.
 pub fn table_with(row: &Row, extra: &[(&str, f64)]) -> String {
     let mut line = format!(
