@@ -53,6 +53,7 @@ async fn a_hung_sdk_attempt_is_killed_and_waited_for_before_the_retry_and_the_er
             max_restarts: 2,
             within: Duration::from_secs(600),
             backoff: Duration::from_millis(10),
+            max_attempts: 3,
         });
     start.stop_grace = Duration::from_millis(300);
     let town = TownHandle::start(

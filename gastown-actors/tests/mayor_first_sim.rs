@@ -248,6 +248,7 @@ async fn a_failing_phase_is_retried_within_its_budget_then_named() {
         max_restarts: 2,
         within: Duration::from_secs(60),
         backoff: ms(250),
+        max_attempts: 3,
     };
     let town = TownHandle::start(
         options(config("fail", 0), &state, &rt)
@@ -283,6 +284,7 @@ async fn a_hung_sdk_boot_times_out_and_leaves_no_server_behind() {
             max_restarts: 1,
             within: Duration::from_secs(60),
             backoff: ms(100),
+            max_attempts: 3,
         });
     let town = TownHandle::start(
         options(config("hang", 0), &dir.path().join("s"), &rt).with_start_options(start),

@@ -9,7 +9,8 @@
 //!
 //! Supervision is OTP-like (ractor has no built-in restart; see `ARCHITECTURE.md`,
 //! *Actor tree*): at most [`RetryPolicy::max_restarts`] restarts of a phase within
-//! [`RetryPolicy::within`], waiting [`RetryPolicy::backoff`] doubled after each restart.
+//! [`RetryPolicy::within`], waiting [`RetryPolicy::backoff`] doubled after each restart,
+//! and never more than [`RetryPolicy::max_attempts`] attempts of a phase in one run.
 //!
 //! [`decide_ensure`]: super::decide_ensure
 
@@ -19,15 +20,22 @@ use crate::phase::StartupPhase;
 use crate::report::PhaseTiming;
 
 /// A phase's retry budget, OTP-style: at most `max_restarts` restarts within `within`,
-/// waiting `backoff`, doubled after each restart, before the next attempt.
+/// waiting `backoff`, doubled after each restart, before the next attempt; and at most
+/// `max_attempts` attempts of the phase in one run, however far apart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {
-    /// Restarts allowed after the first attempt (default 2).
+    /// Restarts allowed after the first attempt within `within` (default 2).
     pub max_restarts: u32,
     /// The window the restarts are counted in (default 60 s).
     pub within: Duration,
     /// The wait before the first restart, doubled for each further one (default 250 ms).
     pub backoff: Duration,
+    /// Attempts of one phase in one run, at most, whatever their spacing (default 3).
+    /// The window alone never ends a run whose attempts each fail slower than
+    /// `within / max_restarts`: an SDK server that hangs runs every session attempt into
+    /// its 30 s timeout, and restarts 30 s apart never number 2 within 60 s, so
+    /// `ensure_mayor` would retry forever (this project).
+    pub max_attempts: u32,
 }
 
 impl Default for RetryPolicy {
@@ -36,6 +44,7 @@ impl Default for RetryPolicy {
             max_restarts: 2,
             within: Duration::from_secs(60),
             backoff: Duration::from_millis(250),
+            max_attempts: 3,
         }
     }
 }
@@ -191,7 +200,10 @@ impl StartRun {
                 let within = self.policy.within;
                 self.restarts.retain(|t| now.saturating_sub(*t) < within);
                 let spent = self.restarts.len() as u32;
-                if !retryable || spent >= self.policy.max_restarts {
+                if !retryable
+                    || spent >= self.policy.max_restarts
+                    || self.attempt >= self.policy.max_attempts
+                {
                     self.done = true;
                     return RunStep::Failed {
                         phase: self.phase(),
@@ -259,6 +271,7 @@ mod tests {
             max_restarts: 2,
             within: Duration::from_secs(60),
             backoff: Duration::from_millis(100),
+            max_attempts: 3,
         };
         let (mut run, _) = StartRun::begin(policy);
         let now = Duration::from_millis(10);
@@ -314,6 +327,7 @@ mod tests {
             max_restarts: 1,
             within: Duration::from_secs(10),
             backoff: Duration::from_millis(100),
+            max_attempts: 3,
         };
         let (mut run, _) = StartRun::begin(policy);
         assert!(matches!(
@@ -334,6 +348,30 @@ mod tests {
             run.on_attempt(FAIL, Duration::from_secs(13)),
             RunStep::Failed { attempts: 3, .. }
         ));
+    }
+
+    #[test]
+    fn slow_failures_spaced_past_the_window_still_end_at_max_attempts() {
+        // The default budget with every attempt running into a 30 s timeout: restarts
+        // about 30 s apart never number 2 within 60 s, but the third attempt is the last.
+        let (mut run, _) = StartRun::begin(RetryPolicy::default());
+        let mut now = Duration::ZERO;
+        for attempt in 2..=3 {
+            now += Duration::from_secs(30);
+            assert!(matches!(
+                run.on_attempt(FAIL, now),
+                RunStep::RetryAfter { attempt: a, .. } if a == attempt
+            ));
+            now += Duration::from_millis(500);
+        }
+        now += Duration::from_secs(30);
+        assert_eq!(
+            run.on_attempt(FAIL, now),
+            RunStep::Failed {
+                phase: StartupPhase::Token,
+                attempts: 3
+            }
+        );
     }
 
     #[test]
