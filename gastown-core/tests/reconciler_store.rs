@@ -1,6 +1,7 @@
 //! The town store's beads, registry entries and reconciler side against real SQLite
 //! files: the V1 → V2 upgrade, round trips, events deleted with their bead or agent, and
-//! `apply_reconciled`'s all-or-nothing transaction.
+//! `apply_reconciled`'s all-or-nothing transaction and its bounded history of processed
+//! events.
 
 mod reconciler_support;
 
@@ -442,4 +443,39 @@ fn the_review_flow_is_active_work_until_merged() {
         !active(NOW + 3 * SEC),
         "merged: only an idle town and a waiting mayor"
     );
+}
+
+#[test]
+fn processed_events_older_than_the_kept_window_are_deleted_and_pending_ones_stay() {
+    use gastown_core::store::PROCESSED_EVENTS_KEPT;
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let exited = |i: i64| ReconcileEvent::AgentExited {
+        agent: gastown_core::AgentId::new(format!("polecat-{i}")).unwrap(),
+    };
+    // The oldest event is never handled: no pruning may take it.
+    let pending = store.enqueue(&exited(0)).unwrap();
+    let mut last = pending;
+    for i in 1..=PROCESSED_EVENTS_KEPT + 5 {
+        last = store.enqueue(&exited(i)).unwrap();
+        store.apply_reconciled(Some(last), &[]).unwrap();
+    }
+    let conn = Connection::open(dir.path().join("town.db")).unwrap();
+    let count = |sql: &str| -> i64 { conn.query_row(sql, [], |r| r.get(0)).unwrap() };
+    assert_eq!(
+        count("SELECT COUNT(*) FROM events WHERE processed = 1"),
+        PROCESSED_EVENTS_KEPT,
+        "the newest processed events are kept"
+    );
+    assert_eq!(
+        count("SELECT MIN(id) FROM events WHERE processed = 1"),
+        last - PROCESSED_EVENTS_KEPT + 1
+    );
+    let still: Vec<i64> = store
+        .pending_reconcile_events()
+        .unwrap()
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(still, vec![pending], "an unhandled event is never pruned");
 }

@@ -43,6 +43,7 @@ pub use agents::{AgentRecord, AgentStarted};
 pub use beads::BeadRecord;
 pub use events::EventRecord;
 pub use migrations::SCHEMA_VERSION;
+pub use reconcile::PROCESSED_EVENTS_KEPT;
 pub use registry::RegistryEntry;
 pub use view::town_view;
 

@@ -12,6 +12,11 @@ use crate::error::{Error, Result};
 use crate::ids::BeadId;
 use crate::reconciler::{Action, ReconcileEvent, ReconcileState};
 
+/// How many of the newest event ids keep their processed events, for inspection; older
+/// processed events are deleted as the reconciler marks new ones (this project: the
+/// queue grew by every handled event for the life of the town).
+pub const PROCESSED_EVENTS_KEPT: i64 = 1000;
+
 impl TownStore {
     /// Every bead and agent, read in one transaction (a consistent snapshot even while
     /// another process writes), as the reconciler reads them once per tick.
@@ -70,7 +75,9 @@ impl TownStore {
 
     /// Writes `actions` in order and marks the event `event_id` processed, in one
     /// `BEGIN IMMEDIATE` transaction: all of it or none. `None` (a sweep) marks nothing;
-    /// an id with no row (deleted with its bead or agent) is fine.
+    /// an id with no row (deleted with its bead or agent) is fine. The same transaction
+    /// deletes processed events more than [`PROCESSED_EVENTS_KEPT`] ids older than
+    /// `event_id`, so a town that lives for months keeps a bounded queue.
     ///
     /// [`Action::SetHook`] also sets the hook of the agent's registry row, if it has one,
     /// so a resumed agent gets the hook it holds.
@@ -95,6 +102,11 @@ impl TownStore {
             if let Some(id) = event_id {
                 tx.prepare_cached("UPDATE events SET processed = 1 WHERE id = ?1")
                     .and_then(|mut stmt| stmt.execute([id]))
+                    .map_err(store_err(context.clone()))?;
+                // The queue's history is bounded: processed events more than
+                // PROCESSED_EVENTS_KEPT ids behind this one go (an unprocessed one never).
+                tx.prepare_cached("DELETE FROM events WHERE processed = 1 AND id <= ?1")
+                    .and_then(|mut stmt| stmt.execute([id - PROCESSED_EVENTS_KEPT]))
                     .map_err(store_err(context.clone()))?;
             }
             tx.commit().map_err(store_err(context))
