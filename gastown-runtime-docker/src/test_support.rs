@@ -130,7 +130,9 @@ pub fn town(name: &str) -> TownId {
 }
 
 /// Force-removes, on drop, every container and volume carrying `prefix` (and `town`, when
-/// given) — also when the test panicked. Removing a container ends its processes.
+/// given, plus the container named for `town` and its volumes of `prefix`, which a
+/// container handed over from another town carries) — also when the test panicked.
+/// Removing a container ends its processes.
 #[derive(Debug)]
 pub struct Cleanup {
     prefix: String,
@@ -217,14 +219,33 @@ impl Drop for Cleanup {
                 let Ok(d) = d.negotiate_version().await else {
                     return;
                 };
-                for id in labelled(&d, &prefix, town.as_deref()).await {
+                let mut containers = labelled(&d, &prefix, town.as_deref()).await;
+                let mut volumes = labelled_volumes(&d, &prefix, town.as_deref()).await;
+                // A container handed over to this town (`rename_container`) keeps the
+                // labels of the town it was made for: found by its name instead, with the
+                // volumes of this prefix it mounts.
+                if let Some(t) = &town {
+                    if let Ok(c) = d.inspect_container(&format!("{prefix}-{t}"), None).await {
+                        let ours = labelled_volumes(&d, &prefix, None).await;
+                        volumes.extend(
+                            c.mounts
+                                .unwrap_or_default()
+                                .into_iter()
+                                .filter_map(|m| m.name)
+                                .filter(|v| ours.contains(v) && !volumes.contains(v))
+                                .collect::<Vec<_>>(),
+                        );
+                        containers.extend(c.id.filter(|id| !containers.contains(id)));
+                    }
+                }
+                for id in containers {
                     let opts = RemoveContainerOptionsBuilder::default()
                         .force(true)
                         .v(true)
                         .build();
                     let _ = d.remove_container(&id, Some(opts)).await;
                 }
-                for name in labelled_volumes(&d, &prefix, town.as_deref()).await {
+                for name in volumes {
                     let _ = d
                         .remove_volume(
                             &name,

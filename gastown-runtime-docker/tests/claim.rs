@@ -3,7 +3,8 @@
 //! its process is adopted once, hygiene counts it as the town's, `remove` takes the volume
 //! it was created with), refuses what the container cannot serve without changing
 //! anything; and `put_files` writes an agent's secrets directory in one upload, its
-//! missing parents owned by the agents' user. Skipped (with a line) when no engine
+//! missing parents owned by the agents' user; the tests' `Cleanup::town` takes a
+//! handed-over container. Skipped (with a line) when no engine
 //! answers, unless `GASTOWN_REQUIRE_DOCKER=1`.
 
 use std::time::{Duration, SystemTime};
@@ -191,6 +192,29 @@ async fn a_handed_over_town_restarted_after_a_stop_gets_a_container_of_its_own()
         "the pool's volume went with its container; the town's own is mounted"
     );
     rt.remove(&claimer).await.unwrap();
+    assert!(labelled_volumes(&docker, &prefix, None).await.is_empty());
+}
+
+/// The test helper that other suites lean on: `Cleanup::town` of the claiming town takes a
+/// container handed over to it (whose labels still name the pool's town) and its volume.
+#[tokio::test]
+async fn a_town_cleanup_takes_a_handed_over_container_and_its_volume() {
+    let prefix = support::prefix("claimclean");
+    let Some(rt) = runtime(&prefix).await else {
+        return;
+    };
+    let docker = engine().await.unwrap();
+    let _all = Cleanup::prefix(&prefix);
+    let (pool, claimer) = (town("pool-9c0d1e2f"), town("claimer"));
+    let defaults = ContainerOptions::default();
+    rt.start(&pool, &defaults).await.unwrap();
+    rt.rename_container(&pool, &claimer, &defaults)
+        .await
+        .unwrap();
+    assert_eq!(rt.status(&claimer).await.unwrap(), ContainerStatus::Running);
+    drop(Cleanup::town(&prefix, &claimer));
+    assert_eq!(rt.status(&claimer).await.unwrap(), ContainerStatus::Absent);
+    assert!(support::labelled(&docker, &prefix, None).await.is_empty());
     assert!(labelled_volumes(&docker, &prefix, None).await.is_empty());
 }
 
