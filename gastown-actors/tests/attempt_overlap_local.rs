@@ -13,15 +13,7 @@ use gastown_actors::{Error, StartOptions, TownHandle, TownOptions};
 use gastown_core::policy::RetryPolicy;
 use gastown_core::StartupPhase;
 
-use common::{local_runtime, town_config};
-
-/// Whether `pid` runs (a zombie or a missing pid does not).
-fn alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-        stat.rsplit_once(')')
-            .is_some_and(|(_, rest)| !rest.trim_start().starts_with(['Z', 'X']))
-    })
-}
+use common::{alive, local_runtime, town_config};
 
 #[tokio::test]
 async fn a_hung_sdk_attempt_is_killed_and_waited_for_before_the_retry_and_the_error() {

@@ -14,7 +14,7 @@ use gastown_actors::{Error, StartOptions, TownHandle, TownOptions};
 use gastown_core::policy::RetryPolicy;
 use gastown_core::{AgentId, StartupPhase, TownStore};
 
-use common::{local_runtime, town_config};
+use common::{alive, local_runtime, town_config};
 
 /// The double: `serve --port N --hostname H …` as kilo takes it; its pid goes to the file
 /// `PIDS` (set by the test on the script's second line).
@@ -47,14 +47,6 @@ server.daemon_threads = True
 print(f"kilo server listening on http://{host}:{port}", flush=True)
 server.serve_forever()
 "#;
-
-/// Whether `pid` runs (a zombie or a missing pid does not).
-fn alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-        stat.rsplit_once(')')
-            .is_some_and(|(_, rest)| !rest.trim_start().starts_with(['Z', 'X']))
-    })
-}
 
 #[tokio::test]
 async fn a_server_that_never_answers_the_session_call_fails_the_start_and_is_stopped() {

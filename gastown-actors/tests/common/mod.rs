@@ -17,6 +17,14 @@ use gastown_core::{
 use gastown_runtime_local::LocalRuntime;
 use parking_lot::Mutex;
 
+/// Whether `pid` runs (a zombie or a missing pid does not), from `/proc/<pid>/stat`.
+pub fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        stat.rsplit_once(')')
+            .is_some_and(|(_, rest)| !rest.trim_start().starts_with(['Z', 'X']))
+    })
+}
+
 /// The variables of a running process, from `/proc/<pid>/environ`, in its order.
 pub fn environ(pid: u32) -> Vec<(String, String)> {
     let raw = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
