@@ -64,6 +64,8 @@ fn record_started_writes_the_row_and_the_registry_and_survives_a_reopen() {
     assert_eq!(row.session_id.as_deref(), Some("ses_7"));
     assert_eq!(row.config_hash.as_deref(), Some("hash-7"));
     assert_eq!(row.last_activity_ms, Some(1_700_000_000_000));
+    // The session call just answered: the start is the agent's first heartbeat.
+    assert_eq!(row.heartbeat_ms, Some(1_700_000_000_000));
     assert_eq!(store.registry().unwrap(), vec![entry]);
 }
 

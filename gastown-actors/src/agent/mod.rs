@@ -39,6 +39,7 @@ use std::sync::Arc;
 use gastown_core::policy::{
     decide_ensure, AttemptOutcome, EnsureObservation, RunStep, ServerObservation, StartRun,
 };
+use gastown_core::store::AgentRecord;
 use gastown_core::{
     AgentStatus, EnsureDecision, PhaseTiming, Result as CoreResult, Role, StartupPhase,
     StartupReport,
@@ -166,9 +167,18 @@ impl AgentState {
 
     /// The ensure decision tree, on what the store remembers and what the probe saw.
     fn decide(&self, server: Option<ServerObservation>) -> EnsureDecision {
-        let stored_status = self.stored_status();
+        let stored = self.stored_record();
+        Self::decide_on(stored.as_ref(), server)
+    }
+
+    /// The ensure decision tree, on `stored` (the agent's row, already read) and what the
+    /// probe saw.
+    fn decide_on(
+        stored: Option<&AgentRecord>,
+        server: Option<ServerObservation>,
+    ) -> EnsureDecision {
         decide_ensure(&EnsureObservation {
-            stored_status,
+            stored_status: stored.map(|r| r.status),
             server,
         })
     }
@@ -321,7 +331,7 @@ impl AgentState {
         }
         self.session_id = Some(session_id.clone());
         let endpoint = live.endpoint.clone();
-        self.set_live(myself, live, &session_id);
+        self.set_live(myself, live, &session_id, true);
         for w in self.waiters.drain(..) {
             let mut report = report.clone();
             report.total_ms = w.requested.elapsed().as_millis() as u64;

@@ -157,17 +157,14 @@ impl AgentState {
             return;
         }
         self.mode = Mode::Idle;
-        let remembered = match self.ctx.parts.store.agent(&self.ctx.spec.id) {
-            Ok(rec) => rec.and_then(|r| r.session_id),
-            Err(e) => {
-                tracing::warn!(agent = %self.ctx.spec.id, error = %e, "reading agent record");
-                None
-            }
-        };
+        // One read for both questions: the session to resume, and (without one) the
+        // decision of the run.
+        let stored = self.stored_record();
+        let remembered = stored.as_ref().and_then(|r| r.session_id.clone());
         match (live, remembered) {
             (Some(live), Some(session_id)) => {
                 self.session_id = Some(session_id.clone());
-                self.set_live(myself, live.clone(), &session_id);
+                self.set_live(myself, live.clone(), &session_id, false);
                 if self.waiters.is_empty() {
                     for b in self.boot_waiters.drain(..) {
                         let _ = b.send(true);
@@ -187,7 +184,7 @@ impl AgentState {
                 if !prewarm && self.waiters.is_empty() {
                     return;
                 }
-                let decision = self.decide(None);
+                let decision = Self::decide_on(stored.as_ref(), None);
                 self.begin_run(myself, decision, prewarm);
                 if prewarm && !self.waiters.is_empty() {
                     self.record_decision(decision);

@@ -6,7 +6,7 @@
 //! mid-start is `working`; a started mayor is `waiting` (alive, awaiting the user: not
 //! active work, Kilo Gastown #1450) and a started worker `idle`; a failed start is `dead`.
 
-use gastown_core::store::AgentStarted;
+use gastown_core::store::{AgentRecord, AgentStarted};
 use gastown_core::{AgentStatus, Role};
 
 use super::AgentState;
@@ -30,10 +30,11 @@ impl AgentState {
         self.ctx.publish(TownEvent::AgentStatusChanged { status });
     }
 
-    /// The status the store remembers (`None`: no row, or an unreadable one, logged).
-    pub(super) fn stored_status(&self) -> Option<AgentStatus> {
+    /// The agent's row as the store remembers it (`None`: no row, or an unreadable one,
+    /// logged).
+    pub(super) fn stored_record(&self) -> Option<AgentRecord> {
         match self.ctx.parts.store.agent(&self.ctx.spec.id) {
-            Ok(rec) => rec.map(|r| r.status),
+            Ok(rec) => rec,
             Err(e) => {
                 tracing::warn!(agent = %self.ctx.spec.id, error = %e, "reading agent record");
                 None

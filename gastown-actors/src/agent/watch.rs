@@ -75,20 +75,29 @@ pub(crate) enum TurnSignal {
 
 impl AgentState {
     /// Makes `live` the running server (of `session_id`) and starts its event watcher.
+    /// `heartbeat_stamped`: the store got the agent's heartbeat just now (a finished start
+    /// writes it), so the watcher's first stamp waits a full [`HEARTBEAT_INTERVAL`].
     pub(super) fn set_live(
         &mut self,
         myself: &ActorRef<AgentMsg>,
         live: LiveSdk,
         session_id: &str,
+        heartbeat_stamped: bool,
     ) {
         self.take_live();
-        self.watch = Some(spawn(
-            self.ctx.clone(),
-            live.clone(),
-            session_id.to_owned(),
-            myself.clone(),
-            self.turn_pending.clone(),
-        ));
+        self.watch = Some(spawn(Watcher {
+            ctx: self.ctx.clone(),
+            live: live.clone(),
+            session_id: session_id.to_owned(),
+            me: myself.clone(),
+            turn_pending: self.turn_pending.clone(),
+            parts: BTreeMap::new(),
+            roles: BTreeMap::new(),
+            part_types: BTreeMap::new(),
+            pending: Vec::new(),
+            last_stamp: None,
+            last_heartbeat: heartbeat_stamped.then(Instant::now),
+        }));
         self.live = Some(live);
     }
 
@@ -101,31 +110,11 @@ impl AgentState {
     }
 }
 
-/// Spawns the watcher of `live` for `session_id`. `turn_pending` tells it whether a turn
-/// is in flight (only then does a silent stream make it poll).
-fn spawn(
-    ctx: AgentContext,
-    live: LiveSdk,
-    session_id: String,
-    me: ActorRef<AgentMsg>,
-    turn_pending: std::sync::Arc<std::sync::atomic::AtomicBool>,
-) -> AbortHandle {
+/// Spawns `watcher`, the watcher of one server's events.
+fn spawn(mut watcher: Watcher) -> AbortHandle {
     tokio::spawn(async move {
         LIVE.fetch_add(1, Ordering::SeqCst);
         let _alive = Alive;
-        let mut watcher = Watcher {
-            ctx,
-            live,
-            session_id,
-            me,
-            turn_pending,
-            parts: BTreeMap::new(),
-            roles: BTreeMap::new(),
-            part_types: BTreeMap::new(),
-            pending: Vec::new(),
-            last_stamp: None,
-            last_heartbeat: None,
-        };
         watcher.run().await
     })
     .abort_handle()

@@ -79,7 +79,10 @@ pub struct AgentStarted<'a> {
     pub registry: &'a super::RegistryEntry,
     /// The status the agent rests in (`waiting` for a mayor, `idle` for a worker).
     pub status: AgentStatus,
-    /// When the start finished, ms since the Unix epoch: the agent's activity stamp.
+    /// When the start finished, ms since the Unix epoch: the agent's activity stamp, and
+    /// its heartbeat (the server has just answered the session call, so it is alive; its
+    /// event watcher's first stamp would say the same a moment later, in a commit of its
+    /// own).
     pub activity_ms: i64,
 }
 
@@ -176,8 +179,8 @@ impl TownStore {
     }
 
     /// Records a finished start in one transaction (one commit, where five writes were
-    /// five): the agent's status (its row created when missing), session id, config hash
-    /// and activity stamp, and its registry row ([`TownStore::register_entry`]).
+    /// five): the agent's status (its row created when missing), session id, config hash,
+    /// activity stamp and heartbeat, and its registry row ([`TownStore::register_entry`]).
     ///
     /// # Errors
     /// [`Error::Store`] when a write fails (nothing is written then).
@@ -188,7 +191,7 @@ impl TownStore {
                 upsert_status(&tx, id, started.role, started.status)?;
                 tx.prepare_cached(
                     "UPDATE agents SET session_id = ?1, config_hash = ?2, \
-                     last_activity_ms = ?3 WHERE id = ?4",
+                     last_activity_ms = ?3, heartbeat_ms = ?3 WHERE id = ?4",
                 )?
                 .execute(rusqlite::params![
                     started.session_id,
