@@ -13,7 +13,9 @@
 //!   sum of the script (container start + hydrate + SDK boot + health + session).
 //! - `cold`, `warm_prewarmed`, `warm_model_changed` (floor: one `noReply` round trip) on the local runtime with the real kilo,
 //!   and on Docker when an engine answers: medians of `--runs` runs (default 5), the actor
-//!   path and a bare sequence without actors (the physical floor) alternating.
+//!   path and a bare sequence without actors (the physical floor: container, the agent's
+//!   directories and its workspace's git repository in one exec, kilo, session)
+//!   alternating.
 //! - `host_restart` on the same runtimes: the median of `--runs` `ensure_mayor` calls of a
 //!   host restarted after a SIGKILL while its container and mayor lived on (a child
 //!   process is the killed host; `benches/support/host_restart.rs`), against the `cold`
