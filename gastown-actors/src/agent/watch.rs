@@ -134,6 +134,7 @@ struct Watcher {
     live: LiveSdk,
     session_id: String,
     me: ActorRef<AgentMsg>,
+    /// Whether a turn is in flight: only then does a silent stream make the watcher poll.
     turn_pending: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// Text of the parts of the assistant message being streamed: (message, part) → text.
     parts: BTreeMap<(String, String), String>,
@@ -144,6 +145,7 @@ struct Watcher {
     /// Deltas of parts whose message role or part type is not known yet: kilo also
     /// streams progress text (e.g. "⠋ Initializing snapshot…") that is not the reply.
     pending: Vec<(String, String, String)>,
+    /// When the agent's activity was last stamped (at most every [`ACTIVITY_EVERY`]).
     last_stamp: Option<Instant>,
     /// When the agent's heartbeat was last stamped (at most every 30 s).
     last_heartbeat: Option<Instant>,
