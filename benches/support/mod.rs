@@ -26,9 +26,9 @@ use gastown::core::env::{build_agent_env, AgentEnvInput};
 use gastown::core::sdk::{parse_listening_line, SdkApi, SdkClient, SdkClientOptions};
 use gastown::core::simulated::{SimScript, SimulatedRuntime};
 use gastown::core::{
-    AgentId, AgentLayout, CommandSpec, ContainerOptions, ContainerPath, ContainerRuntime,
-    ContainerRuntimeExt, EnsureDecision, ModelRef, RigConfig, RigId, Role, SdkLauncher, Secret,
-    SpawnedProcess, TownConfig, TownId, TownStore,
+    AgentId, AgentLayout, CommandSpec, ContainerOptions, ContainerRuntime, ContainerRuntimeExt,
+    EnsureDecision, ModelRef, RigConfig, RigId, Role, SdkLauncher, Secret, SpawnedProcess,
+    TownConfig, TownId, TownStore,
 };
 use tokio::time::Instant;
 
@@ -204,29 +204,15 @@ pub async fn bare_start(
         rt.start(town, &ContainerOptions::default()).await.unwrap();
     }
     // The agent's directories and its workspace as a git repository with one empty commit
-    // (fixed dates), in one exec: what every start must make. kilo keys its sessions by the
+    // (fixed dates), in one exec — the worktrees phase's own command: what every start
+    // must make. kilo keys its sessions by the
     // workspace's root commit, and its first requests naming a git workspace cost about
     // 130 ms more than on a plain directory (kilo 7.7.9, measured here), so a floor without
     // the repository would be one no mayor start can reach.
-    let workspace = CommandSpec::new("sh")
-        .arg("-c")
-        .arg(
-            "set -e; mkdir -p \"$1\" \"$2\"; git init -q \"$2\"; \
-             git -C \"$2\" commit -q --allow-empty -m workspace",
-        )
-        .arg("sh")
-        .arg(layout.kilo_db().parent().unwrap())
-        .arg(layout.workspace())
-        .env("PATH", gastown::core::env::AGENT_PATH)
-        .env("HOME", layout.home())
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_AUTHOR_NAME", "gastown")
-        .env("GIT_AUTHOR_EMAIL", "gastown@localhost")
-        .env("GIT_COMMITTER_NAME", "gastown")
-        .env("GIT_COMMITTER_EMAIL", "gastown@localhost")
-        .env("GIT_AUTHOR_DATE", "2000-01-01T00:00:00Z")
-        .env("GIT_COMMITTER_DATE", "2000-01-01T00:00:00Z")
-        .cwd(ContainerPath::root());
+    let workspace = gastown::actors::bench_support::workspace_command(
+        &layout,
+        &[layout.kilo_db().parent().unwrap()],
+    );
     rt.exec_ok(town, &workspace).await.unwrap();
     let launcher = SdkLauncher::kilo();
     let password = Secret::random();

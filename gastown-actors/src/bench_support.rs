@@ -6,13 +6,22 @@
 
 use std::sync::Arc;
 
-use gastown_core::{AgentLayout, ContainerOptions, Result, Secret, StartupPhase};
+use gastown_core::{
+    AgentLayout, CommandSpec, ContainerOptions, ContainerPath, Result, Secret, StartupPhase,
+};
 
 use crate::agent::run_phase;
 use crate::context::open_parts;
 use crate::context::{AgentContext, AgentSpec, LiveSdk, StartProgress, TownParts};
 use crate::options::TownOptions;
 use crate::phases::{refresh_browse_worktrees, stop_sdk};
+
+/// The one exec that makes `layout`'s agent directories `dirs` and its workspace, a git
+/// repository with one empty commit: the very command the worktrees phase runs, for a
+/// bare floor that must make what every start makes.
+pub fn workspace_command(layout: &AgentLayout, dirs: &[ContainerPath]) -> CommandSpec {
+    crate::phases::workspace_command(layout, dirs)
+}
 
 /// A town's shared parts, opened from [`TownOptions`] without starting any actor.
 #[derive(Debug, Clone)]
