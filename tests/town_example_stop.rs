@@ -13,7 +13,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use gastown::actors::test_support::sqlite_contains;
-use gastown::core::kilo;
+use gastown::core::{kilo, ContainerRuntime, TownId};
 use tokio::io::{AsyncBufReadExt, BufReader, Lines};
 use tokio::process::{Child, ChildStderr, ChildStdout, Command};
 
@@ -195,4 +195,31 @@ async fn a_second_signal_exits_at_once_without_draining() {
         state.join("containers").join("demo").exists(),
         "no drain: the container is left as it was"
     );
+    // The mayor's server may outlive the example (unless a write to its closed stdout ends
+    // it). A next host's runtime on the same root ends the recorded servers an earlier host
+    // left, as here, so this test leaks no kilo.
+    let rt = gastown::local::LocalRuntime::new(state.join("containers"));
+    rt.remove(&TownId::new("demo").unwrap()).await.unwrap();
+    assert_eq!(servers_under(&state), Vec::<u32>::new(), "left servers");
+}
+
+/// The pids of live processes whose working directory is under `dir` (`/proc/<pid>/cwd`).
+fn servers_under(dir: &Path) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_link(format!("/proc/{pid}/cwd")).is_ok_and(|cwd| cwd.starts_with(dir))
+        })
+        .filter(|pid| {
+            // A zombie is already gone: only its exit status is left.
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+                stat.rsplit_once(')')
+                    .is_some_and(|(_, rest)| !rest.trim_start().starts_with(['Z', 'X']))
+            })
+        })
+        .collect()
 }
